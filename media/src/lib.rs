@@ -1,0 +1,68 @@
+//! Media parsing and muxing for ivcs, shared by the engine (on the camera,
+//! as a WebAssembly component) and by the cloud (playback, export).
+//!
+//! Everything here is pure computation on byte slices: no I/O, no clocks, no
+//! threads, and no panics on any input (parsers return [`Error`] instead).
+//! Output is deterministic, so the native build and the wasm component emit
+//! identical bytes.
+//!
+//! - [`annexb`]: splitting Annex-B byte streams into NAL units and access units.
+//! - [`bits`]: an RBSP bit reader (emulation prevention, Exp-Golomb).
+//! - [`h264`], [`h265`]: parameter sets (dimensions, codec string, decoder
+//!   configuration record) and slice types.
+//! - [`video`]: codec-independent access-unit analysis (IDR, B-frame check).
+//! - [`adts`]: ADTS AAC framing and AudioSpecificConfig.
+//! - [`g711`], [`aac_enc`]: G.711/PCM input encoded to AAC-LC.
+//! - [`ts`], [`fmp4`]: the two segment containers.
+
+pub mod adts;
+mod error;
+
+pub use error::{Error, ErrorKind, Result};
+
+/// Video codecs the engine accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VideoCodec {
+    /// H.264 / AVC.
+    H264,
+    /// H.265 / HEVC.
+    H265,
+}
+
+/// What the parameter sets of a video stream say, plus the sets themselves.
+///
+/// Built by [`video::VideoParams::from_parameter_sets`]; the muxers need it to
+/// write the sample entry (fMP4) and to re-insert parameter sets (TS).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VideoParams {
+    /// Codec of the stream.
+    pub codec: VideoCodec,
+    /// Display width in pixels (after cropping).
+    pub width: u32,
+    /// Display height in pixels (after cropping).
+    pub height: u32,
+    /// RFC 6381 codec string, e.g. `avc1.4D401F` or `hvc1.1.6.L93.B0`.
+    pub codec_string: String,
+    /// VPS NAL units (H.265 only), without start codes.
+    pub vps: Vec<Vec<u8>>,
+    /// SPS NAL units, without start codes.
+    pub sps: Vec<Vec<u8>>,
+    /// PPS NAL units, without start codes.
+    pub pps: Vec<Vec<u8>>,
+    /// The body of the `avcC` or `hvcC` box (AVCDecoderConfigurationRecord /
+    /// HEVCDecoderConfigurationRecord).
+    pub decoder_config: Vec<u8>,
+}
+
+/// An AAC-LC elementary stream's configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioParams {
+    /// Sampling rate in Hz.
+    pub sample_rate: u32,
+    /// 1 or 2.
+    pub channels: u8,
+    /// AudioSpecificConfig bytes (the `esds` DecoderSpecificInfo).
+    pub asc: Vec<u8>,
+    /// MPEG-4 audio object type (2 = AAC-LC).
+    pub object_type: u8,
+}
