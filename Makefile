@@ -1,0 +1,67 @@
+# ivcs build, test and benchmark entry points. See README.md.
+#
+#   make         build dist/ (headers, engine component, ivcs binary)
+#   make test    everything CI runs: lint, unit, media matrix, import check, fuzz smoke
+#   make bench   benchmarks (prints ratio tables)
+
+SHELL := /bin/bash
+CARGO ?= cargo
+DIST := dist
+ENGINE_TARGET_DIR := target/engine-build
+ENGINE_WASM := $(ENGINE_TARGET_DIR)/wasm32-wasip2/engine/ivcs_engine.wasm
+
+# The engine is built with std rebuilt so that a panic is a bare trap
+# (`-Cpanic=immediate-abort`): no panic machinery, so no wasi:cli imports.
+# See docs/design/engine-build.md.
+ENGINE_ENV := RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort"
+ENGINE_FLAGS := -p ivcs-engine --target wasm32-wasip2 --profile engine \
+	-Zbuild-std=std,panic_abort --target-dir $(ENGINE_TARGET_DIR)
+
+.PHONY: all dist engine cli test lint unit matrix check-imports fuzz-smoke bench fixtures clean
+
+all: dist
+
+engine:
+	$(ENGINE_ENV) $(CARGO) build $(ENGINE_FLAGS)
+	mkdir -p target/engine
+	cp $(ENGINE_WASM) target/engine/engine.wasm
+
+cli:
+	$(CARGO) build --release -p ivcs-cli
+
+dist: engine cli
+	mkdir -p $(DIST)/bin $(DIST)/engine $(DIST)/include $(DIST)/lib
+	cp target/release/ivcs $(DIST)/bin/ivcs
+	cp target/engine/engine.wasm $(DIST)/engine/engine.wasm
+	$(DIST)/bin/ivcs engine precompile $(DIST)/engine/engine.wasm $(DIST)/engine/engine.cwasm
+	cp $(DIST)/engine/engine.cwasm target/engine/engine.cwasm
+	cp include/*.h $(DIST)/include/
+
+check-imports: dist
+	$(DIST)/bin/ivcs engine imports --check $(DIST)/engine/engine.wasm
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+	$(ENGINE_ENV) $(CARGO) clippy $(ENGINE_FLAGS) -- -D warnings
+
+fixtures:
+	scripts/gen-fixtures.sh
+
+unit:
+	$(CARGO) test --release --workspace --exclude ivcs-tests
+
+matrix: dist fixtures
+	IVCS_BIN=$(CURDIR)/$(DIST)/bin/ivcs $(CARGO) test --release -p ivcs-tests
+
+fuzz-smoke:
+	scripts/fuzz-smoke.sh 10
+
+test: lint check-imports unit matrix fuzz-smoke
+
+bench: dist
+	scripts/gen-fixtures.sh --bench
+	IVCS_BIN=$(CURDIR)/$(DIST)/bin/ivcs scripts/bench-mux.sh
+
+clean:
+	rm -rf $(DIST) target

@@ -1,0 +1,96 @@
+//! The engine's one error type. Its [`ErrorKind`] maps one-to-one onto the
+//! `IV_ERR_*` code the C API returns; the message locates the problem
+//! (channel, frame seq, PTS) for logs.
+
+use crate::codes;
+use ivcs_media as media;
+use std::fmt;
+
+/// Coarse kind of an engine error; each maps to one `IV_ERR_*` code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A parameter or frame is out of range or malformed (-602).
+    InvalidArgument,
+    /// The frame was refused; an IDR with parameter sets is needed (-611).
+    NeedIdr,
+    /// The frame does not fit the channel's buffer budget (-606).
+    OutOfMemory,
+    /// The iv_cs module is not initialised (-605).
+    NotInitialised,
+}
+
+impl ErrorKind {
+    /// The `IV_ERR_*` code of this kind.
+    pub fn code(self) -> i32 {
+        match self {
+            ErrorKind::InvalidArgument => codes::IV_ERR_CS_INIT_PRM_RANGE,
+            ErrorKind::NeedIdr => codes::IV_ERR_CS_NEED_IDR_FRAME,
+            ErrorKind::OutOfMemory => codes::IV_ERR_CS_PRM_MALLOC_FAIL,
+            ErrorKind::NotInitialised => codes::IV_ERR_CS_PRM_NOT_AVAILABLE,
+        }
+    }
+}
+
+/// An engine error: kind plus a message with context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    kind: ErrorKind,
+    msg: String,
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A new error of `kind`.
+    pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
+        Error {
+            kind,
+            msg: msg.into(),
+        }
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The `IV_ERR_*` code.
+    pub fn code(&self) -> i32 {
+        self.kind.code()
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.msg
+    }
+
+    /// Wraps a media error, prefixing `context` (e.g. "video seq 12 pts 480").
+    pub fn media(e: media::Error, context: &str) -> Self {
+        let kind = match e.kind() {
+            media::ErrorKind::NeedKeyFrame => ErrorKind::NeedIdr,
+            media::ErrorKind::TooLarge => ErrorKind::OutOfMemory,
+            media::ErrorKind::Malformed
+            | media::ErrorKind::Unsupported
+            | media::ErrorKind::Timestamp
+            | media::ErrorKind::InvalidConfig => ErrorKind::InvalidArgument,
+        };
+        Error::new(kind, format!("{context}: {}", e.message()))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({:?}): {}", self.code(), self.kind, self.msg)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Returns early with an [`Error`] of the given kind and formatted message.
+#[macro_export]
+macro_rules! bail {
+    ($kind:ident, $($arg:tt)+) => {
+        return Err($crate::error::Error::new($crate::error::ErrorKind::$kind, format!($($arg)+)))
+    };
+}

@@ -1,0 +1,47 @@
+//! The ivcs cloud-storage engine.
+//!
+//! Pure Rust and sans-IO: given the same calls, clock readings and network
+//! results it behaves the same. The same code builds natively (for tests,
+//! the CLI's `--native` mode and benchmarks) and as a wasm32-wasip2 component
+//! that imports only the `clock`, `network` and `snapshot` interfaces of
+//! `wit/engine.wit` (the glue lives in the `component` module, compiled for
+//! wasm32 only).
+//!
+//! - [`pipeline`]: one channel's media path: frame checks, PTS→UTC, the
+//!   segmenter and the container muxers.
+//! - [`cs`]: the iv_cs operations.
+//! - [`state`]: export/import of engine state for swaps and restarts.
+//! - [`error`], [`codes`]: the error type and its `IV_ERR_*` codes.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+mod audio_in;
+pub mod codes;
+#[cfg(target_arch = "wasm32")]
+mod component;
+mod container;
+pub mod cs;
+pub mod error;
+pub mod pipeline;
+pub mod state;
+pub mod types;
+
+pub use error::{Error, ErrorKind, Result};
+
+/// Version of the WIT package this engine implements.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// This engine build's version.
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Version of the segment bytes the muxers produce. Change it whenever the
+/// output of the same input changes; the golden tests pin both together.
+pub const FORMAT_VERSION: u32 = 1;

@@ -1,0 +1,28 @@
+//! The ivcs native runtime: loads the engine component into wasmtime and
+//! provides the three capabilities the engine imports (`clock`, `network`,
+//! `snapshot`). The C ABI (`libivcs`) is built on top of this crate.
+//!
+//! - [`runtime`]: wasmtime configuration, loading (from `.wasm` or a
+//!   precompiled artifact) and instantiation with per-store limits.
+//! - [`imports`]: the host side of the imported interfaces.
+//! - [`mux`]: the engine's offline muxer driven through the component.
+
+pub mod imports;
+pub mod mux;
+pub mod runtime;
+
+pub use runtime::{EngineRuntime, EngineSource};
+
+/// Bindings generated from `wit/engine.wit`.
+#[allow(missing_docs)]
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "engine",
+        with: {
+            "ivcs:engine/snapshot.picture": crate::imports::PictureData,
+            "ivcs:engine/snapshot.capture": crate::imports::CaptureData,
+            "ivcs:engine/network.exchange": crate::imports::ExchangeData,
+        },
+    });
+}

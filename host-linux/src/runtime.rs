@@ -1,0 +1,231 @@
+//! wasmtime configuration, engine loading and instantiation.
+//!
+//! One [`EngineRuntime`] per process holds the compiled component; each
+//! [`EngineInstance`] is one store with its own memory cap. The configuration
+//! is deliberately small: no async, no threads, no WASI, so the runtime stays
+//! small and a call costs a fraction of a microsecond.
+
+use crate::bindings::Engine as EngineWorld;
+use anyhow::{Result, bail};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+
+/// Where the engine's code comes from.
+pub enum EngineSource<'a> {
+    /// A `.wasm` component, compiled here with Cranelift.
+    Wasm(&'a [u8]),
+    /// An artifact from [`EngineRuntime::precompile`] made by the same
+    /// wasmtime version and configuration. Loading it runs its machine code,
+    /// so it must come from a trusted source (signature checked by the caller).
+    Precompiled(&'a [u8]),
+}
+
+/// Adds context to wasmtime's own error type on its way into `anyhow`.
+pub(crate) trait WasmtimeContext<T> {
+    fn ctx(self, what: &str) -> Result<T>;
+}
+
+impl<T> WasmtimeContext<T> for wasmtime::Result<T> {
+    fn ctx(self, what: &str) -> Result<T> {
+        self.map_err(|e| anyhow::Error::from(e).context(what.to_string()))
+    }
+}
+
+/// Per-store host state: the resource table for imported resources and the
+/// store's limits.
+pub struct HostState {
+    pub(crate) table: ResourceTable,
+    limits: StoreLimits,
+}
+
+/// A loaded engine component, ready to instantiate.
+pub struct EngineRuntime {
+    engine: Engine,
+    component: Component,
+    linker: Linker<HostState>,
+}
+
+/// The wasmtime configuration every host uses; precompiled artifacts are
+/// only valid for exactly this configuration.
+pub fn config() -> Config {
+    let mut c = Config::new();
+    c.wasm_component_model(true);
+    c.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    c
+}
+
+impl EngineRuntime {
+    /// Loads and links the engine.
+    pub fn new(source: EngineSource<'_>) -> Result<Self> {
+        let engine = Engine::new(&config())?;
+        let component = match source {
+            EngineSource::Wasm(bytes) => {
+                Component::new(&engine, bytes).ctx("compiling the engine component")?
+            }
+            // SAFETY: the caller vouches for the artifact (see EngineSource).
+            EngineSource::Precompiled(bytes) => unsafe { Component::deserialize(&engine, bytes) }
+                .ctx("loading the precompiled engine")?,
+        };
+        let mut linker = Linker::new(&engine);
+        EngineWorld::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
+        Ok(EngineRuntime {
+            engine,
+            component,
+            linker,
+        })
+    }
+
+    /// Compiles a `.wasm` component into an artifact for
+    /// [`EngineSource::Precompiled`].
+    pub fn precompile(wasm: &[u8]) -> Result<Vec<u8>> {
+        Engine::new(&config())?
+            .precompile_component(wasm)
+            .ctx("precompiling the engine component")
+    }
+
+    /// A new engine instance whose linear memory may grow to `memory_limit`
+    /// bytes; growth beyond it fails inside the engine instead of taking the
+    /// process's memory.
+    pub fn instantiate(&self, memory_limit: usize) -> Result<EngineInstance> {
+        let state = HostState {
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new().memory_size(memory_limit).instances(4).build(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let world = EngineWorld::instantiate(&mut store, &self.component, &self.linker)
+            .ctx("instantiating the engine")?;
+        let contract = world.ivcs_engine_runtime().call_contract_version(&mut store)?;
+        if !contract_compatible(&contract) {
+            bail!("engine implements contract {contract}, this host speaks {HOST_CONTRACT}");
+        }
+        Ok(EngineInstance { store, world })
+    }
+}
+
+/// An import of a component: its name and how many functions it brings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportInfo {
+    /// Fully qualified name, e.g. `ivcs:engine/clock@0.1.0`.
+    pub name: String,
+    /// Functions in the imported instance (0 for a types-only interface).
+    pub functions: usize,
+}
+
+/// Lists the imports of a `.wasm` component without instantiating it.
+pub fn component_imports(wasm: &[u8]) -> Result<Vec<ImportInfo>> {
+    use wasmtime::component::types::ComponentItem;
+    let engine = Engine::new(&config())?;
+    let component = Component::new(&engine, wasm).ctx("compiling the component")?;
+    let ty = component.component_type();
+    Ok(ty
+        .imports(&engine)
+        .map(|(name, item)| {
+            let functions = match item.ty {
+                ComponentItem::ComponentInstance(inst) => inst
+                    .exports(&engine)
+                    .filter(|(_, i)| matches!(i.ty, ComponentItem::ComponentFunc(_)))
+                    .count(),
+                ComponentItem::ComponentFunc(_) => 1,
+                _ => 0,
+            };
+            ImportInfo {
+                name: name.to_string(),
+                functions,
+            }
+        })
+        .collect())
+}
+
+/// The engine's allowed imports: the three host capabilities, plus the
+/// shared `types` interface, which must carry no functions.
+pub fn check_imports(imports: &[ImportInfo]) -> Result<()> {
+    const CAPABILITIES: [&str; 3] = ["clock", "network", "snapshot"];
+    let mut bad = Vec::new();
+    for i in imports {
+        let iface = i
+            .name
+            .strip_prefix("ivcs:engine/")
+            .map(|s| s.split('@').next().unwrap_or(s));
+        let ok = match iface {
+            Some(n) if CAPABILITIES.contains(&n) => true,
+            Some("types") => i.functions == 0,
+            _ => false,
+        };
+        if !ok {
+            bad.push(format!("{} ({} functions)", i.name, i.functions));
+        }
+    }
+    if !bad.is_empty() {
+        bail!("the engine imports more than clock/network/snapshot: {}", bad.join(", "));
+    }
+    Ok(())
+}
+
+/// The WIT package version this host was built against.
+pub const HOST_CONTRACT: &str = "0.1.0";
+
+/// Same major (or, before 1.0, same minor) as [`HOST_CONTRACT`]: additive
+/// changes keep older hosts working.
+fn contract_compatible(engine: &str) -> bool {
+    let parts = |v: &str| -> Option<(u64, u64)> {
+        let mut it = v.split('.');
+        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    };
+    match (parts(engine), parts(HOST_CONTRACT)) {
+        (Some((0, a)), Some((0, b))) => a == b,
+        (Some((a, _)), Some((b, _))) => a == b,
+        _ => false,
+    }
+}
+
+/// One running engine: a store plus the instance's exports.
+pub struct EngineInstance {
+    pub(crate) store: Store<HostState>,
+    pub(crate) world: EngineWorld,
+}
+
+impl EngineInstance {
+    /// The engine's own version string.
+    pub fn engine_version(&mut self) -> Result<String> {
+        self.world.ivcs_engine_runtime().call_engine_version(&mut self.store).ctx("engine trapped")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contract_compatible;
+
+    fn imp(name: &str, functions: usize) -> super::ImportInfo {
+        super::ImportInfo {
+            name: name.into(),
+            functions,
+        }
+    }
+
+    #[test]
+    fn only_the_three_capabilities_may_be_imported() {
+        let ok = [
+            imp("ivcs:engine/types@0.1.0", 0),
+            imp("ivcs:engine/clock@0.1.0", 2),
+            imp("ivcs:engine/network@0.1.0", 9),
+            imp("ivcs:engine/snapshot@0.1.0", 5),
+        ];
+        assert!(super::check_imports(&ok).is_ok());
+        assert!(super::check_imports(&[imp("wasi:cli/stderr@0.2.6", 1)]).is_err());
+        assert!(super::check_imports(&[imp("ivcs:engine/types@0.1.0", 1)]).is_err());
+        assert!(super::check_imports(&[imp("ivcs:engine/filesystem@0.1.0", 0)]).is_err());
+    }
+
+    #[test]
+    fn contract_versions_match_on_minor_before_1_0() {
+        assert!(contract_compatible("0.1.0"));
+        assert!(contract_compatible("0.1.7"));
+        assert!(!contract_compatible("0.2.0"));
+        assert!(!contract_compatible("1.1.0"));
+        assert!(!contract_compatible("garbage"));
+    }
+}
