@@ -15,8 +15,15 @@
 //! - [`g711`], [`aac_enc`]: G.711/PCM input encoded to AAC-LC.
 //! - [`ts`], [`fmp4`]: the two segment containers.
 
+pub mod aac_enc;
 pub mod adts;
+pub mod annexb;
+pub mod bits;
 mod error;
+pub mod g711;
+pub mod h264;
+pub mod h265;
+pub mod video;
 
 pub use error::{Error, ErrorKind, Result};
 
