@@ -18,8 +18,9 @@ pub fn sampling_index(rate: u32) -> Option<u8> {
 
 /// A two-byte AudioSpecificConfig for a plain object type (AAC-LC = 2).
 pub fn audio_specific_config(object_type: u8, sample_rate: u32, channels: u8) -> Result<Vec<u8>> {
-    let idx = sampling_index(sample_rate)
-        .ok_or_else(|| Error::unsupported(format!("sample rate {sample_rate} Hz has no ADTS index")))?;
+    let idx = sampling_index(sample_rate).ok_or_else(|| {
+        Error::unsupported(format!("sample rate {sample_rate} Hz has no ADTS index"))
+    })?;
     if !(1..=2).contains(&channels) || !(1..=4).contains(&object_type) {
         return Err(Error::unsupported(format!(
             "AAC object type {object_type} with {channels} channels"
@@ -47,7 +48,10 @@ impl AudioParams {
 /// `payload_len` bytes.
 pub fn write_header(params: &AudioParams, payload_len: usize) -> Result<[u8; 7]> {
     let idx = sampling_index(params.sample_rate).ok_or_else(|| {
-        Error::unsupported(format!("sample rate {} Hz has no ADTS index", params.sample_rate))
+        Error::unsupported(format!(
+            "sample rate {} Hz has no ADTS index",
+            params.sample_rate
+        ))
     })?;
     let frame_len = payload_len + 7;
     if frame_len > 0x1FFF {

@@ -17,6 +17,9 @@
 
 pub mod adts;
 mod error;
+pub mod fmp4;
+mod nalscan;
+pub mod ts;
 
 pub use error::{Error, ErrorKind, Result};
 
