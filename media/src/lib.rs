@@ -20,9 +20,12 @@ pub mod adts;
 pub mod annexb;
 pub mod bits;
 mod error;
+pub mod fmp4;
 pub mod g711;
 pub mod h264;
 pub mod h265;
+mod nalscan;
+pub mod ts;
 pub mod video;
 
 pub use error::{Error, ErrorKind, Result};
