@@ -323,7 +323,7 @@ fn audio_file(args: &MuxArgs, path: &Path) -> Result<AudioFile> {
     let (sample_rate, channels) = match codec {
         // ADTS headers carry the truth; flags must agree with them if given.
         AudioCodec::Aac => {
-            let (h, _) = ivcs_media::adts::payload(&data)
+            let h = ivcs_media::adts::parse_header(&data)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             (args.sample_rate.unwrap_or(h.sample_rate), h.channels)
         }
