@@ -36,8 +36,8 @@ pub(crate) fn find_start_code(data: &[u8], from: usize) -> Option<(usize, usize)
 pub(crate) struct Nal<'a> {
     /// The NAL bytes, header included, without start code or trailing zeros.
     pub bytes: &'a [u8],
-    /// Offset where the next start code begins (or the buffer ends), so
-    /// bytes can be inserted after this NAL without touching it.
+    /// Offset just past the NAL's last byte, so bytes can be inserted after
+    /// it while the following start code (zero_byte included) stays whole.
     pub end: usize,
 }
 
@@ -73,7 +73,10 @@ impl<'a> Iterator for NalIter<'a> {
             let len = raw.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
             let bytes = raw.get(..len).unwrap_or(&[]);
             if !bytes.is_empty() {
-                return Some(Nal { bytes, end });
+                return Some(Nal {
+                    bytes,
+                    end: start + len,
+                });
             }
         }
     }
@@ -156,6 +159,8 @@ mod tests {
         );
         let first = NalIter::new(&data).next().unwrap();
         assert_eq!(first.end, 6);
+        let second = NalIter::new(&data).nth(1).unwrap();
+        assert_eq!(second.end, 11);
         assert!(!leading_garbage(&data));
         assert!(leading_garbage(&[1, 0, 0, 1, 0x65]));
         assert!(leading_garbage(&[0x65, 0x88]));
