@@ -536,7 +536,17 @@ fn run_fmp4(codec: VideoCodec, with_audio: bool) {
     #[rustfmt::skip]
     let (_, err) = run("ffmpeg", &["-v", "warning", "-allowed_extensions", "ALL", "-i", p(&list),
         "-f", "null", "-"]);
-    assert!(err.is_empty(), "HLS decode: {err}");
+    // Each segment has its own EXT-X-MAP, and ffmpeg's HLS demuxer feeds
+    // every new init section to the one mov demuxer it keeps, which notes
+    // (and skips) the repeated moov. Anything else is a failure.
+    let unexpected: Vec<&str> = err
+        .lines()
+        .filter(|l| {
+            !l.contains("Found duplicated MOOV Atom. Skipped it")
+                && !l.trim_start().starts_with("Last message repeated")
+        })
+        .collect();
+    assert!(unexpected.is_empty(), "HLS decode: {err}");
     assert_eq!(
         video_hashes(&["-allowed_extensions", "ALL"], p(&list)),
         want,
