@@ -90,6 +90,30 @@ pub(crate) fn leading_garbage(au: &[u8]) -> bool {
     }
 }
 
+/// Type of the first NAL unit, from its header byte alone.
+pub(crate) fn first_nal_type(codec: VideoCodec, au: &[u8]) -> Option<u8> {
+    let (_, start) = find_start_code(au, 0)?;
+    au.get(start..start + 1).map(|h| nal_type(codec, h))
+}
+
+/// True if an SPS precedes the first slice. Walks start codes and reads
+/// only headers, and stops at the first slice, so the (large) slice data
+/// is never scanned; parameter sets may not follow the first slice anyway.
+pub(crate) fn has_sps_before_slice(codec: VideoCodec, au: &[u8]) -> bool {
+    let mut pos = 0;
+    while let Some((_, start)) = find_start_code(au, pos) {
+        let t = nal_type(codec, au.get(start..start + 1).unwrap_or(&[]));
+        if is_sps(codec, t) {
+            return true;
+        }
+        if is_vcl(codec, t) {
+            return false;
+        }
+        pos = start;
+    }
+    false
+}
+
 /// NAL unit type of a NAL (header included) for `codec`.
 pub(crate) fn nal_type(codec: VideoCodec, nal: &[u8]) -> u8 {
     let b = nal.first().copied().unwrap_or(0);
@@ -167,6 +191,21 @@ mod tests {
     }
 
     #[test]
+    fn header_walk_stops_at_first_slice() {
+        let h264 = VideoCodec::H264;
+        let key = [
+            0, 0, 0, 1, 0x09, 0xF0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2, 0, 0, 1, 0x65, 3,
+        ];
+        assert_eq!(first_nal_type(h264, &key), Some(9));
+        assert!(has_sps_before_slice(h264, &key));
+        // An SPS after the first slice does not count.
+        let late = [0, 0, 1, 0x65, 3, 0, 0, 1, 0x67, 1];
+        assert!(!has_sps_before_slice(h264, &late));
+        assert_eq!(first_nal_type(h264, &[0, 0, 1]), None);
+        assert!(!has_sps_before_slice(VideoCodec::H265, &[0, 0, 1]));
+    }
+
+    #[test]
     fn never_panics_on_odd_input() {
         for data in [
             &[][..],
@@ -179,6 +218,8 @@ mod tests {
         ] {
             let _ = NalIter::new(data).count();
             let _ = leading_garbage(data);
+            let _ = first_nal_type(VideoCodec::H265, data);
+            let _ = has_sps_before_slice(VideoCodec::H264, data);
         }
     }
 }

@@ -133,16 +133,11 @@ impl TsMuxer {
                 "a segment must start with a key frame",
             ));
         }
-        let mut nals = NalIter::new(au);
-        let first = nals.next();
+        // Only NAL headers are read here: scanning the slice data of every
+        // frame for start codes would cost a pass over the whole frame.
         let starts_with_aud =
-            first.is_some_and(|n| nalscan::is_aud(codec, nalscan::nal_type(codec, n.bytes)));
-        // Parameter sets may only precede the first slice, so stop there.
-        let needs_params = keyframe
-            && !NalIter::new(au)
-                .map(|n| nalscan::nal_type(codec, n.bytes))
-                .take_while(|&t| !nalscan::is_vcl(codec, t))
-                .any(|t| nalscan::is_sps(codec, t));
+            nalscan::first_nal_type(codec, au).is_some_and(|t| nalscan::is_aud(codec, t));
+        let needs_params = keyframe && !nalscan::has_sps_before_slice(codec, au);
         if needs_params && params.sps.is_empty() {
             return Err(Error::new(
                 ErrorKind::NeedKeyFrame,
@@ -164,7 +159,7 @@ impl TsMuxer {
         // is copied only once, straight into `out`.
         let (au1, au2) = if starts_with_aud {
             // Parameter sets go right after the existing AUD.
-            let split = first.map_or(0, |n| n.end);
+            let split = NalIter::new(au).next().map_or(0, |n| n.end);
             if needs_params {
                 self.push_params(params);
             }
