@@ -215,17 +215,15 @@ impl Fmp4Muxer {
 
     /// Ends the segment: flushes the held video frame with duration
     /// `end_dts90 - its dts` (the previous frame's duration if `end_dts90`
-    /// is not greater), and any queued audio.
+    /// is not greater, or more than 2^32 ticks later), and any queued audio.
     pub fn end_segment(&mut self, out: &mut Vec<u8>, end_dts90: u64) -> Result<()> {
         if !self.open {
             return Err(config_error("no open segment: call begin_segment first"));
         }
         if self.has_held {
-            let d = if end_dts90 > self.held_dts {
-                self.duration_to(end_dts90)?
-            } else {
-                self.last_duration
-            };
+            // A jump too large for 32 bits is treated like a missing end
+            // time, so the segment can always be closed.
+            let d = self.duration_to(end_dts90).unwrap_or(self.last_duration);
             self.write_fragment(out, Some(d))?;
         } else if !self.audio_sizes.is_empty() {
             self.write_fragment(out, None)?;
