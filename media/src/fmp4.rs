@@ -215,17 +215,15 @@ impl Fmp4Muxer {
 
     /// Ends the segment: flushes the held video frame with duration
     /// `end_dts90 - its dts` (the previous frame's duration if `end_dts90`
-    /// is not greater), and any queued audio.
+    /// is not greater, or more than 2^32 ticks later), and any queued audio.
     pub fn end_segment(&mut self, out: &mut Vec<u8>, end_dts90: u64) -> Result<()> {
         if !self.open {
             return Err(config_error("no open segment: call begin_segment first"));
         }
         if self.has_held {
-            let d = if end_dts90 > self.held_dts {
-                self.duration_to(end_dts90)?
-            } else {
-                self.last_duration
-            };
+            // A jump too large for 32 bits is treated like a missing end
+            // time, so the segment can always be closed.
+            let d = self.duration_to(end_dts90).unwrap_or(self.last_duration);
             self.write_fragment(out, Some(d))?;
         } else if !self.audio_sizes.is_empty() {
             self.write_fragment(out, None)?;
@@ -674,5 +672,423 @@ fn put_desc_len(out: &mut Vec<u8>, len: usize) {
     for i in (0..n).rev() {
         let more = if i > 0 { 0x80 } else { 0 };
         out.push(((len >> (7 * i)) & 0x7F) as u8 | more);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A parsed box: type, absolute offset, whole bytes, children if known
+    /// to be a container.
+    #[derive(Debug)]
+    struct Bx<'a> {
+        kind: [u8; 4],
+        at: usize,
+        bytes: &'a [u8],
+        children: Vec<Bx<'a>>,
+    }
+
+    impl<'a> Bx<'a> {
+        fn body(&self) -> &'a [u8] {
+            &self.bytes[8..]
+        }
+        fn child(&self, kind: &[u8; 4]) -> &Bx<'a> {
+            self.children
+                .iter()
+                .find(|c| &c.kind == kind)
+                .unwrap_or_else(|| panic!("no {} in {}", show(kind), show(&self.kind)))
+        }
+        fn all(&self, kind: &[u8; 4]) -> Vec<&Bx<'a>> {
+            self.children.iter().filter(|c| &c.kind == kind).collect()
+        }
+        fn u32_at(&self, off: usize) -> u32 {
+            u32::from_be_bytes(self.body()[off..off + 4].try_into().unwrap())
+        }
+        fn u64_at(&self, off: usize) -> u64 {
+            u64::from_be_bytes(self.body()[off..off + 8].try_into().unwrap())
+        }
+    }
+
+    fn show(k: &[u8; 4]) -> String {
+        String::from_utf8_lossy(k).into_owned()
+    }
+
+    /// Parses a run of boxes that must exactly fill `data`.
+    fn walk(data: &[u8], base: usize) -> Vec<Bx<'_>> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < data.len() {
+            let size = u32::from_be_bytes(data[i..i + 4].try_into().unwrap()) as usize;
+            let kind: [u8; 4] = data[i + 4..i + 8].try_into().unwrap();
+            assert!(
+                size >= 8 && i + size <= data.len(),
+                "{} size {size}",
+                show(&kind)
+            );
+            let bytes = &data[i..i + size];
+            // Bytes of fields before the child boxes, for containers.
+            let skip = match &kind {
+                b"moov" | b"trak" | b"mdia" | b"minf" | b"dinf" | b"stbl" | b"mvex" | b"moof"
+                | b"traf" => Some(0),
+                b"stsd" | b"dref" => Some(8),
+                b"avc1" | b"hvc1" => Some(78),
+                b"mp4a" => Some(28),
+                _ => None,
+            };
+            let children = skip.map_or_else(Vec::new, |s| walk(&bytes[8 + s..], base + i + 8 + s));
+            out.push(Bx {
+                kind,
+                at: base + i,
+                bytes,
+                children,
+            });
+            i += size;
+        }
+        assert_eq!(i, data.len(), "boxes fill their parent");
+        out
+    }
+
+    fn h264_params() -> VideoParams {
+        VideoParams {
+            codec: VideoCodec::H264,
+            width: 1920,
+            height: 1080,
+            codec_string: "avc1.4D4028".into(),
+            vps: vec![],
+            sps: vec![vec![0x67, 0x4D, 0x40, 0x28]],
+            pps: vec![vec![0x68, 0xEE]],
+            decoder_config: vec![
+                1, 0x4D, 0x40, 0x28, 0xFF, 0xE1, 0, 4, 0x67, 0x4D, 0x40, 0x28, 1, 0, 2, 0x68, 0xEE,
+            ],
+        }
+    }
+
+    /// AUD + (SPS + PPS on key frames) + SEI + slice with 3-byte start codes.
+    fn au(key: bool, n: u8) -> Vec<u8> {
+        let mut v = vec![0, 0, 0, 1, 0x09, 0xF0];
+        if key {
+            v.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x4D, 0x40, 0x28, 0, 0, 1, 0x68, 0xEE]);
+        }
+        v.extend_from_slice(&[0, 0, 1, 0x06, 5, 1, 0x80, 0, 0, 0]); // SEI, trailing zeros
+        v.extend_from_slice(&[0, 0, 1, 0x0C, 0xFF, 0xFF, 0x80]); // filler
+        v.extend_from_slice(&[0, 0, 1, if key { 0x65 } else { 0x41 }, n + 1, n + 1, n + 1]);
+        v
+    }
+
+    /// SEI and slice, length-prefixed; AUD, SPS, PPS and filler dropped.
+    fn expected_sample(key: bool, n: u8) -> Vec<u8> {
+        let slice = if key { 0x65 } else { 0x41 };
+        let mut v = vec![0, 0, 0, 4, 0x06, 5, 1, 0x80];
+        v.extend_from_slice(&[0, 0, 0, 4, slice, n + 1, n + 1, n + 1]);
+        v
+    }
+
+    #[test]
+    fn segment_structure_and_fragments() {
+        let a = AudioParams::aac_lc(48_000, 2).unwrap();
+        let mut mux = Fmp4Muxer::new(&h264_params(), Some(&a));
+        for seg in 0..2u64 {
+            let mut out = vec![0xAB; 5]; // the caller's bytes stay untouched
+            let init = mux.begin_segment(&mut out).unwrap();
+            let t0 = 1_000_000 + seg * 4 * 3600;
+            let at = 48_000 * 20 + seg * 10_000;
+            // Audio before the first video frame is queued.
+            mux.push_audio(&mut out, &[1; 10], at).unwrap();
+            mux.push_video(&mut out, &au(true, 0), t0, true).unwrap();
+            mux.push_audio(&mut out, &[2; 11], at + 1024).unwrap();
+            mux.push_audio(&mut out, &[3; 12], at + 2048).unwrap();
+            for f in 1..4u8 {
+                mux.push_video(&mut out, &au(false, f), t0 + u64::from(f) * 3600, false)
+                    .unwrap();
+            }
+            mux.end_segment(&mut out, t0 + 4 * 3600).unwrap();
+
+            assert_eq!(&out[..5], &[0xAB; 5]);
+            let data = &out[5..];
+            let top = walk(data, 0);
+            let kinds: Vec<String> = top.iter().map(|b| show(&b.kind)).collect();
+            let mut want = vec!["ftyp".to_string(), "moov".into()];
+            for _ in 0..4 {
+                want.extend(["moof".to_string(), "mdat".into()]);
+            }
+            assert_eq!(kinds, want);
+            assert_eq!(init, top[0].bytes.len() + top[1].bytes.len());
+            assert_eq!(&top[0].body()[..4], b"iso6");
+
+            let moov = &top[1];
+            assert_eq!(moov.child(b"mvhd").u32_at(4 + 8), 1000);
+            assert_eq!(moov.child(b"mvhd").u32_at(96), 3, "next_track_ID");
+            let traks = moov.all(b"trak");
+            assert_eq!(traks.len(), 2);
+            let vstbl = traks[0].child(b"mdia").child(b"minf").child(b"stbl");
+            let avc1 = vstbl.child(b"stsd").child(b"avc1");
+            assert_eq!(
+                avc1.child(b"avcC").body(),
+                &h264_params().decoder_config[..]
+            );
+            assert_eq!(&avc1.body()[24..28], &[0x07, 0x80, 0x04, 0x38]);
+            assert_eq!(traks[0].child(b"tkhd").u32_at(12), 1);
+            assert_eq!(traks[0].child(b"tkhd").u32_at(76), 1920 << 16);
+            assert_eq!(traks[0].child(b"mdia").child(b"mdhd").u32_at(12), 90_000);
+            let amdia = traks[1].child(b"mdia");
+            assert_eq!(amdia.child(b"mdhd").u32_at(12), 48_000);
+            assert_eq!(&amdia.child(b"hdlr").body()[8..12], b"soun");
+            let mp4a = amdia
+                .child(b"minf")
+                .child(b"stbl")
+                .child(b"stsd")
+                .child(b"mp4a");
+            assert_eq!(&mp4a.body()[16..20], &[0, 2, 0, 16]);
+            assert_eq!(mp4a.u32_at(24), 48_000 << 16);
+            let esds = mp4a.child(b"esds").body();
+            // ES_Descriptor > DecoderConfig(0x40, audio) > DSI = ASC > SL 2.
+            let mut want_esds = vec![0, 0, 0, 0, 3, 25, 0, 0, 0, 4, 17, 0x40, 0x15, 0, 6, 0];
+            want_esds.extend_from_slice(&[0; 8]);
+            want_esds.extend_from_slice(&[5, 2]);
+            want_esds.extend_from_slice(&a.asc);
+            want_esds.extend_from_slice(&[6, 1, 2]);
+            assert_eq!(esds, &want_esds[..]);
+            assert_eq!(moov.child(b"mvex").all(b"trex").len(), 2);
+
+            for (k, pair) in top[2..].chunks(2).enumerate() {
+                let (moof, mdat) = (&pair[0], &pair[1]);
+                assert_eq!(moof.child(b"mfhd").u32_at(4), k as u32 + 1);
+                let trafs = moof.all(b"traf");
+                let v = trafs[0];
+                assert_eq!(v.child(b"tfhd").u32_at(0), 0x02_0000);
+                assert_eq!(v.child(b"tfhd").u32_at(4), 1);
+                assert_eq!(v.child(b"tfdt").u32_at(0) >> 24, 1);
+                assert_eq!(v.child(b"tfdt").u64_at(4), t0 + k as u64 * 3600);
+                let trun = v.child(b"trun");
+                assert_eq!(trun.u32_at(4), 1);
+                let off = trun.u32_at(8) as usize;
+                assert_eq!(trun.u32_at(12), 3600);
+                let size = trun.u32_at(16) as usize;
+                let key = k == 0;
+                assert_eq!(trun.u32_at(20), if key { 0x0200_0000 } else { 0x0101_0000 });
+                let sample = &data[moof.at + off..moof.at + off + size];
+                assert!(off == moof.bytes.len() + 8 && moof.at + off == mdat.at + 8);
+                assert_eq!(sample, &expected_sample(key, k as u8)[..]);
+                // Audio: frames queued before this fragment, right after
+                // the video sample in the mdat.
+                // The first fragment goes out when frame 1 arrives, after
+                // all three audio frames.
+                let audio_frames: Vec<u8> = if k == 0 { vec![1, 2, 3] } else { vec![] };
+                if audio_frames.is_empty() {
+                    assert_eq!(trafs.len(), 1);
+                    assert_eq!(mdat.bytes.len(), 8 + size);
+                    continue;
+                }
+                let a = trafs[1];
+                let tfhd = a.child(b"tfhd");
+                assert_eq!(tfhd.u32_at(0), 0x02_0028);
+                assert_eq!(
+                    (tfhd.u32_at(4), tfhd.u32_at(8), tfhd.u32_at(12)),
+                    (2, 1024, 0x0200_0000)
+                );
+                assert_eq!(a.child(b"tfdt").u64_at(4), at);
+                let trun = a.child(b"trun");
+                assert_eq!(trun.u32_at(4), 3);
+                let mut pos = moof.at + trun.u32_at(8) as usize;
+                assert_eq!(pos, mdat.at + 8 + size);
+                for (i, fill) in audio_frames.iter().enumerate() {
+                    let n = trun.u32_at(12 + 4 * i) as usize;
+                    assert_eq!(n, 9 + *fill as usize);
+                    assert!(data[pos..pos + n].iter().all(|b| b == fill));
+                    pos += n;
+                }
+                assert_eq!(pos, mdat.at + mdat.bytes.len());
+            }
+        }
+    }
+
+    #[test]
+    fn video_only_declares_one_track() {
+        let mut mux = Fmp4Muxer::new(&h264_params(), None);
+        let mut out = Vec::new();
+        mux.begin_segment(&mut out).unwrap();
+        mux.push_video(&mut out, &au(true, 1), 0, true).unwrap();
+        mux.end_segment(&mut out, 0).unwrap();
+        let top = walk(&out, 0);
+        let moov = &top[1];
+        assert_eq!(moov.all(b"trak").len(), 1);
+        assert_eq!(moov.child(b"mvhd").u32_at(96), 2);
+        assert_eq!(moov.child(b"mvex").all(b"trex").len(), 1);
+        // Nothing else held: the last frame got the default duration.
+        assert_eq!(top.len(), 4);
+        let trun = top[2].child(b"traf").child(b"trun");
+        assert_eq!(trun.u32_at(12), DEFAULT_DURATION);
+        assert_eq!(
+            mux.push_audio(&mut out, &[1], 0).unwrap_err().kind(),
+            ErrorKind::InvalidConfig
+        );
+    }
+
+    #[test]
+    fn h265_sample_entry_and_nal_filtering() {
+        let params = VideoParams {
+            codec: VideoCodec::H265,
+            width: 640,
+            height: 360,
+            codec_string: String::new(),
+            vps: vec![],
+            sps: vec![],
+            pps: vec![],
+            decoder_config: vec![1, 2, 3],
+        };
+        let mut mux = Fmp4Muxer::new(&params, None);
+        let mut out = Vec::new();
+        mux.begin_segment(&mut out).unwrap();
+        // AUD, VPS, SPS, PPS, prefix SEI, IDR slice.
+        let au = [
+            0, 0, 0, 1, 0x46, 0x01, 0x10, 0, 0, 1, 0x40, 0x01, 9, 0, 0, 1, 0x42, 0x01, 9, 0, 0, 1,
+            0x44, 0x01, 9, 0, 0, 1, 0x4E, 0x01, 7, 0, 0, 1, 0x26, 0x01, 0xAF,
+        ];
+        mux.push_video(&mut out, &au, 10, true).unwrap();
+        mux.end_segment(&mut out, 3610).unwrap();
+        let top = walk(&out, 0);
+        let stsd = top[1]
+            .child(b"trak")
+            .child(b"mdia")
+            .child(b"minf")
+            .child(b"stbl")
+            .child(b"stsd");
+        assert_eq!(stsd.child(b"hvc1").child(b"hvcC").body(), &[1, 2, 3]);
+        assert_eq!(
+            top[3].body(),
+            &[0, 0, 0, 3, 0x4E, 0x01, 7, 0, 0, 0, 3, 0x26, 0x01, 0xAF]
+        );
+    }
+
+    #[test]
+    fn end_duration_falls_back_to_previous_frame() {
+        let mut mux = Fmp4Muxer::new(&h264_params(), None);
+        let mut out = Vec::new();
+        mux.begin_segment(&mut out).unwrap();
+        mux.push_video(&mut out, &au(true, 1), 1000, true).unwrap();
+        mux.push_video(&mut out, &au(false, 2), 1000 + 3003, false)
+            .unwrap();
+        mux.end_segment(&mut out, 1000 + 3003).unwrap();
+        let top = walk(&out, 0);
+        let durations: Vec<u32> = [2, 4]
+            .iter()
+            .map(|&i| top[i].child(b"traf").child(b"trun").u32_at(12))
+            .collect();
+        assert_eq!(durations, [3003, 3003]);
+    }
+
+    #[test]
+    fn audio_queue_is_bounded() {
+        let a = AudioParams::aac_lc(16_000, 1).unwrap();
+        let mut mux = Fmp4Muxer::new(&h264_params(), Some(&a));
+        let mut out = Vec::new();
+        mux.begin_segment(&mut out).unwrap();
+        let init = out.len();
+        for i in 0..MAX_QUEUED_AUDIO as u64 {
+            mux.push_audio(&mut out, &[7; 5], i * 1024).unwrap();
+        }
+        // Full queue: an audio-only fragment went out.
+        let top = walk(&out[init..], 0);
+        assert_eq!(top.len(), 2);
+        let traf = top[0].child(b"traf");
+        assert_eq!(traf.child(b"tfhd").u32_at(4), 2);
+        assert_eq!(traf.child(b"trun").u32_at(4), MAX_QUEUED_AUDIO as u32);
+        mux.push_audio(&mut out, &[7; 5], 99 * 1024).unwrap();
+        mux.end_segment(&mut out, 0).unwrap();
+        let top = walk(&out[init..], 0);
+        assert_eq!(top.len(), 4);
+        assert_eq!(top[2].child(b"mfhd").u32_at(4), 2);
+    }
+
+    #[test]
+    fn rejects_misuse_without_writing() {
+        let mut mux = Fmp4Muxer::new(&h264_params(), None);
+        let mut out = Vec::new();
+        let kind = |r: Result<()>| r.unwrap_err().kind();
+        assert_eq!(
+            kind(mux.push_video(&mut out, &au(true, 1), 0, true)),
+            ErrorKind::InvalidConfig
+        );
+        assert_eq!(kind(mux.end_segment(&mut out, 0)), ErrorKind::InvalidConfig);
+        assert!(out.is_empty());
+        mux.begin_segment(&mut out).unwrap();
+        let n = out.len();
+        assert_eq!(
+            kind(mux.push_video(&mut out, &au(false, 1), 0, false)),
+            ErrorKind::NeedKeyFrame
+        );
+        mux.push_video(&mut out, &au(true, 1), 5000, true).unwrap();
+        assert_eq!(
+            kind(mux.push_video(&mut out, &au(false, 1), 5000, false)),
+            ErrorKind::Timestamp
+        );
+        assert_eq!(
+            kind(mux.push_video(&mut out, &au(false, 1), 5000 + (1 << 32), false)),
+            ErrorKind::Timestamp
+        );
+        assert_eq!(
+            kind(mux.push_video(&mut out, &[0x41, 1], 9000, false)),
+            ErrorKind::Malformed
+        );
+        // Parameter sets only: no slice.
+        assert_eq!(
+            kind(mux.push_video(&mut out, &[0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2], 9000, false)),
+            ErrorKind::Malformed
+        );
+        assert_eq!(out.len(), n, "errors write nothing");
+        // The held frame survived the errors.
+        mux.end_segment(&mut out, 8600).unwrap();
+        let top = walk(&out, 0);
+        assert_eq!(top.len(), 4);
+        assert_eq!(top[2].child(b"traf").child(b"trun").u32_at(12), 3600);
+
+        let mut empty = h264_params();
+        empty.decoder_config.clear();
+        let mut bad = Fmp4Muxer::new(&empty, None);
+        assert_eq!(
+            bad.begin_segment(&mut out).unwrap_err().kind(),
+            ErrorKind::InvalidConfig
+        );
+        let mut huge = h264_params();
+        huge.width = 70_000;
+        let mut bad = Fmp4Muxer::new(&huge, None);
+        assert_eq!(
+            bad.begin_segment(&mut out).unwrap_err().kind(),
+            ErrorKind::InvalidConfig
+        );
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let a = AudioParams::aac_lc(44_100, 2).unwrap();
+        let mut mux = Fmp4Muxer::new(&h264_params(), Some(&a));
+        let mut out = Vec::new();
+        let mut seed = 0x9E37_79B9u32;
+        mux.begin_segment(&mut out).unwrap();
+        for i in 0..2000u64 {
+            let len = (seed % 500) as usize;
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    let v = (seed >> 24) as u8;
+                    if v < 160 { v % 3 } else { v }
+                })
+                .collect();
+            let _ = mux.push_video(
+                &mut out,
+                &data,
+                i * 3000 + u64::from(seed % 5000),
+                seed & 1 == 0,
+            );
+            let _ = mux.push_audio(&mut out, &data, i * 1000);
+            if i % 97 == 0 {
+                let _ = mux.end_segment(&mut out, i * 3000);
+                out.clear();
+                mux.begin_segment(&mut out).unwrap();
+            }
+        }
+        let _ = mux.end_segment(&mut out, u64::MAX);
+        walk(&out, 0);
     }
 }

@@ -36,8 +36,8 @@ pub(crate) fn find_start_code(data: &[u8], from: usize) -> Option<(usize, usize)
 pub(crate) struct Nal<'a> {
     /// The NAL bytes, header included, without start code or trailing zeros.
     pub bytes: &'a [u8],
-    /// Offset where the next start code begins (or the buffer ends), so
-    /// bytes can be inserted after this NAL without touching it.
+    /// Offset just past the NAL's last byte, so bytes can be inserted after
+    /// it while the following start code (zero_byte included) stays whole.
     pub end: usize,
 }
 
@@ -73,7 +73,10 @@ impl<'a> Iterator for NalIter<'a> {
             let len = raw.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
             let bytes = raw.get(..len).unwrap_or(&[]);
             if !bytes.is_empty() {
-                return Some(Nal { bytes, end });
+                return Some(Nal {
+                    bytes,
+                    end: start + len,
+                });
             }
         }
     }
@@ -85,6 +88,30 @@ pub(crate) fn leading_garbage(au: &[u8]) -> bool {
         Some((p, _)) => au.get(..p).is_none_or(|lead| lead.iter().any(|&b| b != 0)),
         None => true,
     }
+}
+
+/// Type of the first NAL unit, from its header byte alone.
+pub(crate) fn first_nal_type(codec: VideoCodec, au: &[u8]) -> Option<u8> {
+    let (_, start) = find_start_code(au, 0)?;
+    au.get(start..start + 1).map(|h| nal_type(codec, h))
+}
+
+/// True if an SPS precedes the first slice. Walks start codes and reads
+/// only headers, and stops at the first slice, so the (large) slice data
+/// is never scanned; parameter sets may not follow the first slice anyway.
+pub(crate) fn has_sps_before_slice(codec: VideoCodec, au: &[u8]) -> bool {
+    let mut pos = 0;
+    while let Some((_, start)) = find_start_code(au, pos) {
+        let t = nal_type(codec, au.get(start..start + 1).unwrap_or(&[]));
+        if is_sps(codec, t) {
+            return true;
+        }
+        if is_vcl(codec, t) {
+            return false;
+        }
+        pos = start;
+    }
+    false
 }
 
 /// NAL unit type of a NAL (header included) for `codec`.
@@ -156,9 +183,26 @@ mod tests {
         );
         let first = NalIter::new(&data).next().unwrap();
         assert_eq!(first.end, 6);
+        let second = NalIter::new(&data).nth(1).unwrap();
+        assert_eq!(second.end, 11);
         assert!(!leading_garbage(&data));
         assert!(leading_garbage(&[1, 0, 0, 1, 0x65]));
         assert!(leading_garbage(&[0x65, 0x88]));
+    }
+
+    #[test]
+    fn header_walk_stops_at_first_slice() {
+        let h264 = VideoCodec::H264;
+        let key = [
+            0, 0, 0, 1, 0x09, 0xF0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2, 0, 0, 1, 0x65, 3,
+        ];
+        assert_eq!(first_nal_type(h264, &key), Some(9));
+        assert!(has_sps_before_slice(h264, &key));
+        // An SPS after the first slice does not count.
+        let late = [0, 0, 1, 0x65, 3, 0, 0, 1, 0x67, 1];
+        assert!(!has_sps_before_slice(h264, &late));
+        assert_eq!(first_nal_type(h264, &[0, 0, 1]), None);
+        assert!(!has_sps_before_slice(VideoCodec::H265, &[0, 0, 1]));
     }
 
     #[test]
@@ -174,6 +218,8 @@ mod tests {
         ] {
             let _ = NalIter::new(data).count();
             let _ = leading_garbage(data);
+            let _ = first_nal_type(VideoCodec::H265, data);
+            let _ = has_sps_before_slice(VideoCodec::H264, data);
         }
     }
 }

@@ -133,16 +133,11 @@ impl TsMuxer {
                 "a segment must start with a key frame",
             ));
         }
-        let mut nals = NalIter::new(au);
-        let first = nals.next();
+        // Only NAL headers are read here: scanning the slice data of every
+        // frame for start codes would cost a pass over the whole frame.
         let starts_with_aud =
-            first.is_some_and(|n| nalscan::is_aud(codec, nalscan::nal_type(codec, n.bytes)));
-        // Parameter sets may only precede the first slice, so stop there.
-        let needs_params = keyframe
-            && !NalIter::new(au)
-                .map(|n| nalscan::nal_type(codec, n.bytes))
-                .take_while(|&t| !nalscan::is_vcl(codec, t))
-                .any(|t| nalscan::is_sps(codec, t));
+            nalscan::first_nal_type(codec, au).is_some_and(|t| nalscan::is_aud(codec, t));
+        let needs_params = keyframe && !nalscan::has_sps_before_slice(codec, au);
         if needs_params && params.sps.is_empty() {
             return Err(Error::new(
                 ErrorKind::NeedKeyFrame,
@@ -164,7 +159,7 @@ impl TsMuxer {
         // is copied only once, straight into `out`.
         let (au1, au2) = if starts_with_aud {
             // Parameter sets go right after the existing AUD.
-            let split = first.map_or(0, |n| n.end);
+            let split = NalIter::new(au).next().map_or(0, |n| n.end);
             if needs_params {
                 self.push_params(params);
             }
@@ -474,3 +469,429 @@ const CRC_TABLE: [u32; 256] = {
     }
     table
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One parsed transport packet.
+    #[derive(Debug)]
+    struct Packet {
+        pid: u16,
+        pusi: bool,
+        cc: u8,
+        has_payload: bool,
+        pcr: Option<u64>,
+        rai: bool,
+        payload: Vec<u8>,
+    }
+
+    fn parse(ts: &[u8]) -> Vec<Packet> {
+        assert_eq!(ts.len() % PACKET, 0, "whole packets");
+        ts.chunks(PACKET)
+            .map(|p| {
+                assert_eq!(p[0], 0x47, "sync byte");
+                let pid = u16::from_be_bytes([p[1] & 0x1F, p[2]]);
+                let afc = (p[3] >> 4) & 3;
+                let mut pos = 4;
+                let (mut pcr, mut rai) = (None, false);
+                if afc & 2 != 0 {
+                    let len = usize::from(p[4]);
+                    assert!(len <= 183);
+                    if len > 0 {
+                        let flags = p[5];
+                        rai = flags & 0x40 != 0;
+                        if flags & 0x10 != 0 {
+                            let b = &p[6..12];
+                            let base = (u64::from(b[0]) << 25)
+                                | (u64::from(b[1]) << 17)
+                                | (u64::from(b[2]) << 9)
+                                | (u64::from(b[3]) << 1)
+                                | u64::from(b[4] >> 7);
+                            let ext = (u64::from(b[4] & 1) << 8) | u64::from(b[5]);
+                            pcr = Some(base * 300 + ext);
+                        }
+                    }
+                    pos += 1 + len;
+                }
+                Packet {
+                    pid,
+                    pusi: p[1] & 0x40 != 0,
+                    cc: p[3] & 0x0F,
+                    has_payload: afc & 1 != 0,
+                    pcr,
+                    rai,
+                    payload: p[pos..].to_vec(),
+                }
+            })
+            .collect()
+    }
+
+    /// Reassembled PES packets of `pid`: (first packet index, bytes).
+    fn pes_of(packets: &[Packet], pid: u16) -> Vec<(usize, Vec<u8>)> {
+        let mut out: Vec<(usize, Vec<u8>)> = Vec::new();
+        for (i, p) in packets.iter().enumerate().filter(|(_, p)| p.pid == pid) {
+            if p.pusi {
+                out.push((i, Vec::new()));
+            }
+            out.last_mut().unwrap().1.extend_from_slice(&p.payload);
+        }
+        out
+    }
+
+    fn read_pts(b: &[u8]) -> u64 {
+        (u64::from(b[0] >> 1 & 7) << 30)
+            | (u64::from(b[1]) << 22)
+            | (u64::from(b[2] >> 1) << 15)
+            | (u64::from(b[3]) << 7)
+            | u64::from(b[4] >> 1)
+    }
+
+    fn params(codec: VideoCodec) -> VideoParams {
+        VideoParams {
+            codec,
+            width: 320,
+            height: 240,
+            codec_string: String::new(),
+            vps: if codec == VideoCodec::H265 {
+                vec![vec![0x40, 0x01, 0xAA]]
+            } else {
+                vec![]
+            },
+            sps: match codec {
+                VideoCodec::H264 => vec![vec![0x67, 0x4D, 0x40, 0x0D]],
+                VideoCodec::H265 => vec![vec![0x42, 0x01, 0xBB]],
+            },
+            pps: match codec {
+                VideoCodec::H264 => vec![vec![0x68, 0xEB]],
+                VideoCodec::H265 => vec![vec![0x44, 0x01, 0xCC]],
+            },
+            decoder_config: vec![1],
+        }
+    }
+
+    /// An H.264 access unit: optional SPS/PPS, then one slice of `len` bytes.
+    fn h264_au(key: bool, with_ps: bool, len: usize) -> Vec<u8> {
+        let mut au = Vec::new();
+        if with_ps {
+            au.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x4D, 0x40, 0x0D, 0, 0, 0, 1, 0x68, 0xEB]);
+        }
+        au.extend_from_slice(&[0, 0, 0, 1, if key { 0x65 } else { 0x41 }]);
+        au.extend((0..len).map(|i| (i % 200 + 2) as u8));
+        au
+    }
+
+    fn audio() -> AudioParams {
+        AudioParams::aac_lc(48_000, 2).unwrap()
+    }
+
+    /// A short stream over two segments with audio.
+    fn sample_stream() -> (Vec<u8>, Vec<usize>) {
+        let p = params(VideoCodec::H264);
+        let a = audio();
+        let mut mux = TsMuxer::new(VideoCodec::H264, Some(&a));
+        let mut out = Vec::new();
+        let mut seg_starts = Vec::new();
+        let mut pts = 90_000;
+        for seg in 0..2 {
+            seg_starts.push(out.len());
+            mux.begin_segment(&mut out);
+            for f in 0..30 {
+                let key = f % 10 == 0;
+                let au = h264_au(key, key && seg == 0 && f == 0, 100 + f * 37);
+                mux.write_video(&mut out, &au, pts, key, &p).unwrap();
+                mux.write_audio(&mut out, &[0x21; 300], &a, pts + 10)
+                    .unwrap();
+                pts += 3600;
+            }
+        }
+        (out, seg_starts)
+    }
+
+    #[test]
+    fn packets_are_188_bytes_with_sync() {
+        let (ts, starts) = sample_stream();
+        assert!(starts.iter().all(|s| s % PACKET == 0));
+        let packets = parse(&ts);
+        assert!(packets.iter().all(|p| p.has_payload));
+    }
+
+    #[test]
+    fn psi_crc_verifies_and_lists_streams() {
+        let (ts, _) = sample_stream();
+        let packets = parse(&ts);
+        let mut seen = 0;
+        for p in packets
+            .iter()
+            .filter(|p| p.pid == PID_PAT || p.pid == PID_PMT)
+        {
+            assert!(p.pusi);
+            assert_eq!(p.payload[0], 0, "pointer field");
+            let section = &p.payload[1..];
+            let len = usize::from(u16::from_be_bytes([section[1], section[2]]) & 0x0FFF);
+            let whole = &section[..3 + len];
+            // The CRC over a section including its CRC is zero.
+            assert_eq!(crc32_mpeg2(whole), 0);
+            assert!(section[3 + len..].iter().all(|&b| b == 0xFF));
+            if p.pid == PID_PMT {
+                assert_eq!(section[0], 2);
+                assert_eq!(
+                    &section[12..22],
+                    &[0x1B, 0xE1, 0x00, 0xF0, 0, 0x0F, 0xE1, 0x01, 0xF0, 0]
+                );
+            } else {
+                assert_eq!(&section[8..12], &[0, 1, 0xF0, 0x00]);
+            }
+            seen += 1;
+        }
+        // PAT+PMT per segment start, repeated before each later key frame.
+        assert_eq!(seen, 2 * 6);
+        // Known CRC of the standard test vector.
+        assert_eq!(crc32_mpeg2(b"123456789"), 0x0376_E6E7);
+    }
+
+    #[test]
+    fn continuity_counters_increment_per_pid_across_segments() {
+        let (ts, _) = sample_stream();
+        let mut last: [Option<u8>; 0x2000] = [None; 0x2000];
+        for p in parse(&ts) {
+            let slot = &mut last[usize::from(p.pid)];
+            if let Some(prev) = *slot {
+                assert_eq!(p.cc, (prev + 1) & 0x0F, "pid {:#x}", p.pid);
+            } else {
+                assert_eq!(p.cc, 0);
+            }
+            *slot = Some(p.cc);
+        }
+        assert!(last[usize::from(PID_VIDEO)].is_some() && last[usize::from(PID_AUDIO)].is_some());
+    }
+
+    #[test]
+    fn video_pes_carries_aud_parameter_sets_and_frame() {
+        let p = params(VideoCodec::H264);
+        let mut mux = TsMuxer::new(VideoCodec::H264, None);
+        let mut out = Vec::new();
+        mux.begin_segment(&mut out);
+        // Key frame without parameter sets: AUD + SPS + PPS are inserted.
+        let au = h264_au(true, false, 1000);
+        mux.write_video(&mut out, &au, 12_345, true, &p).unwrap();
+        // Non-key frame that already has an AUD: passed through as is.
+        let mut au2 = vec![0, 0, 0, 1, 0x09, 0x30];
+        au2.extend_from_slice(&h264_au(false, false, 10));
+        mux.write_video(&mut out, &au2, 12_345 + 3600, false, &p)
+            .unwrap();
+        // Key frame with an AUD but no SPS: sets go after the AUD.
+        let mut au3 = vec![0, 0, 0, 1, 0x09, 0x10];
+        au3.extend_from_slice(&h264_au(true, false, 10));
+        mux.write_video(&mut out, &au3, 12_345 + 7200, true, &p)
+            .unwrap();
+
+        let packets = parse(&out);
+        let pes = pes_of(&packets, PID_VIDEO);
+        assert_eq!(pes.len(), 3);
+        let ps = [0, 0, 0, 1, 0x67, 0x4D, 0x40, 0x0D, 0, 0, 0, 1, 0x68, 0xEB];
+        for (k, (first, bytes)) in pes.iter().enumerate() {
+            assert_eq!(&bytes[..9], &[0, 0, 1, 0xE0, 0, 0, 0x84, 0x80, 5]);
+            assert_eq!(read_pts(&bytes[9..14]), 12_345 + 3600 * k as u64);
+            let es = &bytes[14..];
+            let mut want = Vec::new();
+            match k {
+                0 => {
+                    want.extend_from_slice(&AUD_H264);
+                    want.extend_from_slice(&ps);
+                    want.extend_from_slice(&au);
+                }
+                1 => want.extend_from_slice(&au2),
+                _ => {
+                    want.extend_from_slice(&au3[..6]);
+                    want.extend_from_slice(&ps);
+                    want.extend_from_slice(&au3[6..]);
+                }
+            }
+            assert_eq!(es, &want[..], "PES {k}");
+            // PCR on the first packet (key frame, or 40 ms since the last).
+            let pkt = &packets[*first];
+            let pcr = pkt.pcr.expect("PCR");
+            assert_eq!(pcr, (12_345 + 3600 * k as u64 - PCR_LAG_90K) * 300);
+            assert_eq!(pkt.rai, k != 1);
+        }
+    }
+
+    #[test]
+    fn h265_aud_and_parameter_sets_inserted() {
+        let p = params(VideoCodec::H265);
+        let mut mux = TsMuxer::new(VideoCodec::H265, None);
+        let mut out = Vec::new();
+        mux.begin_segment(&mut out);
+        let au = [0, 0, 1, 0x26, 0x01, 0xAF, 0x11];
+        mux.write_video(&mut out, &au, 9000, true, &p).unwrap();
+        let pes = pes_of(&parse(&out), PID_VIDEO);
+        let mut want = AUD_H265.to_vec();
+        for nal in [
+            &[0x40, 0x01, 0xAA],
+            &[0x42, 0x01, 0xBB],
+            &[0x44, 0x01, 0xCC],
+        ] {
+            want.extend_from_slice(&[0, 0, 0, 1]);
+            want.extend_from_slice(nal);
+        }
+        want.extend_from_slice(&au);
+        assert_eq!(&pes[0].1[14..], &want[..]);
+    }
+
+    #[test]
+    fn pcr_at_least_every_40ms_and_not_more_often_than_needed() {
+        let p = params(VideoCodec::H264);
+        let mut mux = TsMuxer::new(VideoCodec::H264, None);
+        let mut out = Vec::new();
+        mux.begin_segment(&mut out);
+        // 50 fps: 20 ms frames, so a PCR on every other frame.
+        for f in 0..10u64 {
+            let key = f == 0;
+            let au = h264_au(key, key, 50);
+            mux.write_video(&mut out, &au, 90_000 + f * 1800, key, &p)
+                .unwrap();
+        }
+        let packets = parse(&out);
+        let with_pcr: Vec<bool> = pes_of(&packets, PID_VIDEO)
+            .iter()
+            .map(|(i, _)| packets[*i].pcr.is_some())
+            .collect();
+        assert_eq!(
+            with_pcr,
+            [
+                true, false, true, false, true, false, true, false, true, false
+            ]
+        );
+    }
+
+    #[test]
+    fn audio_pes_has_exact_length_and_adts() {
+        let a = audio();
+        let mut mux = TsMuxer::new(VideoCodec::H264, Some(&a));
+        let mut out = Vec::new();
+        mux.begin_segment(&mut out);
+        for len in [1usize, 160, 169, 170, 171, 184, 400, 1000] {
+            out.clear();
+            let raw: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            mux.write_audio(&mut out, &raw, &a, 777).unwrap();
+            let pes = pes_of(&parse(&out), PID_AUDIO);
+            assert_eq!(pes.len(), 1);
+            let b = &pes[0].1;
+            let declared = usize::from(u16::from_be_bytes([b[4], b[5]]));
+            assert_eq!(declared + 6, b.len(), "len {len}");
+            assert_eq!(read_pts(&b[9..14]), 777);
+            assert_eq!(&b[14..21], &adts::write_header(&a, len).unwrap());
+            assert_eq!(&b[21..], &raw[..]);
+        }
+    }
+
+    #[test]
+    fn pts_and_pcr_wrap_at_33_bits() {
+        let p = params(VideoCodec::H264);
+        let a = audio();
+        let mut mux = TsMuxer::new(VideoCodec::H264, Some(&a));
+        let mut out = Vec::new();
+        mux.begin_segment(&mut out);
+        let near = (1u64 << 33) - 1800;
+        mux.write_video(&mut out, &h264_au(true, true, 10), near, true, &p)
+            .unwrap();
+        mux.write_video(&mut out, &h264_au(false, false, 10), near + 3600, false, &p)
+            .unwrap();
+        mux.write_audio(&mut out, &[1, 2, 3], &a, (1u64 << 33) + 5)
+            .unwrap();
+        // Below the lag the PCR wraps backwards too.
+        mux.write_video(&mut out, &h264_au(true, true, 10), 100, true, &p)
+            .unwrap();
+        let packets = parse(&out);
+        let video = pes_of(&packets, PID_VIDEO);
+        assert_eq!(read_pts(&video[0].1[9..14]), near);
+        assert_eq!(read_pts(&video[1].1[9..14]), 1800);
+        assert_eq!(read_pts(&pes_of(&packets, PID_AUDIO)[0].1[9..14]), 5);
+        // The PCR of frame 1 wraps too: 40 ms after frame 0's.
+        assert_eq!(
+            packets[video[1].0].pcr,
+            Some(((1u64 << 33) + 1800 - PCR_LAG_90K) * 300)
+        );
+        assert_eq!(
+            packets[video[2].0].pcr,
+            Some(((1u64 << 33) + 100 - PCR_LAG_90K) * 300)
+        );
+    }
+
+    #[test]
+    fn rejects_bad_input_without_writing() {
+        let p = params(VideoCodec::H264);
+        let mut mux = TsMuxer::new(VideoCodec::H264, None);
+        let mut out = Vec::new();
+        mux.begin_segment(&mut out);
+        let n = out.len();
+        let err = |r: Result<()>| r.unwrap_err().kind();
+        assert_eq!(
+            err(mux.write_video(&mut out, &h264_au(false, false, 9), 9000, false, &p)),
+            ErrorKind::NeedKeyFrame
+        );
+        assert_eq!(
+            err(mux.write_video(&mut out, &[0x65, 1, 2], 9000, true, &p)),
+            ErrorKind::Malformed
+        );
+        assert_eq!(
+            err(mux.write_video(&mut out, &[], 9000, true, &p)),
+            ErrorKind::Malformed
+        );
+        assert_eq!(
+            err(mux.write_video(
+                &mut out,
+                &h264_au(true, true, 9),
+                9000,
+                true,
+                &params(VideoCodec::H265)
+            )),
+            ErrorKind::InvalidConfig
+        );
+        let mut no_ps = p.clone();
+        no_ps.sps.clear();
+        assert_eq!(
+            err(mux.write_video(&mut out, &h264_au(true, false, 9), 9000, true, &no_ps)),
+            ErrorKind::NeedKeyFrame
+        );
+        assert_eq!(
+            err(mux.write_audio(&mut out, &[1], &audio(), 9000)),
+            ErrorKind::InvalidConfig
+        );
+        assert_eq!(out.len(), n);
+        let a = audio();
+        let mut mux = TsMuxer::new(VideoCodec::H264, Some(&a));
+        assert_eq!(
+            err(mux.write_audio(&mut out, &vec![0; 9000], &a, 9000)),
+            ErrorKind::TooLarge
+        );
+        assert_eq!(out.len(), n);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let p = params(VideoCodec::H265);
+        let a = audio();
+        let mut mux = TsMuxer::new(VideoCodec::H265, Some(&a));
+        let mut out = Vec::new();
+        let mut seed = 0x1234_5678u32;
+        for i in 0..2000u64 {
+            let len = (seed % 700) as usize;
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    // Mostly small values, so start codes are frequent.
+                    let v = (seed >> 24) as u8;
+                    if v < 160 { v % 3 } else { v }
+                })
+                .collect();
+            let _ = mux.write_video(&mut out, &data, i * 1000, seed & 1 == 0, &p);
+            let _ = mux.write_audio(&mut out, &data, &a, i * 1000);
+            if i % 100 == 0 {
+                mux.begin_segment(&mut out);
+            }
+        }
+        parse(&out);
+    }
+}
