@@ -13,10 +13,22 @@ use sha2::{Digest, Sha256};
 
 /// (case, sha256 over every segment's bytes and index fields).
 const GOLDEN: [(&str, &str); 4] = [
-    ("h264_aac_ts", "TODO"),
-    ("h264_aac_fmp4", "TODO"),
-    ("h265_g711a_ts", "TODO"),
-    ("h265_pcm16_fmp4", "TODO"),
+    (
+        "h264_aac_ts",
+        "bfdb3faef07d929486fa125b5a38f54be307817e9680846df72b93485c51f39b",
+    ),
+    (
+        "h264_aac_fmp4",
+        "6f9ec5b0240cda23e9ee48b7172b3b2135d42986ae9f7ee27dd2196cc2bfeecd",
+    ),
+    (
+        "h265_g711a_ts",
+        "f0fc01252ecb274325393a6bd434de40fe84ec858d45a1476dab4139d798a069",
+    ),
+    (
+        "h265_pcm16_fmp4",
+        "08a1f56564dfeb6d422a2782615b7b9b1db30f952dc8689c7e164ae9a23234c7",
+    ),
 ];
 
 fn case(name: &str) -> String {
