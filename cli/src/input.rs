@@ -105,7 +105,11 @@ pub fn audio_packs(a: &AudioFile) -> Result<Vec<Pack<'_>>> {
 /// Merges video and audio by PTS (video first at equal PTS, so an IDR opens
 /// its segment before audio of the same instant); audio past the end of the
 /// video is left out.
-pub fn interleave<'a>(video: Vec<Pack<'a>>, audio: Vec<Pack<'a>>, video_end_ms: u64) -> Vec<Pack<'a>> {
+pub fn interleave<'a>(
+    video: Vec<Pack<'a>>,
+    audio: Vec<Pack<'a>>,
+    video_end_ms: u64,
+) -> Vec<Pack<'a>> {
     let mut all: Vec<Pack<'a>> = video;
     all.extend(audio.into_iter().filter(|p| p.pts_ms < video_end_ms));
     all.sort_by_key(|p| (p.pts_ms, p.kind == StreamKind::Audio, p.seq));

@@ -255,7 +255,9 @@ fn wit_mux_config(cfg: &PipelineConfig) -> wmux::MuxConfig {
 /// Memory cap of the engine instance: room for a few frames at the budget
 /// plus the engine's own working set.
 fn memory_limit(max_frame_bytes: u32) -> usize {
-    (max_frame_bytes as usize).saturating_mul(4).saturating_add(32 << 20)
+    (max_frame_bytes as usize)
+        .saturating_mul(4)
+        .saturating_add(32 << 20)
 }
 
 /// Writes segments to files as output arrives.
@@ -273,7 +275,8 @@ impl SegmentFiles {
                 Output::SegmentStart(s) => {
                     let name = format!("seg-{:05}.{}", s.index, self.ext);
                     let path = self.dir.join(&name);
-                    let f = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                    let f = File::create(&path)
+                        .with_context(|| format!("creating {}", path.display()))?;
                     self.current = Some((name, BufWriter::new(f)));
                 }
                 Output::Data(d) => {
@@ -343,10 +346,15 @@ pub fn run(args: &MuxArgs) -> Result<()> {
     if args.fps == 0 || args.fps > 240 {
         bail!("--fps must be 1..=240");
     }
-    let video = std::fs::read(&args.video).with_context(|| format!("reading {}", args.video.display()))?;
+    let video =
+        std::fs::read(&args.video).with_context(|| format!("reading {}", args.video.display()))?;
     let (codec, vpacks) = input::video_packs(&video, args.fps)?;
     let video_end_ms = vpacks.len() as u64 * 1000 / u64::from(args.fps);
-    let audio = args.audio.as_deref().map(|p| audio_file(args, p)).transpose()?;
+    let audio = args
+        .audio
+        .as_deref()
+        .map(|p| audio_file(args, p))
+        .transpose()?;
     let apacks = match &audio {
         Some(a) => input::audio_packs(a)?,
         None => Vec::new(),
@@ -383,16 +391,23 @@ pub fn run(args: &MuxArgs) -> Result<()> {
     };
 
     let mut backend: Box<dyn Backend> = if args.native {
-        Box::new(Native(Pipeline::new(cfg.clone()).map_err(|e| anyhow::anyhow!("{e}"))?))
+        Box::new(Native(
+            Pipeline::new(cfg.clone()).map_err(|e| anyhow::anyhow!("{e}"))?,
+        ))
     } else {
         let rt = engine_file::load(&engine_file::locate(args.engine.as_deref())?)?;
-        match ComponentMuxer::new(&rt, &wit_mux_config(&cfg), memory_limit(cfg.max_frame_bytes))? {
+        match ComponentMuxer::new(
+            &rt,
+            &wit_mux_config(&cfg),
+            memory_limit(cfg.max_frame_bytes),
+        )? {
             Ok(m) => Box::new(Component(m)),
             Err(e) => bail!("engine refused the configuration: {} {}", e.code, e.message),
         }
     };
 
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let mut files = SegmentFiles {
         dir: args.out.clone(),
         ext: match container {
@@ -422,7 +437,11 @@ pub fn run(args: &MuxArgs) -> Result<()> {
 
     let index = Index {
         format_version: ivcs_engine::FORMAT_VERSION,
-        codec: files.done.first().map(|s| s.codec.clone()).unwrap_or_default(),
+        codec: files
+            .done
+            .first()
+            .map(|s| s.codec.clone())
+            .unwrap_or_default(),
         container: match container {
             Container::Ts => "ts",
             Container::Fmp4 => "fmp4",

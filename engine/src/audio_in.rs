@@ -5,7 +5,7 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::{AudioCodec, AudioFormat};
 use ivcs_media::aac_enc::{AacEncoder, PcmFormat};
-use ivcs_media::{adts, AudioParams};
+use ivcs_media::{AudioParams, adts};
 
 /// Turns audio packs into raw AAC access units.
 pub(crate) struct AudioInput {

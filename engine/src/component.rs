@@ -39,7 +39,13 @@ impl exports::ivcs::engine::cs::Guest for Engine {
     fn push(_channel: w::Channel, _frame: w::Frame) -> Result<(), w::EngineError> {
         not_init("push")
     }
-    fn event_start(_: w::Channel, _: i32, _: Vec<u8>, _: u32, _: u32) -> Result<(), w::EngineError> {
+    fn event_start(
+        _: w::Channel,
+        _: i32,
+        _: Vec<u8>,
+        _: u32,
+        _: u32,
+    ) -> Result<(), w::EngineError> {
         not_init("event-start")
     }
     fn event_stop(_: w::Channel, _: i32, _: Vec<u8>, _: u32, _: u32) -> Result<(), w::EngineError> {
@@ -73,7 +79,12 @@ impl exports::ivcs::engine::cs::Guest for Engine {
     fn resource_destroy() -> Result<OpId, w::EngineError> {
         not_init("resource-destroy")
     }
-    fn backup_upload(_: w::Channel, _: DumpState, _: String, _: Vec<u8>) -> Result<(), w::EngineError> {
+    fn backup_upload(
+        _: w::Channel,
+        _: DumpState,
+        _: String,
+        _: Vec<u8>,
+    ) -> Result<(), w::EngineError> {
         not_init("backup-upload")
     }
 }

@@ -21,7 +21,11 @@ pub(crate) enum SegmentWriter {
 }
 
 impl SegmentWriter {
-    pub(crate) fn new(container: Container, video: &VideoParams, audio: Option<&AudioParams>) -> Self {
+    pub(crate) fn new(
+        container: Container,
+        video: &VideoParams,
+        audio: Option<&AudioParams>,
+    ) -> Self {
         match container {
             Container::Ts => SegmentWriter::Ts(TsMuxer::new(video.codec, audio)),
             Container::Fmp4 => SegmentWriter::Fmp4(Fmp4Muxer::new(video, audio)),
@@ -36,7 +40,9 @@ impl SegmentWriter {
                 Ok(0)
             }
             SegmentWriter::Fmp4(m) => {
-                let n = m.begin_segment(out).map_err(|e| Error::media(e, "fMP4 init"))?;
+                let n = m
+                    .begin_segment(out)
+                    .map_err(|e| Error::media(e, "fMP4 init"))?;
                 Ok(u32::try_from(n).unwrap_or(u32::MAX))
             }
         }

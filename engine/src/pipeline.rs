@@ -177,7 +177,12 @@ impl Pipeline {
             StreamKind::Audio => "audio",
         };
         if f.data.is_empty() {
-            bail!(InvalidArgument, "{what} seq {} pts {}: empty frame", f.seq, f.pts_ms);
+            bail!(
+                InvalidArgument,
+                "{what} seq {} pts {}: empty frame",
+                f.seq,
+                f.pts_ms
+            );
         }
         if f.data.len() > self.cfg.max_frame_bytes as usize {
             bail!(
@@ -283,12 +288,19 @@ impl Pipeline {
     /// Muxes an accepted frame; `continuous` is false for the first frame of
     /// a new timeline, whose distance to the previous frame means nothing.
     fn mux_video(&mut self, f: &Frame<'_>, keyframe: bool, continuous: bool) -> Result<()> {
-        let (Some(tl), Some(writer), Some(params)) = (&self.timeline, &mut self.writer, &self.params)
+        let (Some(tl), Some(writer), Some(params)) =
+            (&self.timeline, &mut self.writer, &self.params)
         else {
             bail!(NeedIdr, "video seq {}: no segment open", f.seq);
         };
         let media = tl.media_ms(f.pts_ms).unwrap_or(0);
-        writer.video(&mut self.buf, f.data, media.saturating_mul(90), keyframe, params)?;
+        writer.video(
+            &mut self.buf,
+            f.data,
+            media.saturating_mul(90),
+            keyframe,
+            params,
+        )?;
         if let Some(prev) = self.last_video_pts.filter(|&p| continuous && p < f.pts_ms) {
             self.last_frame_ms = f.pts_ms - prev;
         }
@@ -302,7 +314,8 @@ impl Pipeline {
     }
 
     fn open_segment(&mut self, f: &Frame<'_>) -> Result<()> {
-        let (Some(writer), Some(params), Some(tl)) = (&mut self.writer, &self.params, &self.timeline)
+        let (Some(writer), Some(params), Some(tl)) =
+            (&mut self.writer, &self.params, &self.timeline)
         else {
             bail!(InvalidArgument, "segment opened without parameters");
         };
@@ -363,7 +376,11 @@ impl Pipeline {
 
     fn push_audio(&mut self, f: &Frame<'_>) -> Result<()> {
         if self.audio.is_none() {
-            bail!(InvalidArgument, "audio seq {}: the channel has no audio track", f.seq);
+            bail!(
+                InvalidArgument,
+                "audio seq {}: the channel has no audio track",
+                f.seq
+            );
         }
         if let Some(last) = self.last_audio_pts.filter(|&l| f.pts_ms < l) {
             bail!(
@@ -373,7 +390,10 @@ impl Pipeline {
                 f.pts_ms
             );
         }
-        if let Some(lv) = self.last_video_pts.filter(|&lv| f.pts_ms > lv.saturating_add(MAX_FRAME_GAP_MS)) {
+        if let Some(lv) = self
+            .last_video_pts
+            .filter(|&lv| f.pts_ms > lv.saturating_add(MAX_FRAME_GAP_MS))
+        {
             bail!(
                 InvalidArgument,
                 "audio seq {} pts {}: more than {MAX_FRAME_GAP_MS} ms ahead of video ({lv})",
@@ -411,7 +431,8 @@ impl Pipeline {
         let mut sink = |au: &[u8], pts: u64| {
             // Audio before the first IDR, or from before a timeline reset,
             // has no segment to go to: it is accepted and dropped.
-            let (Some(w), Some(s), Some(tl)) = (writer.as_mut(), seg.as_mut(), timeline.as_ref()) else {
+            let (Some(w), Some(s), Some(tl)) = (writer.as_mut(), seg.as_mut(), timeline.as_ref())
+            else {
                 return;
             };
             let Some(media) = tl.media_ms(pts) else {

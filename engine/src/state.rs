@@ -25,12 +25,19 @@ pub fn export() -> Vec<u8> {
 /// Checks and applies a state blob from `export` of this or an older engine.
 pub fn import(blob: &[u8]) -> Result<()> {
     let (Some(magic), Some(ver)) = (blob.get(..4), blob.get(4..6)) else {
-        bail!(InvalidArgument, "state blob of {} bytes is too short", blob.len());
+        bail!(
+            InvalidArgument,
+            "state blob of {} bytes is too short",
+            blob.len()
+        );
     };
     if magic != MAGIC {
         bail!(InvalidArgument, "state blob has no IVST magic");
     }
-    let ver = u16::from_le_bytes([ver.first().copied().unwrap_or(0), ver.get(1).copied().unwrap_or(0)]);
+    let ver = u16::from_le_bytes([
+        ver.first().copied().unwrap_or(0),
+        ver.get(1).copied().unwrap_or(0),
+    ]);
     if ver == 0 || ver > STATE_VERSION {
         bail!(
             InvalidArgument,
@@ -38,7 +45,11 @@ pub fn import(blob: &[u8]) -> Result<()> {
         );
     }
     if blob.len() != 6 {
-        bail!(InvalidArgument, "state format 1 has no body, got {} extra bytes", blob.len() - 6);
+        bail!(
+            InvalidArgument,
+            "state format 1 has no body, got {} extra bytes",
+            blob.len() - 6
+        );
     }
     Ok(())
 }

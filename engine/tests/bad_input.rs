@@ -29,7 +29,13 @@ fn with_pts<'a>(f: &Frame<'a>, pts_ms: u64) -> Frame<'a> {
 }
 
 fn with_data<'a>(f: &Frame<'_>, data: &'a [u8]) -> Frame<'a> {
-    Frame { data, kind: f.kind, frame_type: f.frame_type, pts_ms: f.pts_ms, seq: f.seq }
+    Frame {
+        data,
+        kind: f.kind,
+        frame_type: f.frame_type,
+        pts_ms: f.pts_ms,
+        seq: f.seq,
+    }
 }
 
 /// Pushes the rest of the stream from `from`: P frames before the next IDR
@@ -39,7 +45,11 @@ fn recovers_at_next_idr(mut p: Pipeline, frames: &[Frame<'_>], from: usize) -> V
     let mut c = Collector::default();
     c.take(&mut p);
     for (i, f) in frames.iter().enumerate().skip(from) {
-        let want = if i < next_idr { IV_ERR_CS_NEED_IDR_FRAME } else { IV_ERR_NONE };
+        let want = if i < next_idr {
+            IV_ERR_CS_NEED_IDR_FRAME
+        } else {
+            IV_ERR_NONE
+        };
         assert_eq!(code(&mut p, f), want, "frame {i}");
         c.take(&mut p);
     }
@@ -70,7 +80,10 @@ fn idr_without_sps_needs_idr() {
         .flat_map(|n| [&[0, 0, 0, 1][..], n].concat())
         .collect();
     let mut p = pipeline();
-    assert_eq!(code(&mut p, &with_data(&frames[0], &idr_only)), IV_ERR_CS_NEED_IDR_FRAME);
+    assert_eq!(
+        code(&mut p, &with_data(&frames[0], &idr_only)),
+        IV_ERR_CS_NEED_IDR_FRAME
+    );
     recovers_at_next_idr(p, &frames, 1);
 }
 
@@ -92,10 +105,16 @@ fn random_bytes_are_refused_then_recovered() {
             x as u8
         })
         .collect();
-    assert_eq!(code(&mut p, &with_data(&frames[5], &noise)), IV_ERR_CS_INIT_PRM_RANGE);
+    assert_eq!(
+        code(&mut p, &with_data(&frames[5], &noise)),
+        IV_ERR_CS_INIT_PRM_RANGE
+    );
     let framed = [&[0, 0, 0, 1][..], &noise].concat();
     let r = code(&mut p, &with_data(&frames[5], &framed));
-    assert!(r == IV_ERR_CS_INIT_PRM_RANGE || r == IV_ERR_CS_NEED_IDR_FRAME, "got {r}");
+    assert!(
+        r == IV_ERR_CS_INIT_PRM_RANGE || r == IV_ERR_CS_NEED_IDR_FRAME,
+        "got {r}"
+    );
     recovers_at_next_idr(p, &frames, 5);
 }
 
@@ -105,10 +124,16 @@ fn truncated_nal_units_are_refused() {
     let frames = video_frames(&data, VideoCodec::H264);
     let mut p = pipeline();
     // A start code with nothing after it, and an IDR whose SPS is cut short.
-    assert_eq!(code(&mut p, &with_data(&frames[0], &[0, 0, 0, 1])), IV_ERR_CS_INIT_PRM_RANGE);
+    assert_eq!(
+        code(&mut p, &with_data(&frames[0], &[0, 0, 0, 1])),
+        IV_ERR_CS_INIT_PRM_RANGE
+    );
     let cut = &frames[0].data[..8];
     let r = code(&mut p, &with_data(&frames[0], cut));
-    assert!(r == IV_ERR_CS_INIT_PRM_RANGE || r == IV_ERR_CS_NEED_IDR_FRAME, "got {r}");
+    assert!(
+        r == IV_ERR_CS_INIT_PRM_RANGE || r == IV_ERR_CS_NEED_IDR_FRAME,
+        "got {r}"
+    );
     recovers_at_next_idr(p, &frames, 1);
 }
 
@@ -119,7 +144,10 @@ fn b_frames_are_refused() {
     let mut p = pipeline();
     let codes: Vec<i32> = frames.iter().map(|f| code(&mut p, f)).collect();
     assert_eq!(codes[0], IV_ERR_NONE, "the IDR itself is fine");
-    assert!(codes.contains(&IV_ERR_CS_INIT_PRM_RANGE), "some B slice is refused: {codes:?}");
+    assert!(
+        codes.contains(&IV_ERR_CS_INIT_PRM_RANGE),
+        "some B slice is refused: {codes:?}"
+    );
 }
 
 #[test]
@@ -130,7 +158,10 @@ fn pts_going_backwards_is_refused_until_next_idr() {
     for f in &frames[..10] {
         assert_eq!(code(&mut p, f), IV_ERR_NONE);
     }
-    assert_eq!(code(&mut p, &with_pts(&frames[10], 100)), IV_ERR_CS_INIT_PRM_RANGE);
+    assert_eq!(
+        code(&mut p, &with_pts(&frames[10], 100)),
+        IV_ERR_CS_INIT_PRM_RANGE
+    );
     let segs = recovers_at_next_idr(p, &frames, 11);
     assert_eq!(segs[0].info.video_frames, 10);
 }
@@ -144,7 +175,10 @@ fn pts_jumping_by_microsecond_values_is_refused() {
         assert_eq!(code(&mut p, f), IV_ERR_NONE);
     }
     // Firmware that sends µs: 400 ms becomes 400_000.
-    assert_eq!(code(&mut p, &with_pts(&frames[10], 400_000)), IV_ERR_CS_INIT_PRM_RANGE);
+    assert_eq!(
+        code(&mut p, &with_pts(&frames[10], 400_000)),
+        IV_ERR_CS_INIT_PRM_RANGE
+    );
     recovers_at_next_idr(p, &frames, 11);
 }
 
@@ -165,7 +199,10 @@ fn idr_after_a_pts_reset_starts_a_new_timeline() {
     c.take(&mut p);
     assert_eq!(c.done.len(), 2);
     let (a, b) = (&c.done[0].info, &c.done[1].info);
-    assert_eq!(a.utc_end_ms, b.utc_start_ms, "UTC continues across the reset");
+    assert_eq!(
+        a.utc_end_ms, b.utc_start_ms,
+        "UTC continues across the reset"
+    );
     assert_eq!(b.pts_start_ms, 0);
 }
 
@@ -174,7 +211,10 @@ fn empty_frames_are_refused() {
     let data = h264();
     let frames = video_frames(&data, VideoCodec::H264);
     let mut p = pipeline();
-    assert_eq!(code(&mut p, &with_data(&frames[0], &[])), IV_ERR_CS_INIT_PRM_RANGE);
+    assert_eq!(
+        code(&mut p, &with_data(&frames[0], &[])),
+        IV_ERR_CS_INIT_PRM_RANGE
+    );
     assert_eq!(code(&mut p, &frames[0]), IV_ERR_NONE);
 }
 
@@ -200,14 +240,28 @@ fn audio_must_match_the_configuration() {
     let a = audio_frames(&aac, &fmt48);
     assert_eq!(code(&mut p, &a[0]), IV_ERR_CS_INIT_PRM_RANGE);
     // ADTS at 48 kHz on a channel configured for 16 kHz.
-    let cfg = config(VideoCodec::H264, Some(audio_format(AudioCodec::Aac, 16000, 1)), Container::Ts);
+    let cfg = config(
+        VideoCodec::H264,
+        Some(audio_format(AudioCodec::Aac, 16000, 1)),
+        Container::Ts,
+    );
     let mut p = Pipeline::new(cfg).unwrap();
     assert_eq!(code(&mut p, &frames[0]), IV_ERR_NONE);
     assert_eq!(code(&mut p, &a[0]), IV_ERR_CS_INIT_PRM_RANGE);
     // PCM with half a sample.
-    let cfg = config(VideoCodec::H264, Some(audio_format(AudioCodec::Pcm16, 16000, 2)), Container::Ts);
+    let cfg = config(
+        VideoCodec::H264,
+        Some(audio_format(AudioCodec::Pcm16, 16000, 2)),
+        Container::Ts,
+    );
     let mut p = Pipeline::new(cfg).unwrap();
-    let odd = Frame { kind: StreamKind::Audio, frame_type: FrameType::P, pts_ms: 0, seq: 0, data: &[1, 2, 3] };
+    let odd = Frame {
+        kind: StreamKind::Audio,
+        frame_type: FrameType::P,
+        pts_ms: 0,
+        seq: 0,
+        data: &[1, 2, 3],
+    };
     assert_eq!(code(&mut p, &odd), IV_ERR_CS_INIT_PRM_RANGE);
 }
 
@@ -228,9 +282,26 @@ fn audio_before_the_first_idr_is_accepted_and_dropped() {
 fn bad_configuration_is_refused() {
     let mut cfg = config(VideoCodec::H264, None, Container::Ts);
     cfg.segment_ms = 10;
-    assert_eq!(Pipeline::new(cfg).err().unwrap().code(), IV_ERR_CS_INIT_PRM_RANGE);
-    let cfg = config(VideoCodec::H264, Some(audio_format(AudioCodec::G711a, 12345, 1)), Container::Ts);
-    assert_eq!(Pipeline::new(cfg).err().unwrap().code(), IV_ERR_CS_INIT_PRM_RANGE);
-    let cfg = config(VideoCodec::H264, Some(audio_format(AudioCodec::Pcm16, 16000, 3)), Container::Ts);
-    assert_eq!(Pipeline::new(cfg).err().unwrap().code(), IV_ERR_CS_INIT_PRM_RANGE);
+    assert_eq!(
+        Pipeline::new(cfg).err().unwrap().code(),
+        IV_ERR_CS_INIT_PRM_RANGE
+    );
+    let cfg = config(
+        VideoCodec::H264,
+        Some(audio_format(AudioCodec::G711a, 12345, 1)),
+        Container::Ts,
+    );
+    assert_eq!(
+        Pipeline::new(cfg).err().unwrap().code(),
+        IV_ERR_CS_INIT_PRM_RANGE
+    );
+    let cfg = config(
+        VideoCodec::H264,
+        Some(audio_format(AudioCodec::Pcm16, 16000, 3)),
+        Container::Ts,
+    );
+    assert_eq!(
+        Pipeline::new(cfg).err().unwrap().code(),
+        IV_ERR_CS_INIT_PRM_RANGE
+    );
 }

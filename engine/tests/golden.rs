@@ -38,11 +38,24 @@ fn case(name: &str) -> String {
         (VideoCodec::H265, "small-h265-192x108-gop1s.h265")
     };
     let (fmt, afile): (AudioFormat, &str) = match name.split('_').nth(1) {
-        Some("aac") => (audio_format(AudioCodec::Aac, 48000, 1), "small-aac-48k-mono.aac"),
-        Some("g711a") => (audio_format(AudioCodec::G711a, 8000, 1), "small-g711a-8k.alaw"),
-        _ => (audio_format(AudioCodec::Pcm16, 16000, 2), "small-pcm16-16k-stereo.pcm"),
+        Some("aac") => (
+            audio_format(AudioCodec::Aac, 48000, 1),
+            "small-aac-48k-mono.aac",
+        ),
+        Some("g711a") => (
+            audio_format(AudioCodec::G711a, 8000, 1),
+            "small-g711a-8k.alaw",
+        ),
+        _ => (
+            audio_format(AudioCodec::Pcm16, 16000, 2),
+            "small-pcm16-16k-stereo.pcm",
+        ),
     };
-    let container = if name.ends_with("ts") { Container::Ts } else { Container::Fmp4 };
+    let container = if name.ends_with("ts") {
+        Container::Ts
+    } else {
+        Container::Fmp4
+    };
     let v = fixture(vfile);
     let a = fixture(afile);
     let frames = interleave(video_frames(&v, codec), audio_frames(&a, &fmt));

@@ -19,11 +19,17 @@ fn segments_cut_at_first_idr_after_target() {
         let mut cfg = config(VideoCodec::H264, None, container);
         cfg.segment_ms = 1500; // GOP is 1 s: cuts land at 2 s.
         let segs = run(cfg, &h264_frames(&v));
-        let spans: Vec<(u64, u64)> = segs.iter().map(|s| (s.info.pts_start_ms, s.info.pts_end_ms)).collect();
+        let spans: Vec<(u64, u64)> = segs
+            .iter()
+            .map(|s| (s.info.pts_start_ms, s.info.pts_end_ms))
+            .collect();
         assert_eq!(spans, [(0, 2000), (2000, 3000)], "{container:?}");
         for s in &segs[..segs.len() - 1] {
             let d = s.info.pts_end_ms - s.info.pts_start_ms;
-            assert!((1500..=2500).contains(&d), "duration {d} within [target, target + GOP]");
+            assert!(
+                (1500..=2500).contains(&d),
+                "duration {d} within [target, target + GOP]"
+            );
         }
     }
 }
@@ -33,7 +39,10 @@ fn utc_follows_pts_from_the_first_frame() {
     let v = fixture("small-h264-160x120-gop1s.h264");
     let frames: Vec<Frame<'_>> = h264_frames(&v)
         .into_iter()
-        .map(|f| Frame { pts_ms: f.pts_ms + 5_000_000, ..f })
+        .map(|f| Frame {
+            pts_ms: f.pts_ms + 5_000_000,
+            ..f
+        })
         .collect();
     let segs = run(config(VideoCodec::H264, None, Container::Ts), &frames);
     assert_eq!(segs.len(), 3);
@@ -42,7 +51,10 @@ fn utc_follows_pts_from_the_first_frame() {
         assert_eq!(s.info.utc_start_ms, 1_700_000_000_000 + i * 1000);
         assert_eq!(s.info.utc_end_ms, 1_700_000_000_000 + (i + 1) * 1000);
         assert_eq!(s.info.pts_start_ms, 5_000_000 + i * 1000);
-        assert_eq!((s.info.seq_start, s.info.seq_end), (i as u32 * 25, i as u32 * 25 + 24));
+        assert_eq!(
+            (s.info.seq_start, s.info.seq_end),
+            (i as u32 * 25, i as u32 * 25 + 24)
+        );
         assert_eq!(s.info.video_frames, 25);
     }
 }
@@ -54,7 +66,10 @@ fn variable_frame_rate_keeps_pts_spacing() {
     let frames: Vec<Frame<'_>> = h264_frames(&v)
         .into_iter()
         .enumerate()
-        .map(|(i, f)| Frame { pts_ms: (i as u64 / 2) * 80 + (i as u64 % 2) * 30, ..f })
+        .map(|(i, f)| Frame {
+            pts_ms: (i as u64 / 2) * 80 + (i as u64 % 2) * 30,
+            ..f
+        })
         .collect();
     let mut cfg = config(VideoCodec::H264, None, Container::Fmp4);
     cfg.av.framerate = 0;
@@ -66,7 +81,10 @@ fn variable_frame_rate_keeps_pts_spacing() {
     let last = frames.last().unwrap().pts_ms;
     // The last frame lasts as long as the one before it (30 ms after a 50 ms gap pattern).
     let end = segs.last().unwrap().info.pts_end_ms;
-    assert!(end > last && end <= last + 50, "end {end} after last pts {last}");
+    assert!(
+        end > last && end <= last + 50,
+        "end {end} after last pts {last}"
+    );
 }
 
 #[test]
@@ -106,7 +124,10 @@ fn audio_duration_matches_input_within_one_frame() {
         let fmt = audio_format(codec, rate, ch);
         let input = audio_frames(&a, &fmt);
         let frames = interleave(h264_frames(&v), input.clone());
-        let fed = frames.iter().filter(|f| f.kind == ivcs_engine::types::StreamKind::Audio).count();
+        let fed = frames
+            .iter()
+            .filter(|f| f.kind == ivcs_engine::types::StreamKind::Audio)
+            .count();
         let segs = run(config(VideoCodec::H264, Some(fmt), Container::Ts), &frames);
         let muxed: u32 = segs.iter().map(|s| s.info.audio_frames).sum();
         // One AAC frame per 1024 input samples; the encoder may add one tail frame.

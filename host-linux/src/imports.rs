@@ -80,7 +80,10 @@ impl snapshot::HostPicture for HostState {
         };
         let start = (offset as usize).min(p.bytes.len());
         let end = start.saturating_add(len as usize).min(p.bytes.len());
-        p.bytes.get(start..end).map(<[u8]>::to_vec).unwrap_or_default()
+        p.bytes
+            .get(start..end)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default()
     }
 
     fn drop(&mut self, pic: Resource<PictureData>) -> wasmtime::Result<()> {
@@ -128,7 +131,11 @@ impl network::HostExchange for HostState {
     fn write_capacity(&mut self, _ex: Resource<ExchangeData>) -> u32 {
         0
     }
-    fn write(&mut self, _ex: Resource<ExchangeData>, _data: Vec<u8>) -> Result<u32, network::NetError> {
+    fn write(
+        &mut self,
+        _ex: Resource<ExchangeData>,
+        _data: Vec<u8>,
+    ) -> Result<u32, network::NetError> {
         Err(no_exchange())
     }
     fn attach(
@@ -161,7 +168,10 @@ impl network::HostExchange for HostState {
 }
 
 impl network::Host for HostState {
-    fn start(&mut self, req: network::Request) -> Result<Resource<ExchangeData>, network::NetError> {
+    fn start(
+        &mut self,
+        req: network::Request,
+    ) -> Result<Resource<ExchangeData>, network::NetError> {
         Err(network::NetError::Unreachable(format!(
             "{} {}: no cloud is configured for this runtime",
             match req.method {

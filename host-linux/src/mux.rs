@@ -23,7 +23,7 @@ impl ComponentMuxer {
     ) -> Result<Result<Self, EngineError>> {
         let mut inst = rt.instantiate(memory_limit)?;
         let api = inst.world.ivcs_engine_mux().muxer();
-        let muxer = api.call_constructor(&mut inst.store, cfg.clone())?;
+        let muxer = api.call_constructor(&mut inst.store, *cfg)?;
         if let Err(e) = api.call_validate(&mut inst.store, muxer)? {
             muxer.resource_drop(&mut inst.store)?;
             return Ok(Err(e));

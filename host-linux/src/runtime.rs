@@ -92,13 +92,18 @@ impl EngineRuntime {
     pub fn instantiate(&self, memory_limit: usize) -> Result<EngineInstance> {
         let state = HostState {
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(memory_limit).instances(4).build(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory_limit)
+                .instances(4)
+                .build(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         let world = EngineWorld::instantiate(&mut store, &self.component, &self.linker)
             .ctx("instantiating the engine")?;
-        let contract = world.ivcs_engine_runtime().call_contract_version(&mut store)?;
+        let contract = world
+            .ivcs_engine_runtime()
+            .call_contract_version(&mut store)?;
         if !contract_compatible(&contract) {
             bail!("engine implements contract {contract}, this host speaks {HOST_CONTRACT}");
         }
@@ -160,7 +165,10 @@ pub fn check_imports(imports: &[ImportInfo]) -> Result<()> {
         }
     }
     if !bad.is_empty() {
-        bail!("the engine imports more than clock/network/snapshot: {}", bad.join(", "));
+        bail!(
+            "the engine imports more than clock/network/snapshot: {}",
+            bad.join(", ")
+        );
     }
     Ok(())
 }
@@ -191,7 +199,10 @@ pub struct EngineInstance {
 impl EngineInstance {
     /// The engine's own version string.
     pub fn engine_version(&mut self) -> Result<String> {
-        self.world.ivcs_engine_runtime().call_engine_version(&mut self.store).ctx("engine trapped")
+        self.world
+            .ivcs_engine_runtime()
+            .call_engine_version(&mut self.store)
+            .ctx("engine trapped")
     }
 }
 

@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 use ivcs_engine::pipeline::{Output, Pipeline, PipelineConfig, SegmentInfo};
-use ivcs_engine::types::{AudioCodec, AudioFormat, AvFormat, Container, Frame, FrameType, StreamKind};
+use ivcs_engine::types::{
+    AudioCodec, AudioFormat, AvFormat, Container, Frame, FrameType, StreamKind,
+};
 use ivcs_media::{VideoCodec, adts, annexb};
 
 pub fn fixture(name: &str) -> Vec<u8> {
@@ -12,9 +14,19 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
 }
 
-pub fn config(video: VideoCodec, audio: Option<AudioFormat>, container: Container) -> PipelineConfig {
+pub fn config(
+    video: VideoCodec,
+    audio: Option<AudioFormat>,
+    container: Container,
+) -> PipelineConfig {
     PipelineConfig {
-        av: AvFormat { video, width: 0, height: 0, framerate: 25, audio },
+        av: AvFormat {
+            video,
+            width: 0,
+            height: 0,
+            framerate: 25,
+            audio,
+        },
         container,
         segment_ms: 1000,
         start_utc_ms: 1_700_000_000_000,
@@ -23,7 +35,12 @@ pub fn config(video: VideoCodec, audio: Option<AudioFormat>, container: Containe
 }
 
 pub fn audio_format(codec: AudioCodec, sample_rate: u32, channels: u8) -> AudioFormat {
-    AudioFormat { codec, sample_rate, channels, samples_per_frame: 1024 * u32::from(channels) }
+    AudioFormat {
+        codec,
+        sample_rate,
+        channels,
+        samples_per_frame: 1024 * u32::from(channels),
+    }
 }
 
 /// Video access units of a fixture with PTS 40 ms apart.
@@ -45,8 +62,14 @@ pub fn audio_frames(data: &[u8], fmt: &AudioFormat) -> Vec<Frame<'static>> {
     let rate = u64::from(fmt.sample_rate);
     let packs: Vec<Vec<u8>> = match fmt.codec {
         AudioCodec::Aac => adts::frames(data).map(|f| f.unwrap().1.to_vec()).collect(),
-        AudioCodec::Pcm16 => data.chunks_exact(2048 * usize::from(fmt.channels)).map(<[u8]>::to_vec).collect(),
-        _ => data.chunks_exact(1024 * usize::from(fmt.channels)).map(<[u8]>::to_vec).collect(),
+        AudioCodec::Pcm16 => data
+            .chunks_exact(2048 * usize::from(fmt.channels))
+            .map(<[u8]>::to_vec)
+            .collect(),
+        _ => data
+            .chunks_exact(1024 * usize::from(fmt.channels))
+            .map(<[u8]>::to_vec)
+            .collect(),
     };
     packs
         .into_iter()
@@ -87,14 +110,28 @@ impl Collector {
         for o in p.take_output() {
             match o {
                 Output::SegmentStart(s) => {
-                    assert!(self.open.is_none(), "segment {} started inside another", s.index);
+                    assert!(
+                        self.open.is_none(),
+                        "segment {} started inside another",
+                        s.index
+                    );
                     self.open = Some((s, Vec::new()));
                 }
-                Output::Data(d) => self.open.as_mut().expect("data outside a segment").1.extend(d),
+                Output::Data(d) => self
+                    .open
+                    .as_mut()
+                    .expect("data outside a segment")
+                    .1
+                    .extend(d),
                 Output::SegmentEnd(s) => {
                     let (start, bytes) = self.open.take().expect("end without start");
                     assert_eq!(start.index, s.index);
-                    assert_eq!(s.bytes, bytes.len() as u64, "segment {} byte count", s.index);
+                    assert_eq!(
+                        s.bytes,
+                        bytes.len() as u64,
+                        "segment {} byte count",
+                        s.index
+                    );
                     self.done.push(Segment { info: s, bytes });
                 }
             }
@@ -107,7 +144,8 @@ pub fn run(cfg: PipelineConfig, frames: &[Frame<'_>]) -> Vec<Segment> {
     let mut p = Pipeline::new(cfg).unwrap();
     let mut c = Collector::default();
     for f in frames {
-        p.push(f).unwrap_or_else(|e| panic!("{:?} seq {} refused: {e}", f.kind, f.seq));
+        p.push(f)
+            .unwrap_or_else(|e| panic!("{:?} seq {} refused: {e}", f.kind, f.seq));
         c.take(&mut p);
     }
     p.finish().unwrap();
