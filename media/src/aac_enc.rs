@@ -177,7 +177,7 @@ impl AacEncoder {
             left.extend(data.chunks_exact(bps).map(|s| format.sample(s)));
         } else {
             for frame in data.chunks_exact(frame_bytes) {
-                let (l, r) = frame.split_at(bps);
+                let (l, r) = frame.split_at_checked(bps).unwrap_or_default();
                 left.push(format.sample(l));
                 right.push(format.sample(r));
             }
