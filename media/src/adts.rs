@@ -207,14 +207,13 @@ impl<'a> Iterator for Frames<'a> {
             return None;
         }
         let r = parse_header(self.rest).and_then(|h| {
-            if self.rest.len() < h.frame_len {
-                return Err(Error::malformed(format!(
+            let (frame, rest) = self.rest.split_at_checked(h.frame_len).ok_or_else(|| {
+                Error::malformed(format!(
                     "truncated ADTS frame: {} of {} bytes",
                     self.rest.len(),
                     h.frame_len
-                )));
-            }
-            let (frame, rest) = self.rest.split_at(h.frame_len);
+                ))
+            })?;
             self.rest = rest;
             Ok((h, frame))
         });

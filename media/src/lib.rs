@@ -41,7 +41,7 @@ pub enum VideoCodec {
 
 /// What the parameter sets of a video stream say, plus the sets themselves.
 ///
-/// Built by [`video::VideoParams::from_parameter_sets`]; the muxers need it to
+/// Built by [`VideoParams::from_parameter_sets`] (in [`video`]); the muxers need it to
 /// write the sample entry (fMP4) and to re-insert parameter sets (TS).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VideoParams {
