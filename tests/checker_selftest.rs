@@ -268,19 +268,7 @@ fn catches_reencoded_passthrough_audio() {
 /// catalogue (and so the checks) assume.
 #[test]
 fn fixtures_match_their_catalogue() {
-    let all = [
-        &H264_360P_GOP2_24S,
-        &H264_720P_GOP1_12S,
-        &H264_240P_GOP4_24S,
-        &H264_360P30_GOP1_12S,
-        &H264_360P_GOP2_60S,
-        &H265_360P_GOP2_24S,
-        &H265_720P_GOP1_12S,
-        &H265_240P_GOP4_24S,
-        &H265_360P_GOP2_60S,
-        &H264_BFRAMES_10S,
-    ];
-    for v in all {
+    for v in ALL_VIDEO {
         let data = std::fs::read(v.path()).unwrap();
         // Access units = IDR/non-IDR first slices; count IDRs from NAL types
         // and frames from ffprobe.
@@ -350,14 +338,7 @@ fn fixtures_match_their_catalogue() {
             .any(|f| f["pict_type"] == "B");
         assert_eq!(has_b, v.bframes, "{}: B-frames", v.file);
     }
-    for a in [
-        &AAC_48K_MONO,
-        &AAC_44K_STEREO,
-        &G711A_8K,
-        &G711U_8K,
-        &PCM16_16K_MONO,
-        &PCM16_48K_STEREO,
-    ] {
+    for a in ALL_AUDIO {
         let pcm = ivcs_tests::audio::decode_f32(&a.ffmpeg_input(), &[]);
         let secs = pcm.len() as f64 / f64::from(a.channels) / f64::from(a.sample_rate);
         assert!(

@@ -269,3 +269,37 @@ pub fn dir() -> PathBuf {
     })
     .clone()
 }
+
+/// Every video fixture of the catalogue.
+pub static ALL_VIDEO: [&VideoFixture; 10] = [
+    &H264_360P_GOP2_24S,
+    &H264_720P_GOP1_12S,
+    &H264_240P_GOP4_24S,
+    &H264_360P30_GOP1_12S,
+    &H264_360P_GOP2_60S,
+    &H265_360P_GOP2_24S,
+    &H265_720P_GOP1_12S,
+    &H265_240P_GOP4_24S,
+    &H265_360P_GOP2_60S,
+    &H264_BFRAMES_10S,
+];
+
+/// Every audio fixture of the catalogue.
+pub static ALL_AUDIO: [&AudioFixture; 6] = [
+    &AAC_48K_MONO,
+    &AAC_44K_STEREO,
+    &G711A_8K,
+    &G711U_8K,
+    &PCM16_16K_MONO,
+    &PCM16_48K_STEREO,
+];
+
+/// The catalogue entry of a video file, by file name.
+pub fn video_by_file(name: &str) -> Option<&'static VideoFixture> {
+    ALL_VIDEO.iter().copied().find(|v| v.file == name)
+}
+
+/// The catalogue entry of an audio file, by file name.
+pub fn audio_by_file(name: &str) -> Option<&'static AudioFixture> {
+    ALL_AUDIO.iter().copied().find(|a| a.file == name)
+}
