@@ -35,7 +35,8 @@ dist: engine cli
 	cp target/engine/engine.wasm $(DIST)/engine/engine.wasm
 	$(DIST)/bin/ivcs engine precompile $(DIST)/engine/engine.wasm $(DIST)/engine/engine.cwasm
 	cp $(DIST)/engine/engine.cwasm target/engine/engine.cwasm
-	cp include/*.h $(DIST)/include/
+	# C headers arrive with libivcs; copy whatever exists.
+	find include -maxdepth 1 -name '*.h' -exec cp {} $(DIST)/include/ \;
 
 check-imports: dist
 	$(DIST)/bin/ivcs engine imports --check $(DIST)/engine/engine.wasm
