@@ -17,7 +17,7 @@ ENGINE_ENV := RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-
 ENGINE_FLAGS := -p ivcs-engine --target wasm32-wasip2 --profile wasm-release \
 	-Zbuild-std=std,panic_abort --target-dir $(ENGINE_TARGET_DIR)
 
-.PHONY: all dist engine cli test lint unit matrix check-imports fuzz-smoke bench fixtures clean
+.PHONY: all dist engine cli test lint unit matrix check-imports check-headers fuzz-smoke bench fixtures clean
 
 all: dist
 
@@ -41,6 +41,12 @@ dist: engine cli
 check-imports: dist
 	$(DIST)/bin/ivcs engine imports --check $(DIST)/engine/engine.wasm
 
+check-headers:
+	mkdir -p target/c
+	gcc -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude tests/c/headers.c -o target/c/headers && target/c/headers
+	gcc -std=c99 -Wall -Wextra -Werror -pedantic -DIV_CS_FIVE_CHANNELS -Iinclude tests/c/headers.c -o target/c/headers5 && target/c/headers5
+	g++ -x c++ -Wall -Wextra -Werror -pedantic -Iinclude tests/c/headers.c -o target/c/headers-cxx && target/c/headers-cxx
+
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
@@ -58,7 +64,7 @@ matrix: dist fixtures
 fuzz-smoke:
 	scripts/fuzz-smoke.sh 10
 
-test: lint check-imports unit matrix fuzz-smoke
+test: lint check-headers check-imports unit matrix fuzz-smoke
 
 bench: dist
 	scripts/gen-fixtures.sh --bench
