@@ -119,6 +119,15 @@ struct Refusal {
     message: String,
 }
 
+impl From<ivcs_engine::Error> for Refusal {
+    fn from(e: ivcs_engine::Error) -> Self {
+        Refusal {
+            code: e.code(),
+            message: e.message().to_string(),
+        }
+    }
+}
+
 /// The two ways of running the engine, behind one face.
 trait Backend {
     fn push(&mut self, p: &Pack<'_>) -> Result<Result<Vec<Output>, Refusal>>;
@@ -136,23 +145,19 @@ impl Backend for Native {
             seq: p.seq,
             data: p.data,
         };
-        Ok(match self.0.push(&f) {
-            Ok(()) => Ok(self.0.take_output()),
-            Err(e) => Err(Refusal {
-                code: e.code(),
-                message: e.message().to_string(),
-            }),
-        })
+        Ok(self
+            .0
+            .push(&f)
+            .map(|()| self.0.take_output())
+            .map_err(Refusal::from))
     }
 
     fn finish(&mut self) -> Result<Result<Vec<Output>, Refusal>> {
-        Ok(match self.0.finish() {
-            Ok(()) => Ok(self.0.take_output()),
-            Err(e) => Err(Refusal {
-                code: e.code(),
-                message: e.message().to_string(),
-            }),
-        })
+        Ok(self
+            .0
+            .finish()
+            .map(|()| self.0.take_output())
+            .map_err(Refusal::from))
     }
 }
 
