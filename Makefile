@@ -13,7 +13,7 @@ ENGINE_WASM := $(ENGINE_TARGET_DIR)/wasm32-wasip2/wasm-release/ivcs_engine.wasm
 # The engine is built with std rebuilt so that a panic is a bare trap
 # (`-Cpanic=immediate-abort`): no panic machinery, so no wasi:cli imports.
 # See docs/design/engine-build.md.
-ENGINE_ENV := RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort"
+ENGINE_ENV := RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Ctarget-feature=+simd128"
 ENGINE_FLAGS := -p ivcs-engine --target wasm32-wasip2 --profile wasm-release \
 	-Zbuild-std=std,panic_abort --target-dir $(ENGINE_TARGET_DIR)
 

@@ -16,12 +16,15 @@
 #   IVCS_BIN   ivcs binary (default: target/release/ivcs)
 #   FIXTURES   fixture directory (default: testdata/gen; the --bench set is
 #              generated there if missing)
-#   BENCH_OUT  scratch directory (default: target/bench-mux)
+#   BENCH_OUT  scratch directory (default: a directory in /dev/shm, removed
+#              at exit, else target/bench-mux). Writing ~160 MB per run to a
+#              disk makes writeback of one run land in the next one's time;
+#              tmpfs keeps every tool's runs comparable.
 # Uses hyperfine if installed (apt-get install hyperfine), else a bash loop.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RUNS=3
+RUNS=10
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --runs) RUNS=$2; shift 2 ;;
@@ -31,7 +34,14 @@ while [[ $# -gt 0 ]]; do
 done
 IVCS_BIN=${IVCS_BIN:-$ROOT/target/release/ivcs}
 FIXTURES=${FIXTURES:-$ROOT/testdata/gen}
-OUT=${BENCH_OUT:-$ROOT/target/bench-mux}
+if [[ -n "${BENCH_OUT:-}" ]]; then
+    OUT=$BENCH_OUT
+elif [[ -d /dev/shm && -w /dev/shm ]]; then
+    OUT=$(mktemp -d /dev/shm/ivcs-bench-mux.XXXXXX)
+    trap 'rm -rf "$OUT"' EXIT
+else
+    OUT=$ROOT/target/bench-mux
+fi
 
 VIDEO=$FIXTURES/bench_h264_main_1920x1080_25fps_gop2s_300s.h264
 AAC=$FIXTURES/bench_aac_lc_48000_stereo_300s.aac
@@ -132,12 +142,14 @@ mbps() { # NAME -> MB/s or n/a
 }
 echo
 echo "ivcs mux benchmark: 5 min 1080p25 H.264 4 Mbit/s + AAC ($MB_AV MB), best of $RUNS"
-echo "binary: $IVCS_BIN"
+echo "binary: $IVCS_BIN; output in $OUT"
 printf '%-26s %10s %10s %10s\n' run seconds input_MB "MB/s"
 for name in component_ts native_ts ffmpeg_ts component_fmp4 native_fmp4 ffmpeg_fmp4 \
     component_video_only component_pcm16_to_aac native_video_only native_pcm16_to_aac; do
     [[ -n "${BEST[$name]:-}" ]] || continue
-    printf '%-26s %10s %10s %10s\n' "$name" "${BEST[$name]}" "${MB[$name]}" "$(mbps "$name")"
+    secs=${BEST[$name]}
+    [[ $secs == FAIL ]] || secs=$(awk -v t="$secs" 'BEGIN{printf "%.3f", t}')
+    printf '%-26s %10s %10s %10s\n' "$name" "$secs" "${MB[$name]}" "$(mbps "$name")"
 done
 echo
 

@@ -161,7 +161,10 @@ impl Backend for Native {
     }
 }
 
-struct Component(ComponentMuxer);
+struct Component {
+    muxer: ComponentMuxer,
+    frame: w::Frame,
+}
 
 fn from_wit_segment(s: wmux::SegmentInfo) -> SegmentInfo {
     SegmentInfo {
@@ -203,24 +206,26 @@ fn from_wit(r: Result<Vec<wmux::MuxOutput>, w::EngineError>) -> Result<Vec<Outpu
 
 impl Backend for Component {
     fn push(&mut self, p: &Pack<'_>) -> Result<Result<Vec<Output>, Refusal>> {
-        let f = w::Frame {
-            kind: match p.kind {
-                ivcs_engine::types::StreamKind::Audio => w::StreamKind::Audio,
-                ivcs_engine::types::StreamKind::Video => w::StreamKind::Video,
-            },
-            frame_type: match p.frame_type {
-                ivcs_engine::types::FrameType::I => w::FrameType::I,
-                ivcs_engine::types::FrameType::P => w::FrameType::P,
-            },
-            pts_ms: p.pts_ms,
-            seq: p.seq,
-            data: p.data.to_vec(),
+        // One frame buffer reused for every push: large per-frame
+        // allocations would each cost fresh pages.
+        let f = &mut self.frame;
+        f.kind = match p.kind {
+            ivcs_engine::types::StreamKind::Audio => w::StreamKind::Audio,
+            ivcs_engine::types::StreamKind::Video => w::StreamKind::Video,
         };
-        Ok(from_wit(self.0.push(&f)?))
+        f.frame_type = match p.frame_type {
+            ivcs_engine::types::FrameType::I => w::FrameType::I,
+            ivcs_engine::types::FrameType::P => w::FrameType::P,
+        };
+        f.pts_ms = p.pts_ms;
+        f.seq = p.seq;
+        f.data.clear();
+        f.data.extend_from_slice(p.data);
+        Ok(from_wit(self.muxer.push(f)?))
     }
 
     fn finish(&mut self) -> Result<Result<Vec<Output>, Refusal>> {
-        Ok(from_wit(self.0.finish()?))
+        Ok(from_wit(self.muxer.finish()?))
     }
 }
 
@@ -346,6 +351,37 @@ fn audio_file(args: &MuxArgs, path: &Path) -> Result<AudioFile> {
     })
 }
 
+/// Pushes every pack and finishes the stream, sending output to the writer;
+/// returns the number of refused frames.
+fn feed(
+    backend: &mut dyn Backend,
+    packs: &[Pack<'_>],
+    tx: &std::sync::mpsc::SyncSender<Vec<Output>>,
+) -> Result<u64> {
+    let send = |out: Vec<Output>| {
+        tx.send(out)
+            .map_err(|_| anyhow::anyhow!("the segment writer stopped"))
+    };
+    let mut refused = 0u64;
+    for p in packs {
+        match backend.push(p)? {
+            Ok(out) => send(out)?,
+            Err(r) => {
+                refused += 1;
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("ivcs mux: frame refused ({}): {}", r.code, r.message);
+                }
+            }
+        }
+    }
+    match backend.finish()? {
+        Ok(out) => send(out)?,
+        Err(r) => bail!("finishing the stream failed ({}): {}", r.code, r.message),
+    }
+    Ok(refused)
+}
+
 /// Runs `ivcs mux`.
 pub fn run(args: &MuxArgs) -> Result<()> {
     if args.fps == 0 || args.fps > 240 {
@@ -406,14 +442,23 @@ pub fn run(args: &MuxArgs) -> Result<()> {
             &wit_mux_config(&cfg),
             memory_limit(cfg.max_frame_bytes),
         )? {
-            Ok(m) => Box::new(Component(m)),
+            Ok(muxer) => Box::new(Component {
+                muxer,
+                frame: w::Frame {
+                    kind: w::StreamKind::Video,
+                    frame_type: w::FrameType::I,
+                    pts_ms: 0,
+                    seq: 0,
+                    data: Vec::new(),
+                },
+            }),
             Err(e) => bail!("engine refused the configuration: {} {}", e.code, e.message),
         }
     };
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let mut files = SegmentFiles {
+    let files = SegmentFiles {
         dir: args.out.clone(),
         ext: match container {
             Container::Ts => "ts",
@@ -422,23 +467,25 @@ pub fn run(args: &MuxArgs) -> Result<()> {
         current: None,
         done: Vec::new(),
     };
-    let mut refused = 0u64;
-    for p in &packs {
-        match backend.push(p)? {
-            Ok(out) => files.apply(out)?,
-            Err(r) => {
-                refused += 1;
-                #[allow(clippy::print_stderr)]
-                {
-                    eprintln!("ivcs mux: frame refused ({}): {}", r.code, r.message);
-                }
-            }
+    // Files are written on their own thread so that write syscalls overlap
+    // with muxing; the bounded queue keeps memory flat if the disk is slow.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Output>>(64);
+    let writer = std::thread::spawn(move || -> Result<SegmentFiles> {
+        let mut files = files;
+        for out in rx {
+            files.apply(out)?;
         }
-    }
-    match backend.finish()? {
-        Ok(out) => files.apply(out)?,
-        Err(r) => bail!("finishing the stream failed ({}): {}", r.code, r.message),
-    }
+        Ok(files)
+    });
+    let fed = feed(backend.as_mut(), &packs, &tx);
+    drop(tx);
+    let written = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the segment writer thread panicked"))?;
+    // A write error ends the writer early, which the feeder sees as a closed
+    // queue; report the write error, it is the cause.
+    let mut files = written?;
+    let refused = fed?;
 
     let index = Index {
         format_version: ivcs_engine::FORMAT_VERSION,

@@ -15,39 +15,19 @@
 use crate::VideoCodec;
 
 /// Index of the next `00 00 01` at or after `from`.
-fn find_start_code(data: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut i = from;
+///
+/// Searches for the `01` byte with `memchr` (word- or SIMD-wide, and rare in
+/// compressed slice data) and then checks the two zeros before it: this scan
+/// is the hottest loop of muxing, run over every byte of every frame.
+pub(crate) fn find_start_code(data: &[u8], from: usize) -> Option<usize> {
+    let mut i = from.checked_add(2)?;
     loop {
-        // A start code begins with a zero byte, so 8-byte words without one
-        // are skipped whole (compressed slice data rarely has zeros).
-        while let Some(w) = data
-            .get(i..i.saturating_add(8))
-            .and_then(|w| <[u8; 8]>::try_from(w).ok())
-        {
-            let v = u64::from_ne_bytes(w);
-            if v.wrapping_sub(ONES) & !v & HIGHS != 0 {
-                break;
-            }
-            i += 8;
+        let one = i + memchr::memchr(1, data.get(i..)?)?;
+        let zeros = one - 2;
+        if data.get(zeros..one) == Some(&[0, 0]) {
+            return Some(zeros);
         }
-        // Byte-wise over the next candidates. The third byte of a candidate
-        // decides: > 1 rules out start codes at i, i+1 and i+2 at once.
-        let stop = i.saturating_add(8);
-        while i < stop {
-            let b = *data.get(i.saturating_add(2))?;
-            if b > 1 {
-                i += 3;
-            } else if b == 0 {
-                i += 1;
-            } else {
-                if data.get(i) == Some(&0) && data.get(i + 1) == Some(&0) {
-                    return Some(i);
-                }
-                i += 3;
-            }
-        }
+        i = one + 1;
     }
 }
 

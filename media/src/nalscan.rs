@@ -18,17 +18,7 @@ use crate::VideoCodec;
 /// Position of the next `00 00 01` at or after `from`: (index of its first
 /// zero, index just past the `01`).
 pub(crate) fn find_start_code(data: &[u8], from: usize) -> Option<(usize, usize)> {
-    let mut i = from;
-    while let Some(w) = data.get(i..i + 3) {
-        match *w {
-            // The third byte rules out a start code at i, i+1 and i+2, so skip
-            // three at once: most bytes of compressed data take this path.
-            [_, _, b] if b > 1 => i += 3,
-            [0, 0, 1] => return Some((i, i + 3)),
-            _ => i += 1,
-        }
-    }
-    None
+    crate::annexb::find_start_code(data, from).map(|p| (p, p + 3))
 }
 
 /// One NAL unit found in an Annex-B buffer.
