@@ -20,7 +20,10 @@
     )
 )]
 
-use crate::nalscan::{self, NalIter};
+use crate::mp4box::{
+    append_length_prefixed, close_box, open_box, open_full, put_audio_stsd, put_dinf, put_hdlr,
+    put_header, put_mdhd, put_mvhd, put_smhd, put_tkhd, put_u32, put_video_stsd, put_vmhd,
+};
 use crate::{AudioParams, Error, ErrorKind, Result, VideoCodec, VideoParams};
 
 const VIDEO_TRACK: u32 = 1;
@@ -174,7 +177,8 @@ impl Fmp4Muxer {
         } else {
             None
         };
-        to_length_prefixed(self.codec, au, &mut self.spare)?;
+        self.spare.clear();
+        append_length_prefixed(self.codec, au, &mut self.spare)?;
         if let Some(d) = duration {
             self.write_fragment(out, Some(d))?;
         }
@@ -356,26 +360,13 @@ impl Fmp4Muxer {
 
     fn write_moov(&self, out: &mut Vec<u8>, width: u16, height: u16) {
         let moov = open_box(out, b"moov");
-
-        let mvhd = open_full(out, b"mvhd", 0, 0);
-        put_u32(out, 0); // creation_time
-        put_u32(out, 0); // modification_time
-        put_u32(out, 1000); // timescale
-        put_u32(out, 0); // duration: unknown, fragmented
-        put_u32(out, 0x0001_0000); // rate 1.0
-        out.extend_from_slice(&[0x01, 0x00]); // volume 1.0
-        out.extend_from_slice(&[0; 10]);
-        put_matrix(out);
-        out.extend_from_slice(&[0; 24]);
-        put_u32(
-            out,
-            if self.audio.is_some() {
-                AUDIO_TRACK + 1
-            } else {
-                VIDEO_TRACK + 1
-            },
-        );
-        close_box(out, mvhd);
+        let next_track = if self.audio.is_some() {
+            AUDIO_TRACK + 1
+        } else {
+            VIDEO_TRACK + 1
+        };
+        // Durations are unknown (0): the samples are in fragments.
+        put_mvhd(out, 1000, 0, next_track);
 
         // Video track.
         let trak = open_box(out, b"trak");
@@ -385,47 +376,16 @@ impl Fmp4Muxer {
             0,
             u32::from(width) << 16,
             u32::from(height) << 16,
+            0,
         );
         let mdia = open_box(out, b"mdia");
-        put_mdhd(out, VIDEO_TIMESCALE);
+        put_mdhd(out, VIDEO_TIMESCALE, 0);
         put_hdlr(out, b"vide", b"VideoHandler\0");
         let minf = open_box(out, b"minf");
-        let vmhd = open_full(out, b"vmhd", 0, 1);
-        out.extend_from_slice(&[0; 8]); // graphicsmode, opcolor
-        close_box(out, vmhd);
+        put_vmhd(out);
         put_dinf(out);
         let stbl = open_box(out, b"stbl");
-        let stsd = open_full(out, b"stsd", 0, 0);
-        put_u32(out, 1);
-        let entry = open_box(
-            out,
-            match self.codec {
-                VideoCodec::H264 => b"avc1",
-                VideoCodec::H265 => b"hvc1",
-            },
-        );
-        out.extend_from_slice(&[0; 6]);
-        out.extend_from_slice(&[0, 1]); // data_reference_index
-        out.extend_from_slice(&[0; 16]); // pre_defined, reserved
-        out.extend_from_slice(&width.to_be_bytes());
-        out.extend_from_slice(&height.to_be_bytes());
-        put_u32(out, 0x0048_0000); // 72 dpi
-        put_u32(out, 0x0048_0000);
-        put_u32(out, 0);
-        out.extend_from_slice(&[0, 1]); // frame_count
-        out.extend_from_slice(&[0; 32]); // compressorname
-        out.extend_from_slice(&[0x00, 0x18, 0xFF, 0xFF]); // depth 24, pre_defined -1
-        let config = open_box(
-            out,
-            match self.codec {
-                VideoCodec::H264 => b"avcC",
-                VideoCodec::H265 => b"hvcC",
-            },
-        );
-        out.extend_from_slice(&self.decoder_config);
-        close_box(out, config);
-        close_box(out, entry);
-        close_box(out, stsd);
+        put_video_stsd(out, self.codec, width, height, &self.decoder_config);
         put_empty_tables(out);
         close_box(out, stbl);
         close_box(out, minf);
@@ -434,33 +394,15 @@ impl Fmp4Muxer {
 
         if let Some(audio) = &self.audio {
             let trak = open_box(out, b"trak");
-            put_tkhd(out, AUDIO_TRACK, 0x0100, 0, 0);
+            put_tkhd(out, AUDIO_TRACK, 0x0100, 0, 0, 0);
             let mdia = open_box(out, b"mdia");
-            put_mdhd(out, audio.sample_rate);
+            put_mdhd(out, audio.sample_rate, 0);
             put_hdlr(out, b"soun", b"SoundHandler\0");
             let minf = open_box(out, b"minf");
-            let smhd = open_full(out, b"smhd", 0, 0);
-            put_u32(out, 0); // balance, reserved
-            close_box(out, smhd);
+            put_smhd(out);
             put_dinf(out);
             let stbl = open_box(out, b"stbl");
-            let stsd = open_full(out, b"stsd", 0, 0);
-            put_u32(out, 1);
-            let entry = open_box(out, b"mp4a");
-            out.extend_from_slice(&[0; 6]);
-            out.extend_from_slice(&[0, 1]); // data_reference_index
-            out.extend_from_slice(&[0; 8]);
-            out.extend_from_slice(&u16::from(audio.channels).to_be_bytes());
-            out.extend_from_slice(&[0, 16, 0, 0, 0, 0]); // samplesize 16, pre_defined, reserved
-            // 16.16 fixed point; rates above 65535 Hz do not fit and are
-            // written as 0 (the AudioSpecificConfig is authoritative).
-            put_u32(
-                out,
-                u16::try_from(audio.sample_rate).map_or(0, |r| u32::from(r) << 16),
-            );
-            put_esds(out, audio);
-            close_box(out, entry);
-            close_box(out, stsd);
+            put_audio_stsd(out, audio.sample_rate, audio.channels, &audio.asc);
             put_empty_tables(out);
             close_box(out, stbl);
             close_box(out, minf);
@@ -482,130 +424,10 @@ fn config_error(msg: &str) -> Error {
     Error::new(ErrorKind::InvalidConfig, msg)
 }
 
-/// Rewrites an Annex-B access unit as 4-byte length-prefixed NALs into
-/// `dst`, dropping AUD, parameter sets (they live in the sample entry) and
-/// filler data.
-fn to_length_prefixed(codec: VideoCodec, au: &[u8], dst: &mut Vec<u8>) -> Result<()> {
-    if nalscan::leading_garbage(au) {
-        return Err(Error::malformed(
-            "video access unit does not start with an Annex-B start code",
-        ));
-    }
-    dst.clear();
-    // Start codes are 3 or 4 bytes, prefixes 4: a little slack avoids
-    // regrowing for 3-byte start codes.
-    dst.reserve(au.len() + 64);
-    let mut has_slice = false;
-    for nal in NalIter::new(au) {
-        let t = nalscan::nal_type(codec, nal.bytes);
-        if nalscan::is_aud(codec, t)
-            || nalscan::is_parameter_set(codec, t)
-            || nalscan::is_filler(codec, t)
-        {
-            continue;
-        }
-        has_slice |= nalscan::is_vcl(codec, t);
-        let len = u32::try_from(nal.bytes.len())
-            .map_err(|_| Error::new(ErrorKind::TooLarge, "NAL unit over 4 GiB"))?;
-        put_u32(dst, len);
-        dst.extend_from_slice(nal.bytes);
-    }
-    if !has_slice {
-        dst.clear();
-        return Err(Error::malformed("video access unit has no slice"));
-    }
-    Ok(())
-}
-
-fn put_u32(out: &mut Vec<u8>, v: u32) {
-    out.extend_from_slice(&v.to_be_bytes());
-}
-
-fn put_header(out: &mut Vec<u8>, size: u32, fourcc: &[u8; 4]) {
-    put_u32(out, size);
-    out.extend_from_slice(fourcc);
-}
-
 fn put_tfdt(out: &mut Vec<u8>, base: u64) {
     put_header(out, 20, b"tfdt");
     put_u32(out, 0x0100_0000); // version 1: 64-bit time
     out.extend_from_slice(&base.to_be_bytes());
-}
-
-/// Starts a box whose size is patched by [`close_box`]; returns its offset.
-fn open_box(out: &mut Vec<u8>, fourcc: &[u8; 4]) -> usize {
-    let start = out.len();
-    put_header(out, 0, fourcc);
-    start
-}
-
-fn open_full(out: &mut Vec<u8>, fourcc: &[u8; 4], version: u8, flags: u32) -> usize {
-    let start = open_box(out, fourcc);
-    put_u32(out, (u32::from(version) << 24) | (flags & 0x00FF_FFFF));
-    start
-}
-
-fn close_box(out: &mut [u8], start: usize) {
-    // Init boxes are a few hundred bytes; the size always fits.
-    let size = u32::try_from(out.len().saturating_sub(start)).unwrap_or(0);
-    if let Some(slot) = out.get_mut(start..start + 4) {
-        slot.copy_from_slice(&size.to_be_bytes());
-    }
-}
-
-/// The identity transformation matrix of mvhd/tkhd.
-fn put_matrix(out: &mut Vec<u8>) {
-    for v in [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000] {
-        put_u32(out, v);
-    }
-}
-
-fn put_tkhd(out: &mut Vec<u8>, track: u32, volume: u16, width: u32, height: u32) {
-    // Flags: track_enabled | track_in_movie.
-    let b = open_full(out, b"tkhd", 0, 0x03);
-    put_u32(out, 0); // creation_time
-    put_u32(out, 0); // modification_time
-    put_u32(out, track);
-    put_u32(out, 0); // reserved
-    put_u32(out, 0); // duration
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&[0; 4]); // layer, alternate_group
-    out.extend_from_slice(&volume.to_be_bytes());
-    out.extend_from_slice(&[0; 2]);
-    put_matrix(out);
-    put_u32(out, width);
-    put_u32(out, height);
-    close_box(out, b);
-}
-
-fn put_mdhd(out: &mut Vec<u8>, timescale: u32) {
-    let b = open_full(out, b"mdhd", 0, 0);
-    put_u32(out, 0);
-    put_u32(out, 0);
-    put_u32(out, timescale);
-    put_u32(out, 0);
-    out.extend_from_slice(&[0x55, 0xC4, 0, 0]); // language "und", pre_defined
-    close_box(out, b);
-}
-
-fn put_hdlr(out: &mut Vec<u8>, handler: &[u8; 4], name: &[u8]) {
-    let b = open_full(out, b"hdlr", 0, 0);
-    put_u32(out, 0);
-    out.extend_from_slice(handler);
-    out.extend_from_slice(&[0; 12]);
-    out.extend_from_slice(name);
-    close_box(out, b);
-}
-
-/// dinf with one self-contained `url ` entry: the media is in this file.
-fn put_dinf(out: &mut Vec<u8>) {
-    let dinf = open_box(out, b"dinf");
-    let dref = open_full(out, b"dref", 0, 0);
-    put_u32(out, 1);
-    let url = open_full(out, b"url ", 0, 1);
-    close_box(out, url);
-    close_box(out, dref);
-    close_box(out, dinf);
 }
 
 /// The mandatory sample tables, empty: all samples are in fragments.
@@ -631,123 +453,10 @@ fn put_trex(out: &mut Vec<u8>, track: u32) {
     close_box(out, b);
 }
 
-/// esds: ES_Descriptor > DecoderConfigDescriptor (AAC, audio stream) >
-/// DecoderSpecificInfo (the AudioSpecificConfig), plus SLConfig 2.
-fn put_esds(out: &mut Vec<u8>, audio: &AudioTrack) {
-    let b = open_full(out, b"esds", 0, 0);
-    let dsi_len = audio.asc.len();
-    let dcd_len = 13 + 1 + desc_len_size(dsi_len) + dsi_len;
-    let es_len = 3 + 1 + desc_len_size(dcd_len) + dcd_len + 3;
-    out.push(0x03);
-    put_desc_len(out, es_len);
-    out.extend_from_slice(&[0, 0, 0]); // ES_ID 0 (the track names it), flags
-    out.push(0x04);
-    put_desc_len(out, dcd_len);
-    out.push(0x40); // MPEG-4 audio
-    out.push((5 << 2) | 1); // streamType audio, reserved 1
-    // bufferSizeDB: the AAC decoder input buffer, 6144 bits per channel.
-    let buffer = 768 * u32::from(audio.channels.max(1));
-    out.extend_from_slice(&buffer.to_be_bytes()[1..]);
-    put_u32(out, 0); // maxBitrate: unknown
-    put_u32(out, 0); // avgBitrate: variable
-    out.push(0x05);
-    put_desc_len(out, dsi_len);
-    out.extend_from_slice(&audio.asc);
-    out.extend_from_slice(&[0x06, 0x01, 0x02]);
-    close_box(out, b);
-}
-
-fn desc_len_size(len: usize) -> usize {
-    match len {
-        0..0x80 => 1,
-        0x80..0x4000 => 2,
-        0x4000..0x20_0000 => 3,
-        _ => 4,
-    }
-}
-
-/// Expandable descriptor size (7 bits per byte, high bit = more follow).
-fn put_desc_len(out: &mut Vec<u8>, len: usize) {
-    let n = desc_len_size(len);
-    for i in (0..n).rev() {
-        let more = if i > 0 { 0x80 } else { 0 };
-        out.push(((len >> (7 * i)) & 0x7F) as u8 | more);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A parsed box: type, absolute offset, whole bytes, children if known
-    /// to be a container.
-    #[derive(Debug)]
-    struct Bx<'a> {
-        kind: [u8; 4],
-        at: usize,
-        bytes: &'a [u8],
-        children: Vec<Bx<'a>>,
-    }
-
-    impl<'a> Bx<'a> {
-        fn body(&self) -> &'a [u8] {
-            &self.bytes[8..]
-        }
-        fn child(&self, kind: &[u8; 4]) -> &Bx<'a> {
-            self.children
-                .iter()
-                .find(|c| &c.kind == kind)
-                .unwrap_or_else(|| panic!("no {} in {}", show(kind), show(&self.kind)))
-        }
-        fn all(&self, kind: &[u8; 4]) -> Vec<&Bx<'a>> {
-            self.children.iter().filter(|c| &c.kind == kind).collect()
-        }
-        fn u32_at(&self, off: usize) -> u32 {
-            u32::from_be_bytes(self.body()[off..off + 4].try_into().unwrap())
-        }
-        fn u64_at(&self, off: usize) -> u64 {
-            u64::from_be_bytes(self.body()[off..off + 8].try_into().unwrap())
-        }
-    }
-
-    fn show(k: &[u8; 4]) -> String {
-        String::from_utf8_lossy(k).into_owned()
-    }
-
-    /// Parses a run of boxes that must exactly fill `data`.
-    fn walk(data: &[u8], base: usize) -> Vec<Bx<'_>> {
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < data.len() {
-            let size = u32::from_be_bytes(data[i..i + 4].try_into().unwrap()) as usize;
-            let kind: [u8; 4] = data[i + 4..i + 8].try_into().unwrap();
-            assert!(
-                size >= 8 && i + size <= data.len(),
-                "{} size {size}",
-                show(&kind)
-            );
-            let bytes = &data[i..i + size];
-            // Bytes of fields before the child boxes, for containers.
-            let skip = match &kind {
-                b"moov" | b"trak" | b"mdia" | b"minf" | b"dinf" | b"stbl" | b"mvex" | b"moof"
-                | b"traf" => Some(0),
-                b"stsd" | b"dref" => Some(8),
-                b"avc1" | b"hvc1" => Some(78),
-                b"mp4a" => Some(28),
-                _ => None,
-            };
-            let children = skip.map_or_else(Vec::new, |s| walk(&bytes[8 + s..], base + i + 8 + s));
-            out.push(Bx {
-                kind,
-                at: base + i,
-                bytes,
-                children,
-            });
-            i += size;
-        }
-        assert_eq!(i, data.len(), "boxes fill their parent");
-        out
-    }
+    use crate::mp4box::testutil::{show, walk};
 
     fn h264_params() -> VideoParams {
         VideoParams {

@@ -24,6 +24,7 @@ pub mod fmp4;
 pub mod g711;
 pub mod h264;
 pub mod h265;
+mod mp4box;
 mod nalscan;
 pub mod ts;
 pub mod video;
