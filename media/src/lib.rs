@@ -19,6 +19,7 @@ pub mod aac_enc;
 pub mod adts;
 pub mod annexb;
 pub mod bits;
+pub mod demux;
 mod error;
 pub mod fmp4;
 pub mod g711;
@@ -27,9 +28,19 @@ pub mod h265;
 mod mp4box;
 mod nalscan;
 pub mod ts;
+pub mod ts_demux;
 pub mod video;
 
 pub use error::{Error, ErrorKind, Result};
+
+/// The two tracks of a recording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Track {
+    /// The video stream (H.264 or H.265).
+    Video,
+    /// The AAC-LC audio stream.
+    Audio,
+}
 
 /// Video codecs the engine accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -104,6 +104,29 @@ pub(crate) fn has_sps_before_slice(codec: VideoCodec, au: &[u8]) -> bool {
     false
 }
 
+/// Type of the first VCL NAL unit, walking NAL headers only (parameter
+/// sets and SEI before it are small, the slice data is never scanned).
+pub(crate) fn first_vcl_type(codec: VideoCodec, au: &[u8]) -> Option<u8> {
+    let mut pos = 0;
+    while let Some((_, start)) = find_start_code(au, pos) {
+        let t = nal_type(codec, au.get(start..start + 1)?);
+        if is_vcl(codec, t) {
+            return Some(t);
+        }
+        pos = start;
+    }
+    None
+}
+
+/// A slice type that starts a decodable picture on its own: H.264 IDR,
+/// H.265 IRAP (BLA, IDR, CRA).
+pub(crate) fn is_key_slice(codec: VideoCodec, t: u8) -> bool {
+    match codec {
+        VideoCodec::H264 => t == 5,
+        VideoCodec::H265 => (16..=23).contains(&t),
+    }
+}
+
 /// NAL unit type of a NAL (header included) for `codec`.
 pub(crate) fn nal_type(codec: VideoCodec, nal: &[u8]) -> u8 {
     let b = nal.first().copied().unwrap_or(0);
@@ -193,6 +216,11 @@ mod tests {
         assert!(!has_sps_before_slice(h264, &late));
         assert_eq!(first_nal_type(h264, &[0, 0, 1]), None);
         assert!(!has_sps_before_slice(VideoCodec::H265, &[0, 0, 1]));
+        assert_eq!(first_vcl_type(h264, &key), Some(5));
+        assert_eq!(first_vcl_type(h264, &late), Some(5));
+        assert_eq!(first_vcl_type(h264, &[0, 0, 1, 0x67, 1]), None);
+        assert!(is_key_slice(h264, 5) && !is_key_slice(h264, 1));
+        assert!(is_key_slice(VideoCodec::H265, 19) && !is_key_slice(VideoCodec::H265, 1));
     }
 
     #[test]
@@ -210,6 +238,7 @@ mod tests {
             let _ = leading_garbage(data);
             let _ = first_nal_type(VideoCodec::H265, data);
             let _ = has_sps_before_slice(VideoCodec::H264, data);
+            let _ = first_vcl_type(VideoCodec::H265, data);
         }
     }
 }
