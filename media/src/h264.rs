@@ -353,11 +353,11 @@ pub fn decoder_config(sps: &[&[u8]], pps: &[&[u8]]) -> Result<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// libx264 main profile SPS for 320x240 (from `ffmpeg ... -profile:v main`).
-    const SPS_MAIN_320X240: [u8; 24] = [
+    pub(crate) const SPS_MAIN_320X240: [u8; 24] = [
         0x67, 0x4D, 0x40, 0x0D, 0xD9, 0x01, 0x41, 0xFB, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10,
         0x00, 0x00, 0x03, 0x03, 0x20, 0xF1, 0x42, 0xA4, 0x80,
     ];

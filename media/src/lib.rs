@@ -22,6 +22,7 @@ pub mod bits;
 pub mod demux;
 mod error;
 pub mod fmp4;
+pub mod fmp4_demux;
 pub mod g711;
 pub mod h264;
 pub mod h265;

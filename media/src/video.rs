@@ -91,6 +91,97 @@ impl VideoParams {
     }
 }
 
+impl VideoParams {
+    /// Stream parameters from the parameter sets inside an Annex-B access
+    /// unit (a key frame as the engine stores it), e.g. to build an export
+    /// file's sample entry. [`ErrorKind::NeedKeyFrame`] if the access unit
+    /// does not carry a complete set.
+    pub fn from_annexb(codec: VideoCodec, au: &[u8]) -> Result<VideoParams> {
+        let mut sets = Sets::default();
+        for nal in annexb::nal_units(au) {
+            let t = match codec {
+                VideoCodec::H264 => h264::nal_type(nal).unwrap_or(0),
+                VideoCodec::H265 => match h265::nal_header(nal) {
+                    Ok(h) if h.layer_id == 0 => h.nal_type,
+                    _ => continue,
+                },
+            };
+            match (codec, t) {
+                (VideoCodec::H264, h264::NAL_SPS) | (VideoCodec::H265, h265::NAL_SPS) => {
+                    sets.sps.push(nal)
+                }
+                (VideoCodec::H264, h264::NAL_PPS) | (VideoCodec::H265, h265::NAL_PPS) => {
+                    sets.pps.push(nal)
+                }
+                (VideoCodec::H265, h265::NAL_VPS) => sets.vps.push(nal),
+                _ => {}
+            }
+        }
+        if !sets.complete(codec) {
+            return Err(Error::new(
+                ErrorKind::NeedKeyFrame,
+                "access unit has no complete set of parameter sets",
+            ));
+        }
+        Self::from_parameter_sets(codec, &sets.vps, &sets.sps, &sets.pps)
+    }
+
+    /// Stream parameters from a decoder configuration record (`avcC` or
+    /// `hvcC` body, e.g. from [`crate::fmp4_demux`]). Only records with
+    /// 4-byte NAL lengths are accepted ([`ErrorKind::Unsupported`]
+    /// otherwise): ivcs copies samples as stored and always writes 4.
+    pub fn from_decoder_config(codec: VideoCodec, record: &[u8]) -> Result<VideoParams> {
+        let mut sets = Sets::default();
+        let truncated = || Error::malformed("decoder configuration record is truncated");
+        // Reads `n` NAL units, each with a 16-bit length, from `data`.
+        fn nals<'a>(mut data: &'a [u8], n: usize, into: &mut Vec<&'a [u8]>) -> Option<&'a [u8]> {
+            for _ in 0..n {
+                let (len, rest) = data.split_first_chunk::<2>()?;
+                let (nal, rest) = rest.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
+                into.push(nal);
+                data = rest;
+            }
+            Some(data)
+        }
+        let length_size = match codec {
+            VideoCodec::H264 => {
+                let (&[_, _, _, _, len, n_sps], rest) =
+                    record.split_first_chunk::<6>().ok_or_else(truncated)?;
+                let rest =
+                    nals(rest, usize::from(n_sps & 0x1F), &mut sets.sps).ok_or_else(truncated)?;
+                let (&n_pps, rest) = rest.split_first().ok_or_else(truncated)?;
+                nals(rest, usize::from(n_pps), &mut sets.pps).ok_or_else(truncated)?;
+                (len & 3) + 1
+            }
+            VideoCodec::H265 => {
+                let (head, rest) = record.split_first_chunk::<23>().ok_or_else(truncated)?;
+                let [.., len, n_arrays] = *head;
+                let mut rest = rest;
+                for _ in 0..n_arrays {
+                    let (&[kind, hi, lo], r) =
+                        rest.split_first_chunk::<3>().ok_or_else(truncated)?;
+                    let into = match kind & 0x3F {
+                        h265::NAL_VPS => &mut sets.vps,
+                        h265::NAL_SPS => &mut sets.sps,
+                        h265::NAL_PPS => &mut sets.pps,
+                        // SEI arrays and the like: parsed past, not kept.
+                        _ => &mut Vec::new(),
+                    };
+                    rest = nals(r, usize::from(u16::from_be_bytes([hi, lo])), into)
+                        .ok_or_else(truncated)?;
+                }
+                (len & 3) + 1
+            }
+        };
+        if length_size != 4 {
+            return Err(Error::unsupported(format!(
+                "{length_size}-byte NAL lengths (only 4)"
+            )));
+        }
+        Self::from_parameter_sets(codec, &sets.vps, &sets.sps, &sets.pps)
+    }
+}
+
 /// Whether two parameter sets differ in a way that needs a new init
 /// segment / decoder reset (codec or any parameter set bytes).
 pub fn params_differ(a: &VideoParams, b: &VideoParams) -> bool {
@@ -266,6 +357,71 @@ mod tests {
         // H.265 slice with an unknown PPS.
         let e = analyze(VideoCodec::H265, &[0, 0, 1, 0x02, 0x01, 0xD0], None).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NeedKeyFrame);
+    }
+
+    /// Annex-B with 4-byte start codes.
+    fn annexb(nals: &[&[u8]]) -> Vec<u8> {
+        nals.iter()
+            .flat_map(|n| [&[0, 0, 0, 1][..], n].concat())
+            .collect()
+    }
+
+    #[test]
+    fn params_from_annexb_and_decoder_config_records() {
+        use crate::{h264::tests as t4, h265::tests as t5};
+        let pps4: &[u8] = &[0x68, 0xEB, 0xC3, 0xCB, 0x20];
+        let cases = [
+            (
+                VideoCodec::H264,
+                VideoParams::from_parameter_sets(
+                    VideoCodec::H264,
+                    &[],
+                    &[&t4::SPS_MAIN_320X240],
+                    &[pps4],
+                )
+                .unwrap(),
+                annexb(&[&[0x09, 0xF0], &t4::SPS_MAIN_320X240, pps4, &[0x65, 0x88]]),
+            ),
+            (
+                VideoCodec::H265,
+                VideoParams::from_parameter_sets(
+                    VideoCodec::H265,
+                    &[&t5::VPS],
+                    &[&t5::SPS],
+                    &[&t5::PPS],
+                )
+                .unwrap(),
+                annexb(&[
+                    &[0x46, 0x01, 0x50],
+                    &t5::VPS,
+                    &t5::SPS,
+                    &t5::PPS,
+                    &[0x26, 0x01, 0xAF],
+                ]),
+            ),
+        ];
+        for (codec, want, au) in cases {
+            assert_eq!(VideoParams::from_annexb(codec, &au).unwrap(), want);
+            let rec = &want.decoder_config;
+            assert_eq!(VideoParams::from_decoder_config(codec, rec).unwrap(), want);
+            for n in 0..rec.len() {
+                assert!(VideoParams::from_decoder_config(codec, &rec[..n]).is_err());
+            }
+            // Any other NAL length size is refused.
+            let mut two = rec.clone();
+            let at = if codec == VideoCodec::H264 { 4 } else { 21 };
+            two[at] = (two[at] & !3) | 1;
+            let e = VideoParams::from_decoder_config(codec, &two).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Unsupported);
+            // A slice alone has no parameter sets.
+            let slice = annexb(&[if codec == VideoCodec::H264 {
+                &[0x65, 0x88]
+            } else {
+                &[0x26, 0x01, 0xAF]
+            }]);
+            let e = VideoParams::from_annexb(codec, &slice).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::NeedKeyFrame);
+        }
     }
 
     #[test]
