@@ -26,6 +26,7 @@ pub mod fmp4_demux;
 pub mod g711;
 pub mod h264;
 pub mod h265;
+pub mod mp4_export;
 mod mp4box;
 mod nalscan;
 pub mod ts;
