@@ -120,33 +120,52 @@ pub fn expected_cuts(video: &VideoFixture, target_ms: u64) -> Vec<u64> {
     }
 }
 
-/// Decoded video hashes of a fixture, computed once per process.
-pub fn source_video_hashes(video: &VideoFixture) -> Arc<Vec<String>> {
-    type Cache = HashMap<&'static str, Arc<Vec<String>>>;
+/// Hash lists computed once per process, keyed by (what, fixture file).
+fn cached(
+    key: (&'static str, &'static str),
+    compute: impl FnOnce() -> Vec<String>,
+) -> Arc<Vec<String>> {
+    type Cache = HashMap<(&'static str, &'static str), Arc<Vec<String>>>;
     static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
     if let Some(h) = CACHE
         .lock()
         .expect("cache")
         .get_or_insert_with(HashMap::new)
-        .get(video.file)
+        .get(&key)
     {
         return h.clone();
     }
-    let h = Arc::new(framemd5::video_hashes(&video.ffmpeg_input()));
-    assert_eq!(
-        h.len(),
-        video.frames as usize,
-        "fixture {} decodes to {} frames, the catalogue says {}",
-        video.file,
-        h.len(),
-        video.frames
-    );
+    let h = Arc::new(compute());
     CACHE
         .lock()
         .expect("cache")
         .get_or_insert_with(HashMap::new)
-        .insert(video.file, h.clone());
+        .insert(key, h.clone());
     h
+}
+
+/// Decoded video hashes of a fixture, computed once per process.
+pub fn source_video_hashes(video: &VideoFixture) -> Arc<Vec<String>> {
+    cached(("video", video.file), || {
+        let h = framemd5::video_hashes(&video.ffmpeg_input());
+        assert_eq!(
+            h.len(),
+            video.frames as usize,
+            "fixture {} decodes to {} frames, the catalogue says {}",
+            video.file,
+            h.len(),
+            video.frames
+        );
+        h
+    })
+}
+
+/// AAC packet hashes of an AAC fixture (see
+/// [`framemd5::aac_packet_hashes`]), computed once per process.
+pub fn source_aac_hashes(audio: &AudioFixture) -> Arc<Vec<String>> {
+    cached(("aac", audio.file), || {
+        framemd5::aac_packet_hashes(&audio.ffmpeg_input())
+    })
 }
 
 /// What ffprobe/ffmpeg saw in one segment.
@@ -956,7 +975,7 @@ fn check_audio(
     }
 
     if a.passthrough() {
-        let src = framemd5::aac_packet_hashes(&a.ffmpeg_input());
+        let src = source_aac_hashes(a);
         let got = framemd5::aac_packet_hashes(concat);
         let n = got.len().min(src.len());
         if let Err(e) = framemd5::compare("AAC frames passed through", &src[..n], &got) {

@@ -1,7 +1,8 @@
 //! Shared helpers of the ivcs end-to-end media tests.
 //!
 //! The test files (`media_matrix.rs`, `media_native_vs_component.rs`,
-//! `checker_selftest.rs`) read like the spec; everything they need lives here:
+//! `checker_selftest.rs`, `media_export.rs`) read like the spec; everything
+//! they need lives here:
 //!
 //! - [`paths`]: the workspace root and per-test scratch directories;
 //! - [`tools`]: running ffmpeg/ffprobe (missing tools fail, never skip);
