@@ -5,8 +5,13 @@
 use ivcs_media::aac_enc::{AacEncoder, PcmFormat};
 use ivcs_media::annexb::{access_units, detect_codec, nal_units};
 use ivcs_media::bits::BitReader;
+use ivcs_media::demux::OnDamage;
+use ivcs_media::fmp4::Fmp4Muxer;
+use ivcs_media::fmp4_demux::{Fmp4DemuxConfig, Fmp4Demuxer, Fmp4Frame};
+use ivcs_media::ts::TsMuxer;
+use ivcs_media::ts_demux::{TsDemuxConfig, TsDemuxer, TsFrame};
 use ivcs_media::video::analyze;
-use ivcs_media::{ErrorKind, VideoCodec, VideoParams, adts, h264, h265};
+use ivcs_media::{AudioParams, ErrorKind, Track, VideoCodec, VideoParams, adts, h264, h265};
 
 /// xorshift64*: deterministic, dependency-free.
 struct Rng(u64);
@@ -248,5 +253,177 @@ fn audio_encoder_rejects_partial_samples() {
         }
         e.finish(&mut out).unwrap();
         assert!(units > 0);
+    }
+}
+
+/// One TS and one fMP4 segment muxed from the committed small fixtures
+/// (H.264 160x120 and 48 kHz AAC, 3 s).
+fn real_segments() -> (Vec<u8>, Vec<u8>) {
+    let dir = format!("{}/../testdata", env!("CARGO_MANIFEST_DIR"));
+    let v = std::fs::read(format!("{dir}/small-h264-160x120-gop1s.h264")).unwrap();
+    let a = std::fs::read(format!("{dir}/small-aac-48k-mono.aac")).unwrap();
+    let aus: Vec<&[u8]> = access_units(&v, VideoCodec::H264).collect();
+    let params = VideoParams::from_annexb(VideoCodec::H264, aus[0]).unwrap();
+    let audio = AudioParams::aac_lc(48_000, 1).unwrap();
+    let raw: Vec<&[u8]> = adts::frames(&a)
+        .map(|f| adts::payload(f.unwrap().1).unwrap().1)
+        .collect();
+    let mut ts_mux = TsMuxer::new(VideoCodec::H264, Some(&audio));
+    let mut mp4_mux = Fmp4Muxer::new(&params, Some(&audio));
+    let (mut ts, mut mp4) = (Vec::new(), Vec::new());
+    ts_mux.begin_segment(&mut ts);
+    mp4_mux.begin_segment(&mut mp4).unwrap();
+    let mut j = 0;
+    for (i, au) in aus.iter().enumerate() {
+        let t = 90_000 + i as u64 * 3600;
+        while j < raw.len() && 90_000 + j as u64 * 1920 <= t {
+            let at = 90_000 + j as u64 * 1920;
+            ts_mux.write_audio(&mut ts, raw[j], &audio, at).unwrap();
+            mp4_mux
+                .push_audio(&mut mp4, raw[j], at * 48_000 / 90_000)
+                .unwrap();
+            j += 1;
+        }
+        let key = analyze(VideoCodec::H264, au, Some(&params))
+            .unwrap()
+            .keyframe;
+        ts_mux.write_video(&mut ts, au, t, key, &params).unwrap();
+        mp4_mux.push_video(&mut mp4, au, t, key).unwrap();
+    }
+    mp4_mux
+        .end_segment(&mut mp4, 90_000 + aus.len() as u64 * 3600)
+        .unwrap();
+    (ts, mp4)
+}
+
+const CAP: usize = 3000;
+
+/// Demux `data` in chunks of the given sizes (cycled) with damage skipped:
+/// must not fail, and never emits a frame over the cap.
+fn demux_ts(data: &[u8], chunks: &[usize]) -> Vec<TsFrame> {
+    let mut d = TsDemuxer::new(TsDemuxConfig {
+        max_frame_bytes: CAP,
+        on_damage: OnDamage::Skip,
+    });
+    let mut out = Vec::new();
+    let mut rest = data;
+    for &n in chunks.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (now, later) = rest.split_at(n.clamp(1, rest.len()));
+        d.push(now, &mut out).unwrap();
+        rest = later;
+    }
+    d.finish(&mut out).unwrap();
+    assert!(out.iter().all(|f| f.data.len() <= CAP));
+    out
+}
+
+fn demux_mp4(data: &[u8], chunks: &[usize]) -> Vec<Fmp4Frame> {
+    let mut d = Fmp4Demuxer::new(Fmp4DemuxConfig {
+        max_frame_bytes: CAP,
+        on_damage: OnDamage::Skip,
+    });
+    let mut out = Vec::new();
+    let mut rest = data;
+    for &n in chunks.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (now, later) = rest.split_at(n.clamp(1, rest.len()));
+        d.push(now, &mut out).unwrap();
+        rest = later;
+    }
+    d.finish(&mut out).unwrap();
+    assert!(out.iter().all(|f| f.data.len() <= CAP));
+    out
+}
+
+#[test]
+fn demuxers_survive_random_bytes() {
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    for i in 0..2000 {
+        let n = (rng.next() % 5000) as usize;
+        let mut data = rng.bytes(n);
+        if i % 2 == 0 {
+            // Sync bytes where packets would start, so packets get parsed.
+            for k in (0..data.len()).step_by(188) {
+                data[k] = 0x47;
+            }
+        } else if n >= 8 {
+            // A plausible box header first.
+            let kind: &[u8; 4] = [b"moov", b"moof", b"mdat", b"ftyp"][i % 4];
+            data[..4].copy_from_slice(&(n as u32 - (rng.next() % 16) as u32).to_be_bytes());
+            data[4..8].copy_from_slice(kind);
+        }
+        let chunks = [1 + (rng.next() % 400) as usize, 188, 7];
+        demux_ts(&data, &chunks);
+        demux_mp4(&data, &chunks);
+        // Strict mode: errors, never a panic.
+        let mut d = TsDemuxer::new(TsDemuxConfig {
+            on_damage: OnDamage::Fail,
+            ..TsDemuxConfig::default()
+        });
+        let _ = d.push(&data, &mut Vec::new());
+        let _ = d.finish(&mut Vec::new());
+        let mut d = Fmp4Demuxer::new(Fmp4DemuxConfig {
+            on_damage: OnDamage::Fail,
+            ..Fmp4DemuxConfig::default()
+        });
+        let _ = d.push(&data, &mut Vec::new());
+        let _ = d.finish(&mut Vec::new());
+    }
+}
+
+#[test]
+fn demuxers_survive_truncation_and_bit_flips_of_real_segments() {
+    let (ts, mp4) = real_segments();
+    let full_ts = demux_ts(&ts, &[4096]);
+    let full_mp4 = demux_mp4(&mp4, &[4096]);
+    assert_eq!(
+        full_ts.iter().filter(|f| f.track == Track::Video).count(),
+        75
+    );
+    assert_eq!(
+        full_mp4.iter().filter(|f| f.track == Track::Video).count(),
+        75
+    );
+    let of = |frames: &[TsFrame], t: Track| -> Vec<TsFrame> {
+        frames.iter().filter(|f| f.track == t).cloned().collect()
+    };
+
+    // Truncated anywhere: what comes out is the start of the full output
+    // (for TS, an unbounded video PES cut at a packet boundary may come out
+    // short, so the last video frame is exempt).
+    for cut in (0..ts.len()).step_by(97) {
+        let got = demux_ts(&ts[..cut], &[1000, 188]);
+        let audio = of(&got, Track::Audio);
+        assert_eq!(audio[..], of(&full_ts, Track::Audio)[..audio.len()]);
+        let video = of(&got, Track::Video);
+        let n = video.len().saturating_sub(1);
+        assert_eq!(video[..n], of(&full_ts, Track::Video)[..n]);
+    }
+    for cut in (0..mp4.len()).step_by(89) {
+        let got = demux_mp4(&mp4[..cut], &[1000, 8]);
+        assert_eq!(got[..], full_mp4[..got.len()], "cut at {cut}");
+    }
+
+    // Bit flips: anything may come out, but no panic, error or oversize.
+    let mut rng = Rng(99);
+    for _ in 0..1500 {
+        for (seg, is_ts) in [(&ts, true), (&mp4, false)] {
+            let mut m = seg.clone();
+            for _ in 0..1 + rng.next() % 8 {
+                let bit = (rng.next() % (m.len() as u64 * 8)) as usize;
+                m[bit / 8] ^= 1 << (bit % 8);
+            }
+            let chunks = [1 + (rng.next() % 3000) as usize];
+            if is_ts {
+                demux_ts(&m, &chunks);
+            } else {
+                demux_mp4(&m, &chunks);
+            }
+        }
     }
 }

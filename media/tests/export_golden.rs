@@ -43,8 +43,13 @@ fn export(case: &str) -> Vec<u8> {
         .iter()
         .map(|au| video::analyze(codec, au, Some(&params)).unwrap().keyframe)
         .collect();
-    let times: Vec<u64> = (0..75u64).filter(|i| !(40..50).contains(i)).map(|i| i * 3600).collect();
-    let a = case.ends_with("aac").then(|| testdata("small-aac-48k-mono.aac"));
+    let times: Vec<u64> = (0..75u64)
+        .filter(|i| !(40..50).contains(i))
+        .map(|i| i * 3600)
+        .collect();
+    let a = case
+        .ends_with("aac")
+        .then(|| testdata("small-aac-48k-mono.aac"));
     let frames: Vec<&[u8]> = a
         .as_deref()
         .map(|a| adts::frames(a).map(|f| f.unwrap().1).collect())
