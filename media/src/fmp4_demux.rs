@@ -15,7 +15,7 @@
 //! offset and defaults), `tfdt`, and every `trun` (sizes, durations, flags,
 //! composition offsets). Sample data must lie in the `mdat` that follows
 //! its `moof` (true of CMAF and of every segment ivcs writes). Tracks of
-//! other kinds or codecs are skipped.
+//! other kinds or codecs, and empty samples, are skipped.
 //!
 //! Not for: progressive MP4 (sample tables in `moov`), `sidx`-indexed
 //! seeking, encryption, multiple sample descriptions per track.
@@ -609,7 +609,9 @@ impl Fmp4Demuxer {
                 } else {
                     0
                 };
-                if let Some(track) = track {
+                // An empty sample has nothing to decode (and costs no input
+                // bytes, so keeping it would let a tiny moof emit 64k frames).
+                if let Some(track) = track.filter(|_| size > 0) {
                     samples.push(Sample {
                         track,
                         offset: cursor,
