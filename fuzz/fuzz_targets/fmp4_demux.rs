@@ -17,9 +17,11 @@ fn demux(segment: &[u8], chunk: usize, cfg: Fmp4DemuxConfig) -> (Vec<Fmp4Frame>,
     let mut d = Fmp4Demuxer::new(cfg);
     let mut out = Vec::new();
     for c in segment.chunks(chunk) {
-        d.push(c, &mut out).expect("damage is skipped, never an error");
+        d.push(c, &mut out)
+            .expect("damage is skipped, never an error");
     }
-    d.finish(&mut out).expect("damage is skipped, never an error");
+    d.finish(&mut out)
+        .expect("damage is skipped, never an error");
     (out, d.tracks().to_vec())
 }
 
@@ -35,7 +37,10 @@ fn export(tracks: &[Fmp4Track], frames: &[Fmp4Frame]) {
             codec,
             decoder_config,
             ..
-        } => Some((t, VideoParams::from_decoder_config(*codec, decoder_config).ok()?)),
+        } => Some((
+            t,
+            VideoParams::from_decoder_config(*codec, decoder_config).ok()?,
+        )),
         _ => None,
     }) else {
         return;

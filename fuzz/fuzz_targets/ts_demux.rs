@@ -17,14 +17,19 @@ fn demux(stream: &[u8], chunk: usize, cfg: TsDemuxConfig) -> (Vec<TsFrame>, Opti
     let mut d = TsDemuxer::new(cfg);
     let mut out = Vec::new();
     for c in stream.chunks(chunk) {
-        d.push(c, &mut out).expect("damage is skipped, never an error");
+        d.push(c, &mut out)
+            .expect("damage is skipped, never an error");
     }
-    d.finish(&mut out).expect("damage is skipped, never an error");
+    d.finish(&mut out)
+        .expect("damage is skipped, never an error");
     (out, d.video_codec())
 }
 
 fn export(codec: VideoCodec, frames: &[TsFrame]) {
-    let Some(key) = frames.iter().find(|f| f.track == Track::Video && f.keyframe) else {
+    let Some(key) = frames
+        .iter()
+        .find(|f| f.track == Track::Video && f.keyframe)
+    else {
         return;
     };
     let Ok(video) = VideoParams::from_annexb(codec, &key.data) else {
@@ -45,8 +50,9 @@ fn export(codec: VideoCodec, frames: &[TsFrame]) {
         let r = match f.track {
             Track::Video => video_sample_size(codec, &f.data)
                 .and_then(|size| b.add_video(f.pts_90k, f.dts_90k, size, f.keyframe)),
-            Track::Audio => adts::payload(&f.data)
-                .and_then(|(_, raw)| b.add_audio(f.pts_90k, raw.len() as u32)),
+            Track::Audio => {
+                adts::payload(&f.data).and_then(|(_, raw)| b.add_audio(f.pts_90k, raw.len() as u32))
+            }
         };
         if r.is_ok() {
             kept.push(f);
