@@ -14,6 +14,11 @@
 //! - [`adts`]: ADTS AAC framing and AudioSpecificConfig.
 //! - [`g711`], [`aac_enc`]: G.711/PCM input encoded to AAC-LC.
 //! - [`ts`], [`fmp4`]: the two segment containers.
+//! - [`ts_demux`], [`fmp4_demux`]: reading stored segments back into frames
+//!   (streaming, chunked input, bounded memory); [`demux`]: their shared
+//!   policy for damaged input.
+//! - [`mp4_export`]: one progressive MP4 file (`moov` first) for a time
+//!   range, written in two passes so it can be streamed with a known size.
 
 pub mod aac_enc;
 pub mod adts;

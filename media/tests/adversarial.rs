@@ -1,7 +1,11 @@
 //! Hostile input: random bytes, truncations, bit flips of real parameter
-//! sets, huge Exp-Golomb values. Every parser must return (Ok or Err),
+//! sets and of real TS/fMP4 segments, huge Exp-Golomb values. Every parser
+//! and demuxer must return (Ok or Err),
 //! never panic, and must reject what cannot be valid.
 
+mod common;
+
+use common::testdata;
 use ivcs_media::aac_enc::{AacEncoder, PcmFormat};
 use ivcs_media::annexb::{access_units, detect_codec, nal_units};
 use ivcs_media::bits::BitReader;
@@ -259,9 +263,8 @@ fn audio_encoder_rejects_partial_samples() {
 /// One TS and one fMP4 segment muxed from the committed small fixtures
 /// (H.264 160x120 and 48 kHz AAC, 3 s).
 fn real_segments() -> (Vec<u8>, Vec<u8>) {
-    let dir = format!("{}/../testdata", env!("CARGO_MANIFEST_DIR"));
-    let v = std::fs::read(format!("{dir}/small-h264-160x120-gop1s.h264")).unwrap();
-    let a = std::fs::read(format!("{dir}/small-aac-48k-mono.aac")).unwrap();
+    let v = testdata("small-h264-160x120-gop1s.h264");
+    let a = testdata("small-aac-48k-mono.aac");
     let aus: Vec<&[u8]> = access_units(&v, VideoCodec::H264).collect();
     let params = VideoParams::from_annexb(VideoCodec::H264, aus[0]).unwrap();
     let audio = AudioParams::aac_lc(48_000, 1).unwrap();

@@ -3,6 +3,9 @@
 //! `EXPORT_FORMAT_VERSION` in media/src/mp4_export.rs and update both
 //! together: cached exports (HTTP etags) key on that version.
 
+mod common;
+
+use common::testdata;
 use ivcs_media::mp4_export::{EXPORT_FORMAT_VERSION, Mp4ExportBuilder, video_sample_size};
 use ivcs_media::{AudioParams, VideoCodec, VideoParams, adts, annexb, video};
 use sha2::{Digest, Sha256};
@@ -18,11 +21,6 @@ const GOLDEN: [(&str, &str); 2] = [
         "fd334f34b36d6751ac6fa2d8741f8dd68bd5c0a558b02a6f70ca1e2baea663a8",
     ),
 ];
-
-fn testdata(name: &str) -> Vec<u8> {
-    let p = format!("{}/../testdata/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
-}
 
 /// The export of a fixed input: 25 fps video with frames 40..50 missing (a
 /// gap), and AAC starting 10 ms after the first frame (an edit list).

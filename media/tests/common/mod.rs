@@ -64,6 +64,13 @@ impl Drop for Fixture {
     }
 }
 
+/// A committed fixture from `testdata/` (small, independent of the ffmpeg
+/// version, so digests over it stay fixed).
+pub fn testdata(name: &str) -> Vec<u8> {
+    let p = format!("{}/../testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
 /// Run ffprobe and return stdout.
 pub fn ffprobe(args: &[&str], file: &Path) -> String {
     let out = Command::new("ffprobe")
