@@ -1,7 +1,7 @@
 //! Hostile input: random bytes, truncations, bit flips of real parameter
 //! sets and of real TS/fMP4 segments, huge Exp-Golomb values. Every parser
-//! and demuxer must return (Ok or Err),
-//! never panic, and must reject what cannot be valid.
+//! and demuxer must return (Ok or Err), never panic, and must reject what
+//! cannot be valid.
 
 mod common;
 
