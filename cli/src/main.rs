@@ -1,6 +1,7 @@
 //! `ivcs`: the command-line entry point. Each subcommand lives in its own
 //! module; this file only parses arguments and dispatches.
 
+mod cloud_cmd;
 mod engine_file;
 mod input;
 mod mux_cmd;
@@ -21,6 +22,13 @@ struct Cli {
 enum Cmd {
     /// Segment an Annex-B video file (plus optional audio) through the engine.
     Mux(mux_cmd::MuxArgs),
+    /// Run and administer the cloud service.
+    Cloud {
+        #[command(flatten)]
+        common: cloud_cmd::Common,
+        #[command(subcommand)]
+        cmd: cloud_cmd::CloudCmd,
+    },
     /// Engine component tools.
     Engine {
         #[command(subcommand)]
@@ -57,6 +65,7 @@ enum EngineCmd {
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Mux(args) => mux_cmd::run(&args),
+        Cmd::Cloud { common, cmd } => cloud_cmd::run(&common, cmd),
         Cmd::Engine { cmd } => match cmd {
             EngineCmd::Precompile { wasm, out } => engine_file::precompile(&wasm, &out),
             EngineCmd::Imports { wasm, check } => engine_file::imports(&wasm, check),

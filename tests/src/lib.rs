@@ -9,6 +9,7 @@
 //! - [`fixtures`]: the generated inputs (`scripts/gen-fixtures.sh`, run once
 //!   per process under a file lock) and what each one is;
 //! - [`cli`]: running `ivcs mux` (`IVCS_BIN`);
+//! - [`cloud`]: the real cloud service over HTTP, as a device and as an app;
 //! - [`index`]: `index.json` as serde types;
 //! - [`framemd5`]: parsing and comparing ffmpeg's per-frame hashes;
 //! - [`hls`]: the HLS playlist written from `index.json` (fMP4 byte ranges);
@@ -23,6 +24,7 @@ pub mod annexb;
 pub mod audio;
 pub mod check;
 pub mod cli;
+pub mod cloud;
 pub mod fixtures;
 pub mod framemd5;
 pub mod hls;

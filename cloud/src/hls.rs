@@ -1,0 +1,81 @@
+//! HLS VOD playlists for a time range of stored segments (RFC 8216):
+//! EXT-X-PROGRAM-DATE-TIME on every segment, EXT-X-DISCONTINUITY at gaps
+//! and wherever the codec or container changes, and for fMP4 an EXT-X-MAP
+//! before every segment naming the init part of that segment's own object by
+//! byte range: segments are self-contained, and two segments' init parts may
+//! differ (a resolution change keeps the codec string), so sharing one map
+//! would be a guess.
+
+use crate::model::SegmentRow;
+use crate::time::rfc3339_ms;
+use std::fmt::Write;
+
+/// Segments further apart than this are a gap, ms.
+pub const GAP_MS: u64 = 1000;
+
+/// Renders a playlist. `url` gives the URL of a segment's object.
+pub fn playlist(segs: &[SegmentRow], url: impl Fn(&SegmentRow) -> String) -> String {
+    let target = segs
+        .iter()
+        .map(|s| duration_ms(s).div_ceil(1000))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let fmp4 = segs.iter().any(|s| s.container == "fmp4");
+    let mut out = String::with_capacity(128 + segs.len() * 160);
+    out.push_str("#EXTM3U\n");
+    // Version 7: EXT-X-MAP in media playlists without I-frames-only.
+    let _ = writeln!(out, "#EXT-X-VERSION:{}", if fmp4 { 7 } else { 3 });
+    let _ = writeln!(out, "#EXT-X-TARGETDURATION:{target}");
+    out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:0\n");
+    if let Some(codec) = segs.first().map(|s| s.codec.as_str()) {
+        // Clients that cannot play HEVC (Chromium) can tell before loading.
+        let _ = writeln!(out, "#EXT-X-IVCS-CODECS:\"{codec}\"");
+    }
+    let mut prev: Option<&SegmentRow> = None;
+    for s in segs {
+        let u = url(s);
+        if let Some(p) = prev {
+            let gap = s
+                .utc_start_ms
+                .saturating_sub(p.utc_end_ms.unwrap_or(p.utc_start_ms))
+                > GAP_MS;
+            if gap || p.codec != s.codec || p.container != s.container {
+                out.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+        }
+        if s.container == "fmp4" {
+            let _ = writeln!(
+                out,
+                "#EXT-X-MAP:URI=\"{u}\",BYTERANGE=\"{}@0\"",
+                s.init_bytes
+            );
+        }
+        let _ = writeln!(
+            out,
+            "#EXT-X-PROGRAM-DATE-TIME:{}",
+            rfc3339_ms(s.utc_start_ms)
+        );
+        let d = duration_ms(s);
+        let _ = writeln!(out, "#EXTINF:{}.{:03},", d / 1000, d % 1000);
+        if s.container == "fmp4" {
+            let _ = writeln!(
+                out,
+                "#EXT-X-BYTERANGE:{}@{}",
+                s.bytes - u64::from(s.init_bytes),
+                s.init_bytes
+            );
+        }
+        out.push_str(&u);
+        out.push('\n');
+        prev = Some(s);
+    }
+    out.push_str("#EXT-X-ENDLIST\n");
+    out
+}
+
+fn duration_ms(s: &SegmentRow) -> u64 {
+    s.utc_end_ms
+        .unwrap_or(s.utc_start_ms)
+        .saturating_sub(s.utc_start_ms)
+}

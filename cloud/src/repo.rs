@@ -1,0 +1,906 @@
+//! The metadata repository: every SQL statement of the service lives here,
+//! behind methods named for what they do, so handlers never see SQL and a
+//! PostgreSQL implementation can replace this one without touching them.
+//!
+//! The embedded default is SQLite in WAL mode (one writer, many readers).
+//! Rows are only written after their objects (see `objects`), and deletes
+//! first hide rows behind a tombstone (`deleted_ms`) and queue the object
+//! key, so a crash at any point leaves no row pointing at a missing object.
+
+use crate::error::{Error, Result};
+use crate::model::{
+    AiSetting, EventRow, EventStatus, PictureRow, Plan, PlanType, ReportOpt, SegmentRow,
+    SegmentState,
+};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Schema version written to `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+/// The metadata store.
+#[derive(Clone)]
+pub struct Repo {
+    pool: SqlitePool,
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u64_of(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl Repo {
+    /// Opens (creating if needed) the database at `path` and brings its
+    /// schema up to date.
+    pub async fn open(path: &Path) -> Result<Repo> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await?;
+        let repo = Repo { pool };
+        repo.migrate().await?;
+        Ok(repo)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut *tx)
+            .await?;
+        if version == 0 {
+            sqlx::raw_sql(include_str!("schema.sql"))
+                .execute(&mut *tx)
+                .await?;
+            // Must match SCHEMA_VERSION (PRAGMA takes no bound parameters).
+            sqlx::query("PRAGMA user_version = 1")
+                .execute(&mut *tx)
+                .await?;
+        } else if version != SCHEMA_VERSION {
+            return Err(Error::internal(format!(
+                "the database has schema version {version}; this build knows {SCHEMA_VERSION}"
+            )));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- settings --------------------------------------------------------
+
+    /// The value of `key`, inserting `make()` first if it has none.
+    pub async fn setting_or_insert(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> String,
+    ) -> Result<String> {
+        sqlx::query("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)")
+            .bind(key)
+            .bind(make())
+            .execute(&self.pool)
+            .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                .bind(key)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    // ---- devices ---------------------------------------------------------
+
+    /// Adds a device; false if the id is taken.
+    pub async fn add_device(&self, id: &str, secret: &str, now_ms: u64) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT OR IGNORE INTO devices (id, secret, created_ms, revision)
+             VALUES (?, ?, ?, (SELECT COALESCE(MAX(revision), 0) + 1 FROM devices))",
+        )
+        .bind(id)
+        .bind(secret)
+        .bind(i64_of(now_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Every device: (id, created_ms).
+    pub async fn devices(&self) -> Result<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT id, created_ms FROM devices ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(id, t)| (id, u64_of(t))).collect())
+    }
+
+    /// The device's secret, if it exists.
+    pub async fn device_secret(&self, id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT secret FROM devices WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The device's change revision.
+    pub async fn revision(&self, id: &str) -> Result<u64> {
+        let r: Option<i64> = sqlx::query_scalar("SELECT revision FROM devices WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.map(u64_of)
+            .ok_or_else(|| Error::not_found(format!("no device {id}")))
+    }
+
+    /// Gives the device a new revision (greater than every other device's,
+    /// so one query finds all changes since a point) and returns it.
+    pub async fn bump_revision(&self, id: &str) -> Result<u64> {
+        let r: Option<i64> = sqlx::query_scalar(
+            "UPDATE devices SET revision = (SELECT MAX(revision) + 1 FROM devices)
+             WHERE id = ? RETURNING revision",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        r.map(u64_of)
+            .ok_or_else(|| Error::not_found(format!("no device {id}")))
+    }
+
+    /// Devices whose revision is above `since`: (id, revision).
+    pub async fn changed_since(&self, since: u64) -> Result<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT id, revision FROM devices WHERE revision > ?")
+                .bind(i64_of(since))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(id, r)| (id, u64_of(r))).collect())
+    }
+
+    /// Removes the device row (its other rows go by cascade). Call after its
+    /// objects are gone.
+    pub async fn delete_device_row(&self, id: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM devices WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Hides every segment and picture of the device behind tombstones and
+    /// queues their objects; deletes its events, AI settings and plans.
+    /// Returns the queued object keys.
+    pub async fn tombstone_device_data(&self, id: &str, now_ms: u64) -> Result<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        let keys: Vec<String> = sqlx::query_scalar(
+            "SELECT object_key FROM segments WHERE device_id = ?
+             UNION ALL SELECT object_key FROM pictures WHERE device_id = ?",
+        )
+        .bind(id)
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for k in &keys {
+            sqlx::query("INSERT OR IGNORE INTO tombstones (object_key, created_ms) VALUES (?, ?)")
+                .bind(k)
+                .bind(i64_of(now_ms))
+                .execute(&mut *tx)
+                .await?;
+        }
+        for sql in [
+            "DELETE FROM segments WHERE device_id = ?",
+            "DELETE FROM pictures WHERE device_id = ?",
+            "DELETE FROM events WHERE device_id = ?",
+            "DELETE FROM ai_settings WHERE device_id = ?",
+            "DELETE FROM plans WHERE device_id = ?",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(keys)
+    }
+
+    // ---- tombstones --------------------------------------------------------
+
+    /// Up to `limit` object keys waiting for deletion.
+    pub async fn tombstones(&self, limit: u32) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT object_key FROM tombstones ORDER BY created_ms LIMIT ?")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Forgets a tombstone once its object is deleted.
+    pub async fn clear_tombstone(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM tombstones WHERE object_key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Number of queued tombstones.
+    pub async fn tombstone_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tombstones")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64_of(n))
+    }
+
+    // ---- plans -------------------------------------------------------------
+
+    /// Sets the plan of one channel, or the device default (`channel` None,
+    /// stored as -1); resets the trial debit.
+    pub async fn set_plan(
+        &self,
+        device: &str,
+        channel: Option<u32>,
+        p: &Plan,
+        now_ms: u64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO plans (device_id, channel, type, days, trial_ms, trial_used_ms, expires_ms, updated_ms)
+             VALUES (?, ?, ?, ?, ?, 0, ?, ?)
+             ON CONFLICT (device_id, channel) DO UPDATE SET type = excluded.type,
+               days = excluded.days, trial_ms = excluded.trial_ms, trial_used_ms = 0,
+               expires_ms = excluded.expires_ms, updated_ms = excluded.updated_ms",
+        )
+        .bind(device)
+        .bind(channel.map_or(-1, i64::from))
+        .bind(p.kind.as_str())
+        .bind(i64::from(p.days))
+        .bind(i64_of(p.trial_ms))
+        .bind(p.expires_ms.map(i64_of))
+        .bind(i64_of(now_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Plan rows of the device: (channel or None for the default, plan).
+    pub async fn plans(&self, device: &str) -> Result<Vec<(Option<u32>, Plan)>> {
+        let rows = sqlx::query(
+            "SELECT channel, type, days, trial_ms, trial_used_ms, expires_ms FROM plans
+             WHERE device_id = ? ORDER BY channel",
+        )
+        .bind(device)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let ch: i64 = r.try_get("channel")?;
+                let kind: String = r.try_get("type")?;
+                Ok((
+                    u32::try_from(ch).ok(),
+                    Plan {
+                        kind: PlanType::from_str(&kind).map_err(Error::internal)?,
+                        days: u32::try_from(r.try_get::<i64, _>("days")?).unwrap_or(0),
+                        trial_ms: u64_of(r.try_get("trial_ms")?),
+                        trial_used_ms: u64_of(r.try_get("trial_used_ms")?),
+                        expires_ms: r.try_get::<Option<i64>, _>("expires_ms")?.map(u64_of),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Adds `ms` to the trial debit of the plan row that governs `channel`.
+    pub async fn debit_trial(&self, device: &str, channel: u32, ms: u64) -> Result<()> {
+        sqlx::query(
+            "UPDATE plans SET trial_used_ms = trial_used_ms + ?
+             WHERE device_id = ? AND channel = (
+               SELECT channel FROM plans WHERE device_id = ? AND channel IN (?, -1)
+               ORDER BY channel DESC LIMIT 1)",
+        )
+        .bind(i64_of(ms))
+        .bind(device)
+        .bind(device)
+        .bind(i64::from(channel))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ---- segments ----------------------------------------------------------
+
+    /// The live (not deleted) segment `id` of `device`.
+    pub async fn segment(&self, device: &str, id: &str) -> Result<Option<SegmentRow>> {
+        let r = sqlx::query(
+            "SELECT * FROM segments WHERE device_id = ? AND segment_id = ? AND deleted_ms IS NULL",
+        )
+        .bind(device)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        r.as_ref().map(segment_of).transpose()
+    }
+
+    /// Inserts or replaces a segment row (after its object is stored).
+    pub async fn put_segment(&self, s: &SegmentRow) -> Result<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO segments (device_id, segment_id, channel, state, container,
+               codec, event, backup, utc_start_ms, utc_end_ms, pts_start_ms, pts_end_ms,
+               seq_start, seq_end, bytes, init_bytes, video_frames, audio_frames, sha256,
+               object_key, uploaded_ms, deleted_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+        )
+        .bind(&s.device_id)
+        .bind(&s.segment_id)
+        .bind(i64::from(s.channel))
+        .bind(s.state.as_str())
+        .bind(&s.container)
+        .bind(&s.codec)
+        .bind(s.event)
+        .bind(s.backup)
+        .bind(i64_of(s.utc_start_ms))
+        .bind(s.utc_end_ms.map(i64_of))
+        .bind(i64_of(s.pts_start_ms))
+        .bind(s.pts_end_ms.map(i64_of))
+        .bind(i64::from(s.seq_start))
+        .bind(s.seq_end.map(i64::from))
+        .bind(i64_of(s.bytes))
+        .bind(i64::from(s.init_bytes))
+        .bind(s.video_frames.map(i64::from))
+        .bind(s.audio_frames.map(i64::from))
+        .bind(&s.sha256)
+        .bind(&s.object_key)
+        .bind(i64_of(s.uploaded_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Complete segments of a channel overlapping `[start, end)`, by start.
+    pub async fn segments_in(
+        &self,
+        device: &str,
+        channel: u32,
+        start_ms: u64,
+        end_ms: u64,
+    ) -> Result<Vec<SegmentRow>> {
+        // utc_start_ms is indexed; no segment is longer than the longest
+        // accepted (MAX_SEGMENT_MS), which bounds the scan to the left.
+        let rows = sqlx::query(
+            "SELECT * FROM segments WHERE device_id = ? AND channel = ? AND state = 'complete'
+               AND deleted_ms IS NULL AND utc_start_ms >= ? AND utc_start_ms < ? AND utc_end_ms > ?
+             ORDER BY utc_start_ms, segment_id",
+        )
+        .bind(device)
+        .bind(i64::from(channel))
+        .bind(i64_of(
+            start_ms.saturating_sub(crate::model::MAX_SEGMENT_MS),
+        ))
+        .bind(i64_of(end_ms))
+        .bind(i64_of(start_ms))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(segment_of).collect()
+    }
+
+    /// Segments whose retention has run out: ending before `cutoff_ms` and
+    /// overlapping no live event that ends at or after it.
+    pub async fn expired_segments(
+        &self,
+        device: &str,
+        channel: u32,
+        cutoff_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<(String, String)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT s.segment_id, s.object_key FROM segments s
+             WHERE s.device_id = ? AND s.channel = ? AND s.deleted_ms IS NULL
+               AND COALESCE(s.utc_end_ms, s.utc_start_ms) < ?
+               AND NOT EXISTS (
+                 SELECT 1 FROM events e WHERE e.device_id = s.device_id AND e.channel = s.channel
+                   AND e.deleted_ms IS NULL
+                   AND COALESCE(e.utc_end_ms, e.utc_start_ms) >= ?
+                   AND e.utc_start_ms < COALESCE(s.utc_end_ms, s.utc_start_ms)
+                   AND COALESCE(e.utc_end_ms, e.utc_start_ms) >= s.utc_start_ms)
+             LIMIT ?",
+        )
+        .bind(device)
+        .bind(i64::from(channel))
+        .bind(i64_of(cutoff_ms))
+        .bind(i64_of(cutoff_ms))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    /// Hides segments behind tombstones and queues their objects, in one
+    /// transaction.
+    pub async fn tombstone_segments(
+        &self,
+        device: &str,
+        segs: &[(String, String)],
+        now_ms: u64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (id, key) in segs {
+            sqlx::query(
+                "UPDATE segments SET deleted_ms = ? WHERE device_id = ? AND segment_id = ?",
+            )
+            .bind(i64_of(now_ms))
+            .bind(device)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("INSERT OR IGNORE INTO tombstones (object_key, created_ms) VALUES (?, ?)")
+                .bind(key)
+                .bind(i64_of(now_ms))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes the rows of tombstoned segments whose objects are gone.
+    pub async fn purge_deleted_rows(&self) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM segments WHERE deleted_ms IS NOT NULL
+               AND object_key NOT IN (SELECT object_key FROM tombstones)",
+        )
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(
+            "DELETE FROM pictures WHERE deleted_ms IS NOT NULL
+               AND object_key NOT IN (SELECT object_key FROM tombstones)",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes events that ended before `cutoff_ms` (with their pictures
+    /// queued for deletion).
+    pub async fn expire_events(
+        &self,
+        device: &str,
+        channel: u32,
+        cutoff_ms: u64,
+        now_ms: u64,
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO tombstones (object_key, created_ms)
+             SELECT p.object_key, ? FROM pictures p JOIN events e
+               ON p.device_id = e.device_id AND p.event_key = e.event_key
+             WHERE e.device_id = ? AND e.channel = ? AND e.deleted_ms IS NULL
+               AND COALESCE(e.utc_end_ms, e.utc_start_ms) < ?",
+        )
+        .bind(i64_of(now_ms))
+        .bind(device)
+        .bind(i64::from(channel))
+        .bind(i64_of(cutoff_ms))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE pictures SET deleted_ms = ? WHERE device_id = ? AND event_key IN (
+               SELECT event_key FROM events WHERE device_id = ? AND channel = ?
+                 AND deleted_ms IS NULL AND COALESCE(utc_end_ms, utc_start_ms) < ?)",
+        )
+        .bind(i64_of(now_ms))
+        .bind(device)
+        .bind(device)
+        .bind(i64::from(channel))
+        .bind(i64_of(cutoff_ms))
+        .execute(&mut *tx)
+        .await?;
+        let r = sqlx::query(
+            "DELETE FROM events WHERE device_id = ? AND channel = ? AND deleted_ms IS NULL
+               AND COALESCE(utc_end_ms, utc_start_ms) < ?",
+        )
+        .bind(device)
+        .bind(i64::from(channel))
+        .bind(i64_of(cutoff_ms))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Days (as UTC day numbers since 1970) with complete video between
+    /// `start_ms` and `end_ms`, shifted by `tz_offset_ms`.
+    pub async fn days_with_video(
+        &self,
+        device: &str,
+        channel: u32,
+        start_ms: u64,
+        end_ms: u64,
+        tz_offset_ms: i64,
+    ) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT (utc_start_ms + ?) / 86400000 FROM segments
+             WHERE device_id = ? AND channel = ? AND state = 'complete' AND deleted_ms IS NULL
+               AND utc_start_ms >= ? AND utc_start_ms < ? ORDER BY 1",
+        )
+        .bind(tz_offset_ms)
+        .bind(device)
+        .bind(i64::from(channel))
+        .bind(i64_of(start_ms))
+        .bind(i64_of(end_ms))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Channels that have any segment or plan, per device.
+    pub async fn channels(&self, device: &str) -> Result<Vec<u32>> {
+        let v: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT channel FROM segments WHERE device_id = ? AND deleted_ms IS NULL
+             UNION SELECT channel FROM plans WHERE device_id = ? AND channel >= 0 ORDER BY 1",
+        )
+        .bind(device)
+        .bind(device)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(v.into_iter()
+            .filter_map(|c| u32::try_from(c).ok())
+            .collect())
+    }
+
+    // ---- events ------------------------------------------------------------
+
+    /// Inserts an event unless its key exists; true if inserted.
+    pub async fn insert_event(&self, e: &EventRow) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT OR IGNORE INTO events (device_id, event_key, channel, event_id, info, report_opt,
+               utc_start_ms, utc_end_ms, status, picture_id, created_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&e.device_id)
+        .bind(&e.event_key)
+        .bind(i64::from(e.channel))
+        .bind(i64::from(e.event_id))
+        .bind(&e.info)
+        .bind(e.report_opt.as_str())
+        .bind(i64_of(e.utc_start_ms))
+        .bind(e.utc_end_ms.map(i64_of))
+        .bind(e.status.as_str())
+        .bind(&e.picture_id)
+        .bind(i64_of(e.created_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// The live event `key` of `device`.
+    pub async fn event(&self, device: &str, key: &str) -> Result<Option<EventRow>> {
+        let r = sqlx::query(
+            "SELECT * FROM events WHERE device_id = ? AND event_key = ? AND deleted_ms IS NULL",
+        )
+        .bind(device)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        r.as_ref().map(event_of).transpose()
+    }
+
+    /// Records the end of an event.
+    pub async fn end_event(&self, device: &str, key: &str, utc_end_ms: u64) -> Result<()> {
+        sqlx::query("UPDATE events SET utc_end_ms = ? WHERE device_id = ? AND event_key = ?")
+            .bind(i64_of(utc_end_ms))
+            .bind(device)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets an event's status.
+    pub async fn set_event_status(
+        &self,
+        device: &str,
+        key: &str,
+        status: EventStatus,
+    ) -> Result<()> {
+        sqlx::query("UPDATE events SET status = ? WHERE device_id = ? AND event_key = ?")
+            .bind(status.as_str())
+            .bind(device)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ended events of a channel overlapping `[start, end]` (for status
+    /// updates when video arrives late).
+    pub async fn ended_events_overlapping(
+        &self,
+        device: &str,
+        channel: u32,
+        start_ms: u64,
+        end_ms: u64,
+    ) -> Result<Vec<EventRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM events WHERE device_id = ? AND channel = ? AND deleted_ms IS NULL
+               AND utc_end_ms IS NOT NULL AND utc_start_ms <= ? AND utc_end_ms >= ?",
+        )
+        .bind(device)
+        .bind(i64::from(channel))
+        .bind(i64_of(end_ms))
+        .bind(i64_of(start_ms))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_of).collect()
+    }
+
+    /// A page of events of a channel starting in `[start, end)`, ordered by
+    /// (start, key), strictly after the cursor position.
+    pub async fn events_page(
+        &self,
+        device: &str,
+        channel: u32,
+        start_ms: u64,
+        end_ms: u64,
+        after: Option<(u64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<EventRow>> {
+        let (after_ms, after_key) = after.map_or((-1, ""), |(t, k)| (i64_of(t), k));
+        let rows = sqlx::query(
+            "SELECT * FROM events WHERE device_id = ? AND channel = ? AND deleted_ms IS NULL
+               AND utc_start_ms >= ? AND utc_start_ms < ?
+               AND (utc_start_ms > ? OR (utc_start_ms = ? AND event_key > ?))
+             ORDER BY utc_start_ms, event_key LIMIT ?",
+        )
+        .bind(device)
+        .bind(i64::from(channel))
+        .bind(i64_of(start_ms))
+        .bind(i64_of(end_ms))
+        .bind(after_ms)
+        .bind(after_ms)
+        .bind(after_key)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_of).collect()
+    }
+
+    /// Attaches a picture to an event.
+    pub async fn set_event_picture(&self, device: &str, key: &str, picture_id: &str) -> Result<()> {
+        sqlx::query("UPDATE events SET picture_id = ? WHERE device_id = ? AND event_key = ?")
+            .bind(picture_id)
+            .bind(device)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes an event (its picture is queued for deletion); false if none.
+    pub async fn delete_event(&self, device: &str, key: &str, now_ms: u64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO tombstones (object_key, created_ms)
+             SELECT object_key, ? FROM pictures WHERE device_id = ? AND event_key = ? AND deleted_ms IS NULL",
+        )
+        .bind(i64_of(now_ms))
+        .bind(device)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE pictures SET deleted_ms = ? WHERE device_id = ? AND event_key = ?")
+            .bind(i64_of(now_ms))
+            .bind(device)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        let r = sqlx::query(
+            "DELETE FROM events WHERE device_id = ? AND event_key = ? AND deleted_ms IS NULL",
+        )
+        .bind(device)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    // ---- pictures ------------------------------------------------------------
+
+    /// Inserts or replaces a picture row (after its object is stored).
+    pub async fn put_picture(&self, p: &PictureRow) -> Result<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO pictures (device_id, picture_id, channel, utc_ms, event_key, mime,
+               bytes, object_key, uploaded_ms, deleted_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+        )
+        .bind(&p.device_id)
+        .bind(&p.picture_id)
+        .bind(i64::from(p.channel))
+        .bind(i64_of(p.utc_ms))
+        .bind(&p.event_key)
+        .bind(&p.mime)
+        .bind(i64_of(p.bytes))
+        .bind(&p.object_key)
+        .bind(i64_of(p.uploaded_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The live picture `id` of `device`.
+    pub async fn picture(&self, device: &str, id: &str) -> Result<Option<PictureRow>> {
+        let r = sqlx::query(
+            "SELECT * FROM pictures WHERE device_id = ? AND picture_id = ? AND deleted_ms IS NULL",
+        )
+        .bind(device)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        r.as_ref()
+            .map(|r| -> Result<PictureRow> {
+                Ok(PictureRow {
+                    device_id: r.try_get("device_id")?,
+                    picture_id: r.try_get("picture_id")?,
+                    channel: u32::try_from(r.try_get::<i64, _>("channel")?).unwrap_or(0),
+                    utc_ms: u64_of(r.try_get("utc_ms")?),
+                    event_key: r.try_get("event_key")?,
+                    mime: r.try_get("mime")?,
+                    bytes: u64_of(r.try_get("bytes")?),
+                    object_key: r.try_get("object_key")?,
+                    uploaded_ms: u64_of(r.try_get("uploaded_ms")?),
+                })
+            })
+            .transpose()
+    }
+
+    // ---- AI settings -----------------------------------------------------------
+
+    /// Sets an AI setting.
+    pub async fn set_ai(&self, device: &str, a: &AiSetting, now_ms: u64) -> Result<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO ai_settings (device_id, channel, event_id, ai_type, args, updated_ms)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(device)
+        .bind(i64::from(a.channel))
+        .bind(i64::from(a.event_id))
+        .bind(i64::from(a.ai_type))
+        .bind(&a.args)
+        .bind(i64_of(now_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every AI setting of the device.
+    pub async fn ai_settings(&self, device: &str) -> Result<Vec<AiSetting>> {
+        let rows: Vec<(i64, i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT channel, event_id, ai_type, args FROM ai_settings WHERE device_id = ?
+             ORDER BY channel, event_id",
+        )
+        .bind(device)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(c, e, t, args)| AiSetting {
+                channel: u32::try_from(c).unwrap_or(0),
+                event_id: u32::try_from(e).unwrap_or(0),
+                ai_type: u32::try_from(t).unwrap_or(0),
+                args,
+            })
+            .collect())
+    }
+
+    // ---- tokens -------------------------------------------------------------
+
+    /// Stores the SHA-256 of an app token.
+    pub async fn add_token(&self, sha256: &str, name: &str, now_ms: u64) -> Result<()> {
+        sqlx::query("INSERT INTO tokens (token_sha256, name, created_ms) VALUES (?, ?, ?)")
+            .bind(sha256)
+            .bind(name)
+            .bind(i64_of(now_ms))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a token with this SHA-256 exists.
+    pub async fn token_exists(&self, sha256: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE token_sha256 = ?")
+            .bind(sha256)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Row counts per table for a device (used by tests and `device show`).
+    pub async fn device_row_counts(&self, device: &str) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for (t, sql) in [
+            (
+                "segments",
+                "SELECT COUNT(*) FROM segments WHERE device_id = ?",
+            ),
+            ("events", "SELECT COUNT(*) FROM events WHERE device_id = ?"),
+            (
+                "pictures",
+                "SELECT COUNT(*) FROM pictures WHERE device_id = ?",
+            ),
+            (
+                "ai_settings",
+                "SELECT COUNT(*) FROM ai_settings WHERE device_id = ?",
+            ),
+            ("plans", "SELECT COUNT(*) FROM plans WHERE device_id = ?"),
+        ] {
+            let n: i64 = sqlx::query_scalar(sql)
+                .bind(device)
+                .fetch_one(&self.pool)
+                .await?;
+            out.push((t.to_string(), u64_of(n)));
+        }
+        Ok(out)
+    }
+
+    /// Closes the pool (checkpoints the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn segment_of(r: &SqliteRow) -> Result<SegmentRow> {
+    let state: String = r.try_get("state")?;
+    let u32_opt = |name: &str| -> Result<Option<u32>> {
+        Ok(r.try_get::<Option<i64>, _>(name)?
+            .and_then(|v| u32::try_from(v).ok()))
+    };
+    Ok(SegmentRow {
+        device_id: r.try_get("device_id")?,
+        segment_id: r.try_get("segment_id")?,
+        channel: u32::try_from(r.try_get::<i64, _>("channel")?).unwrap_or(0),
+        state: SegmentState::from_str(&state).map_err(Error::internal)?,
+        container: r.try_get("container")?,
+        codec: r.try_get("codec")?,
+        event: r.try_get("event")?,
+        backup: r.try_get("backup")?,
+        utc_start_ms: u64_of(r.try_get("utc_start_ms")?),
+        utc_end_ms: r.try_get::<Option<i64>, _>("utc_end_ms")?.map(u64_of),
+        pts_start_ms: u64_of(r.try_get("pts_start_ms")?),
+        pts_end_ms: r.try_get::<Option<i64>, _>("pts_end_ms")?.map(u64_of),
+        seq_start: u32::try_from(r.try_get::<i64, _>("seq_start")?).unwrap_or(0),
+        seq_end: u32_opt("seq_end")?,
+        bytes: u64_of(r.try_get("bytes")?),
+        init_bytes: u32::try_from(r.try_get::<i64, _>("init_bytes")?).unwrap_or(0),
+        video_frames: u32_opt("video_frames")?,
+        audio_frames: u32_opt("audio_frames")?,
+        sha256: r.try_get("sha256")?,
+        object_key: r.try_get("object_key")?,
+        uploaded_ms: u64_of(r.try_get("uploaded_ms")?),
+    })
+}
+
+fn event_of(r: &SqliteRow) -> Result<EventRow> {
+    let opt: String = r.try_get("report_opt")?;
+    let status: String = r.try_get("status")?;
+    Ok(EventRow {
+        device_id: r.try_get("device_id")?,
+        event_key: r.try_get("event_key")?,
+        channel: u32::try_from(r.try_get::<i64, _>("channel")?).unwrap_or(0),
+        event_id: u32::try_from(r.try_get::<i64, _>("event_id")?).unwrap_or(0),
+        info: r.try_get("info")?,
+        report_opt: ReportOpt::from_str(&opt).map_err(Error::internal)?,
+        utc_start_ms: u64_of(r.try_get("utc_start_ms")?),
+        utc_end_ms: r.try_get::<Option<i64>, _>("utc_end_ms")?.map(u64_of),
+        status: EventStatus::from_str(&status).map_err(Error::internal)?,
+        picture_id: r.try_get("picture_id")?,
+        created_ms: u64_of(r.try_get("created_ms")?),
+    })
+}

@@ -1,0 +1,106 @@
+-- ivcs cloud metadata, schema version 1. Documented column by column in
+-- docs/design/schema.md. Times are ms since 1970-01-01 UTC; sizes are bytes.
+
+CREATE TABLE devices (
+    id          TEXT PRIMARY KEY,
+    secret      TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    revision    INTEGER NOT NULL
+);
+CREATE INDEX devices_revision ON devices(revision);
+
+CREATE TABLE plans (
+    device_id        TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    channel          INTEGER NOT NULL,
+    type             TEXT NOT NULL CHECK (type IN ('none', 'full-time', 'event', 'trial')),
+    days             INTEGER NOT NULL,
+    trial_ms         INTEGER NOT NULL,
+    trial_used_ms    INTEGER NOT NULL,
+    expires_ms       INTEGER,
+    updated_ms       INTEGER NOT NULL,
+    PRIMARY KEY (device_id, channel)
+);
+
+CREATE TABLE segments (
+    device_id     TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    segment_id    TEXT NOT NULL,
+    channel       INTEGER NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('partial', 'received', 'complete')),
+    container     TEXT NOT NULL CHECK (container IN ('ts', 'fmp4')),
+    codec         TEXT NOT NULL,
+    event         INTEGER NOT NULL,
+    backup        INTEGER NOT NULL,
+    utc_start_ms  INTEGER NOT NULL,
+    utc_end_ms    INTEGER,
+    pts_start_ms  INTEGER NOT NULL,
+    pts_end_ms    INTEGER,
+    seq_start     INTEGER NOT NULL,
+    seq_end       INTEGER,
+    bytes         INTEGER NOT NULL,
+    init_bytes    INTEGER NOT NULL,
+    video_frames  INTEGER,
+    audio_frames  INTEGER,
+    sha256        TEXT NOT NULL,
+    object_key    TEXT NOT NULL,
+    uploaded_ms   INTEGER NOT NULL,
+    deleted_ms    INTEGER,
+    PRIMARY KEY (device_id, segment_id)
+);
+CREATE INDEX segments_time ON segments(device_id, channel, utc_start_ms);
+
+CREATE TABLE events (
+    device_id     TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    event_key     TEXT NOT NULL,
+    channel       INTEGER NOT NULL,
+    event_id      INTEGER NOT NULL CHECK (event_id BETWEEN 1 AND 32),
+    info          TEXT NOT NULL,
+    report_opt    TEXT NOT NULL CHECK (report_opt IN ('video', 'picture', 'either')),
+    utc_start_ms  INTEGER NOT NULL,
+    utc_end_ms    INTEGER,
+    status        TEXT NOT NULL CHECK (status IN ('open', 'finished', 'partial', 'failed')),
+    picture_id    TEXT,
+    created_ms    INTEGER NOT NULL,
+    deleted_ms    INTEGER,
+    PRIMARY KEY (device_id, event_key)
+);
+CREATE INDEX events_time ON events(device_id, channel, utc_start_ms);
+
+CREATE TABLE pictures (
+    device_id    TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    picture_id   TEXT NOT NULL,
+    channel      INTEGER NOT NULL,
+    utc_ms       INTEGER NOT NULL,
+    event_key    TEXT,
+    mime         TEXT NOT NULL,
+    bytes        INTEGER NOT NULL,
+    object_key   TEXT NOT NULL,
+    uploaded_ms  INTEGER NOT NULL,
+    deleted_ms   INTEGER,
+    PRIMARY KEY (device_id, picture_id)
+);
+
+CREATE TABLE ai_settings (
+    device_id   TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    channel     INTEGER NOT NULL,
+    event_id    INTEGER NOT NULL,
+    ai_type     INTEGER NOT NULL,
+    args        BLOB NOT NULL,
+    updated_ms  INTEGER NOT NULL,
+    PRIMARY KEY (device_id, channel, event_id)
+);
+
+CREATE TABLE tokens (
+    token_sha256  TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    created_ms    INTEGER NOT NULL
+);
+
+CREATE TABLE tombstones (
+    object_key  TEXT PRIMARY KEY,
+    created_ms  INTEGER NOT NULL
+);
+
+CREATE TABLE settings (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);

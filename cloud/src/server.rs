@@ -1,0 +1,118 @@
+//! `ivcs cloud serve`: the router (device API, app API, health, metrics),
+//! the background jobs (change-feed poller, retention) and graceful
+//! shutdown.
+
+use crate::app::App;
+use crate::error::Result;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The whole HTTP surface.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(crate::device_api::routes())
+        .merge(crate::app_api::routes())
+        .with_state(app)
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Result<&'static str> {
+    // Healthy means the database answers.
+    app.repo.tombstone_count().await?;
+    Ok("ok\n")
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse> {
+    let pending = app.repo.tombstone_count().await?;
+    let devices = app.repo.devices().await?.len() as u64;
+    let body = app.metrics.render(&[
+        (
+            "tombstones_pending",
+            "Objects queued for deletion.",
+            pending,
+        ),
+        ("devices", "Registered devices.", devices),
+    ]);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))
+}
+
+/// Picks up revisions written by other processes (admin commands) and
+/// wakes the devices waiting on the change feed.
+async fn change_poller(app: Arc<App>) {
+    let period = Duration::from_millis(app.cfg.change_poll_ms.max(50));
+    let mut high = app.feed.high();
+    loop {
+        tokio::time::sleep(period).await;
+        match app.repo.changed_since(high).await {
+            Ok(changes) => {
+                for (device, rev) in changes {
+                    high = high.max(rev);
+                    app.feed.publish(&device, rev);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "change poller"),
+        }
+    }
+}
+
+/// Runs retention every `retention_interval_s`.
+async fn retention_job(app: Arc<App>) {
+    let period = Duration::from_secs(app.cfg.retention_interval_s.max(1));
+    loop {
+        match app.retention_pass(app.now_ms()).await {
+            Ok(n) if n > 0 => tracing::info!(segments = n, "retention removed segments"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+        }
+        tokio::time::sleep(period).await;
+    }
+}
+
+/// Serves until SIGINT/SIGTERM. Prints `listening on ADDR` once bound, so a
+/// caller that asked for port 0 learns the port.
+pub async fn serve(app: Arc<App>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(app.cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data = %app.cfg.data.display(), "listening");
+    #[allow(clippy::print_stdout)]
+    {
+        println!("listening on {addr}");
+    }
+    // Start from the current highest revision: older ones need no wake-up.
+    if let Ok(all) = app.repo.changed_since(0).await {
+        for (d, r) in all {
+            app.feed.publish(&d, r);
+        }
+    }
+    let poller = tokio::spawn(change_poller(app.clone()));
+    let retention = tokio::spawn(retention_job(app.clone()));
+    let result = axum::serve(listener, router(app.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    poller.abort();
+    retention.abort();
+    app.repo.close().await;
+    result.map_err(Into::into)
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,564 @@
+//! The cloud service end to end: the real `ivcs cloud serve` binary over
+//! real HTTP with real SQLite and the local object store, fed with segments
+//! that `ivcs mux` produced from ffmpeg-generated media. Time is injected
+//! through the service's clock file, never slept on.
+
+use ivcs_tests::Container;
+use ivcs_tests::check::source_video_hashes;
+use ivcs_tests::cli::{Mux, START_UTC_MS};
+use ivcs_tests::cloud::{Answer, Cloud, Device, admin};
+use ivcs_tests::fixtures::{self, AAC_48K_MONO, H264_360P_GOP2_24S};
+use ivcs_tests::framemd5;
+use ivcs_tests::index::{Index, Segment};
+use ivcs_tests::paths::scratch_dir;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Muxes the 24 s H.264 + AAC fixture into 4 s segments.
+fn mux(name: &str, container: Container) -> (PathBuf, Index) {
+    fixtures::dir();
+    let out = scratch_dir(&format!("{name}-mux"));
+    Mux::new(&H264_360P_GOP2_24S, Some(&AAC_48K_MONO), container).run_ok(&out);
+    let index = Index::load(&out).expect("index.json");
+    (out, index)
+}
+
+fn query(index: &Index, s: &Segment, channel: u32, event: bool) -> String {
+    format!(
+        "channel={channel}&container={}&codec={}&utc_start_ms={}&pts_start_ms={}&seq_start={}&init_bytes={}&event={}",
+        index.container,
+        s.codec,
+        s.utc_start_ms,
+        s.pts_start_ms,
+        s.seq_start,
+        s.init_bytes,
+        u8::from(event)
+    )
+}
+
+fn commit_body(data: &[u8], s: &Segment) -> serde_json::Value {
+    json!({
+        "sha256": ivcs_cloud::auth::sha256_hex(data),
+        "bytes": data.len(),
+        "utc_end_ms": s.utc_end_ms,
+        "pts_end_ms": s.pts_end_ms,
+        "seq_end": s.seq_end,
+        "video_frames": s.video_frames,
+        "audio_frames": s.audio_frames,
+    })
+}
+
+/// Streams one segment and commits it; returns the commit answer.
+fn upload(dev: &Device, dir: &Path, index: &Index, s: &Segment, id: &str, event: bool) -> Answer {
+    let data = std::fs::read(dir.join(&s.file)).expect("segment");
+    let q = query(index, s, 0, event);
+    let put = dev.stream(
+        &format!("/v1/device/segments/{id}?{q}"),
+        &mut data.as_slice(),
+    );
+    if put.status != 200 {
+        return put;
+    }
+    assert_eq!(put.json()["state"], "received", "{}", put.text());
+    dev.json(
+        "POST",
+        &format!("/v1/device/segments/{id}/commit"),
+        &commit_body(&data, s),
+    )
+}
+
+fn seg_id(s: &Segment) -> String {
+    format!("0-{}-{}", s.utc_start_ms, s.seq_start)
+}
+
+fn start(name: &str, env: &[(&str, &str)]) -> Cloud {
+    let data = scratch_dir(name).join("data");
+    Cloud::start(&data, env)
+}
+
+fn plan(cloud: &Cloud, device: &str, args: &[&str]) {
+    let mut a = vec!["plan", "set", device];
+    a.extend_from_slice(args);
+    admin(&cloud.data, &a).expect_success();
+}
+
+fn round_trip(name: &str, container: Container) {
+    let (dir, index) = mux(name, container);
+    let cloud = start(name, &[]);
+    let dev = cloud.add_device("cam1");
+    plan(&cloud, "cam1", &["--type", "full-time", "--days", "7"]);
+    for s in &index.segments {
+        let a = upload(&dev, &dir, &index, s, &seg_id(s), false);
+        assert_eq!(a.status, 200, "{}", a.text());
+        assert_eq!(a.json()["state"], "complete");
+    }
+    // Idempotent: the same id again is a duplicate, not a second copy.
+    let s0 = &index.segments[0];
+    let again = dev.stream(
+        &format!(
+            "/v1/device/segments/{}?{}",
+            seg_id(s0),
+            query(&index, s0, 0, false)
+        ),
+        &mut std::fs::read(dir.join(&s0.file)).unwrap().as_slice(),
+    );
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.json()["duplicate"], true);
+
+    let token = cloud.token();
+    let (start_ms, end_ms) = (START_UTC_MS, START_UTC_MS + 24_000);
+    let tl = cloud.app_get(
+        &format!("/v1/devices/cam1/channels/0/timeline?start_ms={start_ms}&end_ms={end_ms}"),
+        Some(&token),
+    );
+    assert_eq!(tl.status, 200, "{}", tl.text());
+    let spans = tl.json()["spans"].as_array().unwrap().clone();
+    assert_eq!(spans.len(), 1, "contiguous segments merge: {spans:?}");
+    assert_eq!(spans[0]["segments"], index.segments.len());
+
+    let days = cloud.app_get(
+        "/v1/devices/cam1/channels/0/days?month=2023-11",
+        Some(&token),
+    );
+    assert_eq!(
+        days.json()["days"],
+        json!(["2023-11-14"]),
+        "{}",
+        days.text()
+    );
+
+    let url = cloud.app_send(
+        "POST",
+        &format!("/v1/devices/cam1/channels/0/playback-url?start_ms={start_ms}&end_ms={end_ms}"),
+        &token,
+        "",
+    );
+    assert_eq!(url.status, 200, "{}", url.text());
+    let playlist_url = format!("{}{}", cloud.base, url.json()["url"].as_str().unwrap());
+    let text = cloud
+        .app_get(&playlist_url[cloud.base.len()..], None)
+        .text();
+    assert_eq!(
+        text.matches("#EXT-X-PROGRAM-DATE-TIME:").count(),
+        index.segments.len(),
+        "{text}"
+    );
+    assert!(!text.contains("#EXT-X-DISCONTINUITY"), "{text}");
+    // ffmpeg plays the playlist over HTTP without any header: frame-exact.
+    let got = framemd5::video_hashes(&["-i".into(), playlist_url]);
+    framemd5::compare("playlist", &source_video_hashes(&H264_360P_GOP2_24S), &got)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn ts_upload_playlist_round_trip_is_frame_exact() {
+    round_trip("cloud-rt-ts", Container::Ts);
+}
+
+#[test]
+fn fmp4_upload_playlist_round_trip_is_frame_exact() {
+    round_trip("cloud-rt-fmp4", Container::Fmp4);
+}
+
+#[test]
+fn forged_replayed_stale_and_foreign_requests_get_401() {
+    let cloud = start("cloud-auth", &[]);
+    let dev = cloud.add_device("cam1");
+    let other = cloud.add_device("cam2");
+    assert_eq!(dev.send("GET", "/v1/device/plan", b"").status, 200);
+    // Forged: wrong secret.
+    let forged = dev.with_secret("cam1", &"0".repeat(64));
+    let a = forged.send("GET", "/v1/device/plan", b"");
+    assert_eq!(a.status, 401);
+    assert_eq!(
+        a.json()["error"]["message"],
+        "request authentication failed"
+    );
+    // Another device's id with our secret.
+    assert_eq!(
+        dev.with_secret("cam2", &dev.secret)
+            .send("GET", "/v1/device/plan", b"")
+            .status,
+        401
+    );
+    assert_eq!(other.send("GET", "/v1/device/plan", b"").status, 200);
+    // Replay: the same signed headers twice.
+    let h = dev.headers("GET", "/v1/device/plan", &ivcs_cloud::auth::sha256_hex(b""));
+    assert_eq!(
+        dev.send_with("GET", "/v1/device/plan", &h, Vec::new())
+            .status,
+        200
+    );
+    assert_eq!(
+        dev.send_with("GET", "/v1/device/plan", &h, Vec::new())
+            .status,
+        401
+    );
+    // Stale: signed 10 minutes ago.
+    let now = cloud.now_ms();
+    cloud.set_now_ms(now - 600_000);
+    let old = dev.headers("GET", "/v1/device/plan", &ivcs_cloud::auth::sha256_hex(b""));
+    cloud.set_now_ms(now);
+    assert_eq!(
+        dev.send_with("GET", "/v1/device/plan", &old, Vec::new())
+            .status,
+        401
+    );
+    // Body swapped under a valid signature.
+    let body = json!({"ai_type": 1}).to_string();
+    let h = dev.headers(
+        "PUT",
+        "/v1/device/ai/0/1",
+        &ivcs_cloud::auth::sha256_hex(body.as_bytes()),
+    );
+    let a = dev.send_with(
+        "PUT",
+        "/v1/device/ai/0/1",
+        &h,
+        json!({"ai_type": 2}).to_string().into_bytes(),
+    );
+    assert_eq!(a.status, 401);
+    // Path tricks and junk ids.
+    for id in ["..", "..%2Fetc", "%2Fetc%2Fpasswd", ".hidden"] {
+        let a = dev.send("PUT", &format!("/v1/device/events/{id}"), b"{}");
+        assert!(matches!(a.status, 400 | 404), "{id}: {}", a.status);
+    }
+    // Oversized JSON.
+    let big = vec![b' '; 200 << 10];
+    assert_eq!(dev.send("PUT", "/v1/device/events/e1", &big).status, 413);
+    // App API without, or with a wrong, token.
+    assert_eq!(cloud.app_get("/v1/devices", None).status, 401);
+    assert_eq!(cloud.app_get("/v1/devices", Some("nope")).status, 401);
+    let token = cloud.token();
+    assert_eq!(cloud.app_get("/v1/devices", Some(&token)).status, 200);
+    // Expired and tampered playback URLs.
+    let u = cloud.app_send(
+        "POST",
+        "/v1/devices/cam1/channels/0/playback-url?start_ms=0&end_ms=1000",
+        &token,
+        "",
+    );
+    let url = u.json()["url"].as_str().unwrap().to_string();
+    assert_eq!(
+        cloud
+            .app_get(&url.replace("end_ms=1000", "end_ms=2000"), None)
+            .status,
+        401
+    );
+    cloud.set_now_ms(now + 2 * 3600 * 1000);
+    assert_eq!(cloud.app_get(&url, None).status, 401, "expired");
+}
+
+#[test]
+fn a_plan_change_reaches_a_waiting_device_within_2_s() {
+    let cloud = start("cloud-feed", &[]);
+    let dev = cloud.add_device("cam1");
+    let p = dev.send("GET", "/v1/device/plan", b"").json();
+    let rev = p["revision"].as_u64().unwrap();
+    assert_eq!(p["channels"][0]["type"], "none");
+    let waiter = std::thread::spawn(move || {
+        let t0 = Instant::now();
+        let a = dev.send(
+            "GET",
+            &format!("/v1/device/changes?since={rev}&wait_s=30"),
+            b"",
+        );
+        (a, t0)
+    });
+    // Let the long-poll arrive first: the change must wake it, not precede it.
+    std::thread::sleep(Duration::from_millis(300));
+    let t_change = Instant::now();
+    plan(&cloud, "cam1", &["--type", "full-time", "--days", "3"]);
+    let (a, _) = waiter.join().unwrap();
+    let waited = t_change.elapsed();
+    assert_eq!(a.status, 200, "{}", a.text());
+    let v = a.json();
+    assert_eq!(v["changed"], true);
+    assert_eq!(v["channels"][0]["type"], "full-time");
+    assert_eq!(v["channels"][0]["days"], 3);
+    assert!(waited < Duration::from_secs(2), "took {waited:?}");
+}
+
+#[test]
+fn resource_destroy_leaves_no_object_and_no_row() {
+    let (dir, index) = mux("cloud-destroy", Container::Ts);
+    let cloud = start("cloud-destroy", &[]);
+    let dev = cloud.add_device("cam1");
+    plan(&cloud, "cam1", &["--type", "full-time", "--days", "7"]);
+    for s in &index.segments {
+        assert_eq!(upload(&dev, &dir, &index, s, &seg_id(s), false).status, 200);
+    }
+    let ev = json!({"channel": 0, "event_id": 3, "utc_start_ms": START_UTC_MS, "info": "motion", "report_opt": "either"});
+    assert_eq!(dev.json("PUT", "/v1/device/events/ev1", &ev).status, 201);
+    let jpeg = [
+        0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 1, 0xFF, 0xD9,
+    ];
+    assert_eq!(
+        dev.send(
+            "PUT",
+            &format!("/v1/device/pictures/p1?channel=0&utc_ms={START_UTC_MS}&event_key=ev1"),
+            &jpeg
+        )
+        .status,
+        201
+    );
+    assert_eq!(
+        dev.json("PUT", "/v1/device/ai/0/3", &json!({"ai_type": 1}))
+            .status,
+        200
+    );
+    let objects = cloud.data.join("objects").join("devices").join("cam1");
+    assert!(objects.exists());
+    let a = dev.send("DELETE", "/v1/device/resources", b"");
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json()["deleted_objects"], index.segments.len() + 1);
+    let left: Vec<_> = walk(&objects);
+    assert!(left.is_empty(), "objects left: {left:?}");
+    // Every row is gone: the plan reads none, the timeline is empty.
+    let p = dev.send("GET", "/v1/device/plan", b"").json();
+    assert_eq!(p["channels"][0]["type"], "none");
+    assert_eq!(p["ai"], json!([]));
+    let token = cloud.token();
+    let tl = cloud.app_get(
+        &format!(
+            "/v1/devices/cam1/channels/0/timeline?start_ms={START_UTC_MS}&end_ms={}",
+            START_UTC_MS + 60_000
+        ),
+        Some(&token),
+    );
+    assert_eq!(tl.json()["spans"], json!([]));
+    let ev = cloud.app_get(
+        &format!(
+            "/v1/devices/cam1/channels/0/events?start_ms={}&end_ms={}",
+            START_UTC_MS - 1000,
+            START_UTC_MS + 1
+        ),
+        Some(&token),
+    );
+    assert_eq!(ev.json()["events"], json!([]));
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn kill_9_during_an_upload_leaves_no_row_without_object_and_reupload_works() {
+    use std::io::Write;
+    let (dir, index) = mux("cloud-kill", Container::Ts);
+    let mut cloud = start("cloud-kill", &[]);
+    let dev = cloud.add_device("cam1");
+    plan(&cloud, "cam1", &["--type", "full-time", "--days", "7"]);
+    let s = &index.segments[0];
+    let data = std::fs::read(dir.join(&s.file)).unwrap();
+    let path = format!(
+        "/v1/device/segments/{}?{}",
+        seg_id(s),
+        query(&index, s, 0, false)
+    );
+    // Half the body by hand over a raw socket, then SIGKILL the service.
+    let addr = cloud.base.trim_start_matches("http://").to_string();
+    let mut sock = std::net::TcpStream::connect(&addr).unwrap();
+    let mut head = format!("PUT {path} HTTP/1.1\r\nhost: {addr}\r\ntransfer-encoding: chunked\r\n");
+    for (k, v) in dev.headers("PUT", &path, ivcs_cloud::auth::STREAMING) {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    sock.write_all(head.as_bytes()).unwrap();
+    let half = &data[..data.len() / 2];
+    sock.write_all(format!("{:x}\r\n", half.len()).as_bytes())
+        .unwrap();
+    sock.write_all(half).unwrap();
+    sock.write_all(b"\r\n").unwrap();
+    sock.flush().unwrap();
+    // Wait until the service has written some of it (a condition, not a delay).
+    let seg_dir = cloud.data.join("objects/devices/cam1/segments");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while walk(&seg_dir).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cloud.kill9();
+    drop(sock);
+    cloud.restart();
+    // No row without its object: the segment is unknown or its bytes exist.
+    let token = cloud.token();
+    let got = cloud.app_get(
+        &format!("/v1/devices/cam1/segments/{}", seg_id(s)),
+        Some(&token),
+    );
+    assert!(got.status == 404 || got.status == 200, "{}", got.status);
+    assert!(
+        walk(&seg_dir)
+            .iter()
+            .all(|p| !p.to_string_lossy().contains('#')),
+        "staging files swept"
+    );
+    let a = upload(&dev, &dir, &index, s, &seg_id(s), false);
+    assert_eq!(a.status, 200, "{}", a.text());
+    let got = cloud.app_get(
+        &format!("/v1/devices/cam1/segments/{}", seg_id(s)),
+        Some(&token),
+    );
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, data);
+}
+
+#[test]
+fn retention_and_trial_debit_follow_injected_time() {
+    let (dir, index) = mux("cloud-retention", Container::Ts);
+    let cloud = start("cloud-retention", &[]);
+    cloud.set_now_ms(START_UTC_MS + 60_000);
+    let dev = cloud.add_device("cam1");
+    // Trial of 10 s: event segments debit it; the 3rd upload finds it empty.
+    plan(
+        &cloud,
+        "cam1",
+        &["--type", "trial", "--days", "1", "--trial-seconds", "10"],
+    );
+    let segs = &index.segments;
+    let a = upload(&dev, &dir, &index, &segs[0], "s0", false);
+    assert_eq!(a.status, 403, "non-event video under a trial: {}", a.text());
+    assert_eq!(a.json()["error"]["code"], "no_service");
+    for s in &segs[..2] {
+        assert_eq!(upload(&dev, &dir, &index, s, &seg_id(s), true).status, 200);
+    }
+    let used: u64 = segs[..2]
+        .iter()
+        .map(|s| s.utc_end_ms - s.utc_start_ms)
+        .sum();
+    let left = dev.send("GET", "/v1/device/plan", b"").json()["channels"][0]["trial_seconds_left"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(left, 10_000u64.saturating_sub(used) / 1000);
+    if used >= 10_000 {
+        let a = upload(&dev, &dir, &index, &segs[2], &seg_id(&segs[2]), true);
+        assert_eq!(a.status, 403);
+        assert_eq!(a.json()["error"]["code"], "no_balance");
+    }
+    // Retention: a day and a minute later both segments go; an event keeps
+    // the segments it overlaps.
+    plan(&cloud, "cam1", &["--type", "full-time", "--days", "1"]);
+    for s in &segs[2..4] {
+        assert_eq!(upload(&dev, &dir, &index, s, &seg_id(s), false).status, 200);
+    }
+    let ev_t = segs[3].utc_start_ms + 500;
+    let ev = json!({"channel": 0, "event_id": 1, "utc_start_ms": ev_t, "report_opt": "video"});
+    assert_eq!(dev.json("PUT", "/v1/device/events/late", &ev).status, 201);
+    let stop = dev.json(
+        "POST",
+        "/v1/device/events/late/stop",
+        &json!({"utc_end_ms": ev_t + 1000}),
+    );
+    assert_eq!(stop.json()["status"], "finished", "{}", stop.text());
+    let t = segs[3].utc_end_ms + 86_400_000 + 1;
+    // The event ended just before the cutoff minus nothing: keep it alive by
+    // running retention when only the segments are old.
+    let out = admin(
+        &cloud.data,
+        &[
+            "retention",
+            "--now-ms",
+            &(ev_t + 1000 + 86_400_000 - 1).to_string(),
+        ],
+    )
+    .expect_success();
+    assert!(
+        out.stdout_text().contains("removed"),
+        "{}",
+        out.stdout_text()
+    );
+    let token = cloud.token();
+    let kept = |id: &str| {
+        cloud
+            .app_get(&format!("/v1/devices/cam1/segments/{id}"), Some(&token))
+            .status
+    };
+    assert_eq!(kept(&seg_id(&segs[0])), 404, "old segment removed");
+    assert_eq!(
+        kept(&seg_id(&segs[3])),
+        200,
+        "segment under a kept event stays"
+    );
+    admin(
+        &cloud.data,
+        &[
+            "retention",
+            "--now-ms",
+            &t.max(ev_t + 1000 + 86_400_000 + 1).to_string(),
+        ],
+    )
+    .expect_success();
+    assert_eq!(kept(&seg_id(&segs[3])), 404, "goes with its event");
+    assert!(walk(&cloud.data.join("objects/devices/cam1/segments")).is_empty());
+}
+
+#[test]
+fn backups_are_accepted_within_the_window_only() {
+    let (dir, index) = mux("cloud-backup", Container::Ts);
+    let cloud = start("cloud-backup", &[("IVCS_CLOUD_BACKUP_WINDOW_S", "1800")]);
+    let dev = cloud.add_device("cam1");
+    plan(&cloud, "cam1", &["--type", "full-time", "--days", "7"]);
+    let backup = |s: &Segment, id: &str| {
+        let data = std::fs::read(dir.join(&s.file)).unwrap();
+        let q = format!(
+            "{}&backup=1&utc_end_ms={}&pts_end_ms={}&seq_end={}",
+            query(&index, s, 0, false),
+            s.utc_end_ms,
+            s.pts_end_ms,
+            s.seq_end
+        );
+        dev.send("PUT", &format!("/v1/device/segments/{id}?{q}"), &data)
+    };
+    let s = &index.segments[0];
+    cloud.set_now_ms(s.utc_end_ms + 29 * 60_000);
+    let a = backup(s, "b0");
+    assert_eq!(a.status, 201, "{}", a.text());
+    assert_eq!(a.json()["state"], "complete");
+    let s1 = &index.segments[1];
+    cloud.set_now_ms(s1.utc_end_ms + 31 * 60_000);
+    let a = backup(s1, "b1");
+    assert_eq!(a.status, 410, "{}", a.text());
+    assert_eq!(a.json()["error"]["code"], "backup_window_closed");
+}
+
+#[test]
+fn a_full_disk_gives_507_and_indexes_nothing() {
+    let (dir, index) = mux("cloud-full", Container::Ts);
+    // A reserve larger than any disk: every upload finds the disk "full".
+    let cloud = start(
+        "cloud-full",
+        &[("IVCS_CLOUD_MIN_FREE_BYTES", "9000000000000000000")],
+    );
+    let dev = cloud.add_device("cam1");
+    plan(&cloud, "cam1", &["--type", "full-time", "--days", "7"]);
+    let s = &index.segments[0];
+    let a = upload(&dev, &dir, &index, s, &seg_id(s), false);
+    assert_eq!(a.status, 507, "{}", a.text());
+    let token = cloud.token();
+    let tl = cloud.app_get(
+        &format!(
+            "/v1/devices/cam1/channels/0/timeline?start_ms={START_UTC_MS}&end_ms={}",
+            START_UTC_MS + 60_000
+        ),
+        Some(&token),
+    );
+    assert_eq!(tl.json()["spans"], json!([]));
+    let m = cloud.app_get("/metrics", None).text();
+    assert!(m.contains("ivcs_uploads_refused_disk_full_total 1"), "{m}");
+    assert_eq!(cloud.app_get("/healthz", None).status, 200);
+}

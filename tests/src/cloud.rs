@@ -1,0 +1,281 @@
+//! Running the real cloud binary (`ivcs cloud serve`) on a loopback port
+//! with its own data directory, and talking to it as a device (signed
+//! requests) and as an app (bearer token) over real HTTP.
+
+use crate::cli::bin;
+use crate::tools::{self, Captured};
+use ivcs_cloud::auth::{self, SignedRequest};
+use ivcs_cloud::clock::Clock;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A running service. Killed on drop.
+pub struct Cloud {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Data directory.
+    pub data: PathBuf,
+    /// The clock file the service reads "now" from (absent: system clock).
+    pub clock_file: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as JSON (panics with the body if it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Runs `ivcs cloud ARGS --data DATA` and returns its output.
+pub fn admin(data: &Path, args: &[&str]) -> Captured {
+    let mut a: Vec<String> = vec!["cloud".into(), "--data".into(), tools::p(data)];
+    a.extend(args.iter().map(|s| s.to_string()));
+    tools::run(bin(), a)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn answer(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
+    let mut r = r.unwrap_or_else(|e| panic!("HTTP request failed: {e}"));
+    let status = r.status().as_u16();
+    let body = r
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap_or_else(|e| panic!("reading the body: {e}"));
+    Answer { status, body }
+}
+
+impl Cloud {
+    /// Starts a service on a fresh data directory `data` with extra
+    /// `IVCS_CLOUD_*` variables.
+    pub fn start(data: &Path, env: &[(&str, &str)]) -> Cloud {
+        let mut c = Cloud {
+            child: None,
+            base: String::new(),
+            data: data.to_path_buf(),
+            clock_file: data.with_extension("clock"),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        c.restart();
+        c
+    }
+
+    /// (Re)starts the process on the same data directory (and, on a
+    /// restart, the same port, so existing clients keep working).
+    pub fn restart(&mut self) {
+        self.kill9();
+        let listen = match self.base.strip_prefix("http://") {
+            Some(addr) => addr.to_string(),
+            None => "127.0.0.1:0".to_string(),
+        };
+        let mut cmd = Command::new(bin());
+        cmd.args(["cloud", "--data"])
+            .arg(&self.data)
+            .args(["serve", "--listen", &listen])
+            .env("IVCS_CLOUD_CLOCK_FILE", &self.clock_file)
+            .env("IVCS_CLOUD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("starting ivcs cloud serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reading the service's first line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        self.base = format!("http://{addr}");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, no cleanup.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sets the service's "now".
+    pub fn set_now_ms(&self, ms: u64) {
+        std::fs::write(&self.clock_file, ms.to_string()).expect("writing the clock file");
+    }
+
+    /// The service's "now".
+    pub fn now_ms(&self) -> u64 {
+        Clock::new(Some(self.clock_file.clone())).now_ms()
+    }
+
+    /// Registers a device and returns a client for it.
+    pub fn add_device(&self, id: &str) -> Device {
+        let out = admin(&self.data, &["device", "add", id]).expect_success();
+        Device {
+            id: id.to_string(),
+            secret: out.stdout_text().trim().to_string(),
+            base: self.base.clone(),
+            clock_file: self.clock_file.clone(),
+            agent: agent(),
+        }
+    }
+
+    /// Creates an app token.
+    pub fn token(&self) -> String {
+        admin(&self.data, &["token", "create", "tests"])
+            .expect_success()
+            .stdout_text()
+            .trim()
+            .to_string()
+    }
+
+    /// GET with an optional bearer token.
+    pub fn app_get(&self, path: &str, token: Option<&str>) -> Answer {
+        let mut r = agent().get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        answer(r.call())
+    }
+
+    /// An app request with a JSON body.
+    pub fn app_send(&self, method: &str, path: &str, token: &str, body: &str) -> Answer {
+        let req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .expect("request");
+        answer(agent().run(req))
+    }
+}
+
+impl Drop for Cloud {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A device client that signs its requests.
+pub struct Device {
+    /// Device id.
+    pub id: String,
+    /// Its secret.
+    pub secret: String,
+    base: String,
+    clock_file: PathBuf,
+    agent: ureq::Agent,
+}
+
+impl Device {
+    /// A client for `id` with `secret` (to forge requests).
+    pub fn with_secret(&self, id: &str, secret: &str) -> Device {
+        Device {
+            id: id.to_string(),
+            secret: secret.to_string(),
+            base: self.base.clone(),
+            clock_file: self.clock_file.clone(),
+            agent: agent(),
+        }
+    }
+
+    /// Signed headers for a request; `digest` is the body's SHA-256 hex or
+    /// `STREAMING`.
+    pub fn headers(&self, method: &str, path_q: &str, digest: &str) -> Vec<(String, String)> {
+        let (path, query) = path_q.split_once('?').unwrap_or((path_q, ""));
+        let nonce = auth::random_secret()[..32].to_string();
+        let ts = Clock::new(Some(self.clock_file.clone())).now_ms() / 1000;
+        let req = SignedRequest {
+            method,
+            path,
+            query,
+            device: &self.id,
+            timestamp: ts,
+            nonce: &nonce,
+            content_sha256: digest,
+        };
+        vec![
+            (auth::H_DEVICE.into(), self.id.clone()),
+            (auth::H_TIMESTAMP.into(), ts.to_string()),
+            (auth::H_NONCE.into(), nonce.clone()),
+            (auth::H_CONTENT_SHA256.into(), digest.to_string()),
+            ("authorization".into(), req.authorization(&self.secret)),
+        ]
+    }
+
+    /// Sends a request with the given headers and body.
+    pub fn send_with(
+        &self,
+        method: &str,
+        path_q: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut b = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path_q}", self.base));
+        for (k, v) in headers {
+            b = b.header(k, v);
+        }
+        answer(self.agent.run(b.body(body).expect("request")))
+    }
+
+    /// A signed request with a whole body.
+    pub fn send(&self, method: &str, path_q: &str, body: &[u8]) -> Answer {
+        let h = self.headers(method, path_q, &auth::sha256_hex(body));
+        self.send_with(method, path_q, &h, body.to_vec())
+    }
+
+    /// A signed JSON request.
+    pub fn json(&self, method: &str, path_q: &str, v: &serde_json::Value) -> Answer {
+        self.send(method, path_q, v.to_string().as_bytes())
+    }
+
+    /// A signed streaming upload (chunked, digest `STREAMING`) from `reader`.
+    pub fn stream(&self, path_q: &str, reader: &mut dyn Read) -> Answer {
+        let h = self.headers("PUT", path_q, auth::STREAMING);
+        // 100-continue lets the service refuse (403, 413, 507) before the
+        // body is sent, instead of cutting the connection under it.
+        let mut b = self
+            .agent
+            .put(format!("{}{path_q}", self.base))
+            .header("expect", "100-continue");
+        for (k, v) in &h {
+            b = b.header(k, v);
+        }
+        answer(b.send(ureq::SendBody::from_reader(reader)))
+    }
+}
