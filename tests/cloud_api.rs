@@ -266,8 +266,17 @@ fn a_plan_change_reaches_a_waiting_device_within_2_s() {
         );
         (a, t0)
     });
-    // Let the long-poll arrive first: the change must wake it, not precede it.
-    std::thread::sleep(Duration::from_millis(300));
+    // The change must wake the long-poll, not precede it: wait until the
+    // service reports it waiting.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cloud
+        .app_get("/metrics", None)
+        .text()
+        .contains("ivcs_change_feed_waiters 1")
+    {
+        assert!(Instant::now() < deadline, "the long-poll never arrived");
+        std::thread::yield_now();
+    }
     let t_change = Instant::now();
     plan(&cloud, "cam1", &["--type", "full-time", "--days", "3"]);
     let (a, _) = waiter.join().unwrap();

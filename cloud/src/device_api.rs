@@ -299,7 +299,6 @@ async fn segment_put(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response> {
-    inc(&app.metrics.http_requests_total);
     let (parts, body) = req.into_parts();
     let device = verify(&app, &parts).await?;
     ids::check("segment id", &id)?;
@@ -472,7 +471,6 @@ async fn segment_commit(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response> {
-    inc(&app.metrics.http_requests_total);
     let (device, c): (String, CommitBody) = verified_json(&app, req).await?;
     ids::check("segment id", &id)?;
     let Some(mut row) = app.repo.segment(&device, &id).await? else {
@@ -527,14 +525,54 @@ fn check_event_id(id: u32) -> Result<()> {
     }
 }
 
+/// What a device says about an event when it starts or reports it.
 #[derive(Deserialize)]
-struct EventStart {
+struct EventFields {
     channel: u32,
     event_id: u32,
-    utc_start_ms: u64,
     #[serde(default)]
     info: String,
     report_opt: ReportOpt,
+}
+
+/// A checked new event row: started (`end` none, status open) or, for a
+/// direct report, a point event whose status is computed after insertion.
+fn new_event(
+    app: &App,
+    device: String,
+    key: String,
+    f: EventFields,
+    start_ms: u64,
+    end_ms: Option<u64>,
+) -> Result<EventRow> {
+    ids::check("event key", &key)?;
+    ids::check_channel(f.channel)?;
+    check_event_id(f.event_id)?;
+    check_info(&f.info)?;
+    Ok(EventRow {
+        device_id: device,
+        event_key: key,
+        channel: f.channel,
+        event_id: f.event_id,
+        info: f.info,
+        report_opt: f.report_opt,
+        utc_start_ms: start_ms,
+        utc_end_ms: end_ms,
+        status: if end_ms.is_some() {
+            EventStatus::Failed
+        } else {
+            EventStatus::Open
+        },
+        picture_id: None,
+        created_ms: app.now_ms(),
+    })
+}
+
+#[derive(Deserialize)]
+struct EventStart {
+    #[serde(flatten)]
+    fields: EventFields,
+    utc_start_ms: u64,
 }
 
 async fn event_start(
@@ -542,25 +580,8 @@ async fn event_start(
     Path(key): Path<String>,
     req: Request,
 ) -> Result<Response> {
-    inc(&app.metrics.http_requests_total);
     let (device, b): (String, EventStart) = verified_json(&app, req).await?;
-    ids::check("event key", &key)?;
-    ids::check_channel(b.channel)?;
-    check_event_id(b.event_id)?;
-    check_info(&b.info)?;
-    let row = EventRow {
-        device_id: device.clone(),
-        event_key: key.clone(),
-        channel: b.channel,
-        event_id: b.event_id,
-        info: b.info,
-        report_opt: b.report_opt,
-        utc_start_ms: b.utc_start_ms,
-        utc_end_ms: None,
-        status: EventStatus::Open,
-        picture_id: None,
-        created_ms: app.now_ms(),
-    };
+    let row = new_event(&app, device, key.clone(), b.fields, b.utc_start_ms, None)?;
     let created = app.repo.insert_event(&row).await?;
     if created {
         inc(&app.metrics.events_total);
@@ -587,7 +608,6 @@ async fn event_stop(
     Path(key): Path<String>,
     req: Request,
 ) -> Result<Response> {
-    inc(&app.metrics.http_requests_total);
     let (device, b): (String, EventStop) = verified_json(&app, req).await?;
     ids::check("event key", &key)?;
     let Some(mut e) = app.repo.event(&device, &key).await? else {
@@ -606,12 +626,9 @@ async fn event_stop(
 
 #[derive(Deserialize)]
 struct EventReport {
-    channel: u32,
-    event_id: u32,
+    #[serde(flatten)]
+    fields: EventFields,
     utc_ms: u64,
-    #[serde(default)]
-    info: String,
-    report_opt: ReportOpt,
 }
 
 async fn event_report(
@@ -619,25 +636,15 @@ async fn event_report(
     Path(key): Path<String>,
     req: Request,
 ) -> Result<Response> {
-    inc(&app.metrics.http_requests_total);
     let (device, b): (String, EventReport) = verified_json(&app, req).await?;
-    ids::check("event key", &key)?;
-    ids::check_channel(b.channel)?;
-    check_event_id(b.event_id)?;
-    check_info(&b.info)?;
-    let row = EventRow {
-        device_id: device.clone(),
-        event_key: key.clone(),
-        channel: b.channel,
-        event_id: b.event_id,
-        info: b.info,
-        report_opt: b.report_opt,
-        utc_start_ms: b.utc_ms,
-        utc_end_ms: Some(b.utc_ms),
-        status: EventStatus::Failed,
-        picture_id: None,
-        created_ms: app.now_ms(),
-    };
+    let row = new_event(
+        &app,
+        device.clone(),
+        key.clone(),
+        b.fields,
+        b.utc_ms,
+        Some(b.utc_ms),
+    )?;
     if app.repo.insert_event(&row).await? {
         inc(&app.metrics.events_total);
     }
@@ -677,7 +684,6 @@ async fn picture_put(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response> {
-    inc(&app.metrics.http_requests_total);
     let (device, parts, data) = verified_body_max(&app, req, app.cfg.max_picture_bytes).await?;
     ids::check("picture id", &id)?;
     let q: PictureQuery = Query::try_from_uri(&parts.uri)

@@ -19,8 +19,6 @@ pub enum ErrorKind {
     NoService,
     /// The plan's trial time is used up (403, `no_balance`).
     NoBalance,
-    /// Authenticated but not allowed to touch this resource (403).
-    Forbidden,
     /// No such device, segment, event or picture (404).
     NotFound,
     /// The request conflicts with stored state, e.g. a digest mismatch (409).
@@ -44,9 +42,7 @@ impl ErrorKind {
         match self {
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorKind::NoService | ErrorKind::NoBalance | ErrorKind::Forbidden => {
-                StatusCode::FORBIDDEN
-            }
+            ErrorKind::NoService | ErrorKind::NoBalance => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Gone => StatusCode::GONE,
@@ -64,7 +60,6 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::NoService => "no_service",
             ErrorKind::NoBalance => "no_balance",
-            ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not_found",
             ErrorKind::Conflict => "conflict",
             ErrorKind::Gone => "backup_window_closed",

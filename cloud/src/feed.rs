@@ -39,6 +39,12 @@ impl Feed {
         *h = (*h).max(revision);
     }
 
+    /// Requests waiting on the feed now (each holds one receiver).
+    pub fn waiters(&self) -> u64 {
+        let m = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        m.values().map(|tx| tx.receiver_count() as u64).sum()
+    }
+
     /// Highest revision published so far.
     pub fn high(&self) -> u64 {
         *self.high.lock().unwrap_or_else(|p| p.into_inner())

@@ -158,16 +158,6 @@ impl Objects {
         Ok(())
     }
 
-    /// Size of an object.
-    pub async fn size(&self, key: &str) -> Result<u64> {
-        Ok(self
-            .store
-            .head(&ObjPath::from(key))
-            .await
-            .map_err(map_err)?
-            .size)
-    }
-
     /// A byte range of an object, as a stream.
     pub async fn get_range(
         &self,

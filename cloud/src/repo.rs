@@ -822,34 +822,6 @@ impl Repo {
         Ok(n > 0)
     }
 
-    /// Row counts per table for a device (used by tests and `device show`).
-    pub async fn device_row_counts(&self, device: &str) -> Result<Vec<(String, u64)>> {
-        let mut out = Vec::new();
-        for (t, sql) in [
-            (
-                "segments",
-                "SELECT COUNT(*) FROM segments WHERE device_id = ?",
-            ),
-            ("events", "SELECT COUNT(*) FROM events WHERE device_id = ?"),
-            (
-                "pictures",
-                "SELECT COUNT(*) FROM pictures WHERE device_id = ?",
-            ),
-            (
-                "ai_settings",
-                "SELECT COUNT(*) FROM ai_settings WHERE device_id = ?",
-            ),
-            ("plans", "SELECT COUNT(*) FROM plans WHERE device_id = ?"),
-        ] {
-            let n: i64 = sqlx::query_scalar(sql)
-                .bind(device)
-                .fetch_one(&self.pool)
-                .await?;
-            out.push((t.to_string(), u64_of(n)));
-        }
-        Ok(out)
-    }
-
     /// Closes the pool (checkpoints the WAL).
     pub async fn close(&self) {
         self.pool.close().await;

@@ -19,7 +19,21 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::device_api::routes())
         .merge(crate::app_api::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            count_request,
+        ))
         .with_state(app)
+}
+
+/// Counts every request, whatever route answers it.
+async fn count_request(
+    State(app): State<Arc<App>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    crate::metrics::inc(&app.metrics.http_requests_total);
+    next.run(req).await
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Result<&'static str> {
@@ -38,6 +52,11 @@ async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse> {
             pending,
         ),
         ("devices", "Registered devices.", devices),
+        (
+            "change_feed_waiters",
+            "Device requests waiting on the change feed.",
+            app.feed.waiters(),
+        ),
     ]);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))
 }

@@ -454,11 +454,12 @@ fn put_trex(out: &mut Vec<u8>, track: u32) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::mp4box::testutil::{show, walk};
 
-    fn h264_params() -> VideoParams {
+    /// 1080p H.264 Main parameters (shared with the demuxer tests).
+    pub(crate) fn h264_params() -> VideoParams {
         VideoParams {
             codec: VideoCodec::H264,
             width: 1920,

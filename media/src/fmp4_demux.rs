@@ -1034,24 +1034,10 @@ fn parse_asc(asc: &[u8]) -> Result<(u8, u32, u8)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adts;
     use crate::fmp4::Fmp4Muxer;
+    use crate::fmp4::tests::h264_params;
     use crate::mp4box::length_prefixed_size;
-    use crate::{VideoParams, adts};
-
-    fn h264_params() -> VideoParams {
-        VideoParams {
-            codec: VideoCodec::H264,
-            width: 1920,
-            height: 1080,
-            codec_string: "avc1.4D4028".into(),
-            vps: vec![],
-            sps: vec![vec![0x67, 0x4D, 0x40, 0x28]],
-            pps: vec![vec![0x68, 0xEE]],
-            decoder_config: vec![
-                1, 0x4D, 0x40, 0x28, 0xFF, 0xE1, 0, 4, 0x67, 0x4D, 0x40, 0x28, 1, 0, 2, 0x68, 0xEE,
-            ],
-        }
-    }
 
     fn au(key: bool, n: usize) -> Vec<u8> {
         let mut v = vec![0, 0, 0, 1, 0x09, 0xF0];

@@ -471,7 +471,7 @@ const CRC_TABLE: [u32; 256] = {
 };
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// One parsed transport packet.
@@ -547,7 +547,8 @@ mod tests {
             | u64::from(b[4] >> 1)
     }
 
-    fn params(codec: VideoCodec) -> VideoParams {
+    /// Parameters with dummy parameter sets (shared with the demuxer tests).
+    pub(crate) fn params(codec: VideoCodec) -> VideoParams {
         VideoParams {
             codec,
             width: 320,

@@ -819,31 +819,9 @@ fn parse_pes_header(b: &[u8]) -> Result<PesHeader> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AudioParams;
     use crate::ts::TsMuxer;
-    use crate::{AudioParams, VideoParams};
-
-    fn params(codec: VideoCodec) -> VideoParams {
-        VideoParams {
-            codec,
-            width: 320,
-            height: 240,
-            codec_string: String::new(),
-            vps: if codec == VideoCodec::H265 {
-                vec![vec![0x40, 0x01, 0xAA]]
-            } else {
-                vec![]
-            },
-            sps: match codec {
-                VideoCodec::H264 => vec![vec![0x67, 0x4D, 0x40, 0x0D]],
-                VideoCodec::H265 => vec![vec![0x42, 0x01, 0xBB]],
-            },
-            pps: match codec {
-                VideoCodec::H264 => vec![vec![0x68, 0xEB]],
-                VideoCodec::H265 => vec![vec![0x44, 0x01, 0xCC]],
-            },
-            decoder_config: vec![1],
-        }
-    }
+    use crate::ts::tests::params;
 
     /// AUD + optional SPS/PPS + one slice of `len` bytes.
     fn h264_au(key: bool, len: usize) -> Vec<u8> {
