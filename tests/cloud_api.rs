@@ -52,18 +52,10 @@ fn commit_body(data: &[u8], s: &Segment) -> serde_json::Value {
 /// Streams one segment and commits it; returns the commit answer.
 fn upload(dev: &Device, dir: &Path, index: &Index, s: &Segment, id: &str, event: bool) -> Answer {
     let data = std::fs::read(dir.join(&s.file)).expect("segment");
-    let q = query(index, s, 0, event);
-    let put = dev.stream(
-        &format!("/v1/device/segments/{id}?{q}"),
-        &mut data.as_slice(),
-    );
-    if put.status != 200 {
-        return put;
-    }
-    assert_eq!(put.json()["state"], "received", "{}", put.text());
-    dev.json(
-        "POST",
-        &format!("/v1/device/segments/{id}/commit"),
+    dev.upload_segment(
+        id,
+        &query(index, s, 0, event),
+        &data,
         &commit_body(&data, s),
     )
 }

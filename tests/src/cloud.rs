@@ -1,6 +1,7 @@
 //! Running the real cloud binary (`ivcs cloud serve`) on a loopback port
 //! with its own data directory, and talking to it as a device (signed
-//! requests) and as an app (bearer token) over real HTTP.
+//! requests) and as an app (bearer token) over real HTTP. Used by the
+//! `cloud_api` tests and by the `cloud_bench` load generator.
 
 use crate::cli::bin;
 use crate::tools::{self, Captured};
@@ -17,8 +18,9 @@ pub struct Cloud {
     pub base: String,
     /// Data directory.
     pub data: PathBuf,
-    /// The clock file the service reads "now" from (absent: system clock).
-    pub clock_file: PathBuf,
+    /// The clock file the service reads "now" from while it exists (tests);
+    /// `None`: the system clock only, as in production.
+    pub clock_file: Option<PathBuf>,
     env: Vec<(String, String)>,
 }
 
@@ -51,7 +53,10 @@ pub fn admin(data: &Path, args: &[&str]) -> Captured {
     tools::run(bin(), a)
 }
 
-fn agent() -> ureq::Agent {
+/// The HTTP client configuration every request of the harness uses (HTTP
+/// errors are answers, not `Err`); public so that a benchmark can send its
+/// reference requests (nginx) through the same client.
+pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -72,13 +77,24 @@ fn answer(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
 
 impl Cloud {
     /// Starts a service on a fresh data directory `data` with extra
-    /// `IVCS_CLOUD_*` variables.
+    /// `IVCS_CLOUD_*` variables and a clock file next to it (see
+    /// [`Cloud::set_now_ms`]).
     pub fn start(data: &Path, env: &[(&str, &str)]) -> Cloud {
+        Cloud::launch(data, env, Some(data.with_extension("clock")))
+    }
+
+    /// [`Cloud::start`] without a clock file: the service reads the system
+    /// clock only, as in production (benchmarks).
+    pub fn start_with_system_clock(data: &Path, env: &[(&str, &str)]) -> Cloud {
+        Cloud::launch(data, env, None)
+    }
+
+    fn launch(data: &Path, env: &[(&str, &str)], clock_file: Option<PathBuf>) -> Cloud {
         let mut c = Cloud {
             child: None,
             base: String::new(),
             data: data.to_path_buf(),
-            clock_file: data.with_extension("clock"),
+            clock_file,
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -100,10 +116,12 @@ impl Cloud {
         cmd.args(["cloud", "--data"])
             .arg(&self.data)
             .args(["serve", "--listen", &listen])
-            .env("IVCS_CLOUD_CLOCK_FILE", &self.clock_file)
             .env("IVCS_CLOUD_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some(f) = &self.clock_file {
+            cmd.env("IVCS_CLOUD_CLOCK_FILE", f);
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -130,14 +148,18 @@ impl Cloud {
         }
     }
 
-    /// Sets the service's "now".
+    /// Sets the service's "now" (needs the clock file of [`Cloud::start`]).
     pub fn set_now_ms(&self, ms: u64) {
-        std::fs::write(&self.clock_file, ms.to_string()).expect("writing the clock file");
+        let f = self
+            .clock_file
+            .as_ref()
+            .expect("set_now_ms needs a service started with a clock file");
+        std::fs::write(f, ms.to_string()).expect("writing the clock file");
     }
 
     /// The service's "now".
     pub fn now_ms(&self) -> u64 {
-        Clock::new(Some(self.clock_file.clone())).now_ms()
+        Clock::new(self.clock_file.clone()).now_ms()
     }
 
     /// Registers a device and returns a client for it.
@@ -161,25 +183,55 @@ impl Cloud {
             .to_string()
     }
 
-    /// GET with an optional bearer token.
+    /// An app client with an optional bearer token. It keeps its
+    /// connections alive, so repeated requests measure the service, not
+    /// TCP setup.
+    pub fn app(&self, token: Option<&str>) -> AppClient {
+        AppClient {
+            base: self.base.clone(),
+            token: token.map(str::to_string),
+            agent: agent(),
+        }
+    }
+
+    /// GET with an optional bearer token (a fresh connection).
     pub fn app_get(&self, path: &str, token: Option<&str>) -> Answer {
-        let mut r = agent().get(format!("{}{path}", self.base));
-        if let Some(t) = token {
+        self.app(token).get(path)
+    }
+
+    /// An app request with a JSON body (a fresh connection).
+    pub fn app_send(&self, method: &str, path: &str, token: &str, body: &str) -> Answer {
+        self.app(Some(token)).send(method, path, body)
+    }
+}
+
+/// Talks to the app API as one client (see [`Cloud::app`]).
+pub struct AppClient {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl AppClient {
+    /// GET `path` (with its query).
+    pub fn get(&self, path: &str) -> Answer {
+        let mut r = self.agent.get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
             r = r.header("authorization", format!("Bearer {t}"));
         }
         answer(r.call())
     }
 
-    /// An app request with a JSON body.
-    pub fn app_send(&self, method: &str, path: &str, token: &str, body: &str) -> Answer {
-        let req = ureq::http::Request::builder()
+    /// A request with a JSON body.
+    pub fn send(&self, method: &str, path: &str, body: &str) -> Answer {
+        let mut b = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .expect("request");
-        answer(agent().run(req))
+            .header("content-type", "application/json");
+        if let Some(t) = &self.token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        answer(self.agent.run(b.body(body.to_string()).expect("request")))
     }
 }
 
@@ -189,14 +241,16 @@ impl Drop for Cloud {
     }
 }
 
-/// A device client that signs its requests.
+/// A device client that signs its requests. Clones share one connection
+/// pool, so several threads can upload as the same device.
+#[derive(Clone)]
 pub struct Device {
     /// Device id.
     pub id: String,
     /// Its secret.
     pub secret: String,
     base: String,
-    clock_file: PathBuf,
+    clock_file: Option<PathBuf>,
     agent: ureq::Agent,
 }
 
@@ -217,7 +271,7 @@ impl Device {
     pub fn headers(&self, method: &str, path_q: &str, digest: &str) -> Vec<(String, String)> {
         let (path, query) = path_q.split_once('?').unwrap_or((path_q, ""));
         let nonce = auth::random_secret()[..32].to_string();
-        let ts = Clock::new(Some(self.clock_file.clone())).now_ms() / 1000;
+        let ts = Clock::new(self.clock_file.clone()).now_ms() / 1000;
         let req = SignedRequest {
             method,
             path,
@@ -277,5 +331,28 @@ impl Device {
             b = b.header(k, v);
         }
         answer(b.send(ureq::SendBody::from_reader(reader)))
+    }
+
+    /// Uploads a segment the way the engine does: streams `data` to
+    /// `PUT /v1/device/segments/{id}?{query}` and, once the service has
+    /// received it, commits it with `commit` (`sha256`, `bytes` and the end
+    /// fields; docs/ref/protocol.md). Returns the `PUT`'s answer when it is
+    /// not 200, else the commit's.
+    pub fn upload_segment(
+        &self,
+        id: &str,
+        query: &str,
+        data: &[u8],
+        commit: &serde_json::Value,
+    ) -> Answer {
+        let put = self.stream(
+            &format!("/v1/device/segments/{id}?{query}"),
+            &mut &data[..],
+        );
+        if put.status != 200 {
+            return put;
+        }
+        assert_eq!(put.json()["state"], "received", "{}", put.text());
+        self.json("POST", &format!("/v1/device/segments/{id}/commit"), commit)
     }
 }
