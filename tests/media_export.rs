@@ -17,10 +17,9 @@ use std::time::Instant;
 
 use ivcs_engine::types::{AudioCodec, Container};
 use ivcs_media::demux::OnDamage;
-use ivcs_media::fmp4_demux::{Fmp4DemuxConfig, Fmp4Demuxer, TrackConfig};
-use ivcs_media::mp4_export::{Mp4ExportBuilder, video_sample_size};
-use ivcs_media::ts_demux::{TsDemuxConfig, TsDemuxer};
-use ivcs_media::{AudioParams, Track, VideoCodec, VideoParams, adts, annexb};
+use ivcs_media::range_export::{RangePass1, RangePass2};
+use ivcs_media::segment_reader::{Sample, SegmentFormat, SegmentReader};
+use ivcs_media::{Track, VideoCodec, adts, annexb};
 use ivcs_tests::fixtures::{self, AudioFixture, VideoFixture};
 use ivcs_tests::{check, framemd5, paths, tools};
 use serde_json::Value;
@@ -29,25 +28,6 @@ use serde_json::Value;
 const FRAME_90K: u64 = 3600;
 /// Bytes handed to the demuxers at a time, as an object store streams them.
 const CHUNK: usize = 64 << 10;
-
-/// A demuxed sample, either container, on the container's 90 kHz clock.
-#[derive(Clone, Debug)]
-struct Sample {
-    track: Track,
-    pts: u64,
-    dts: u64,
-    key: bool,
-    /// As stored: TS an Annex-B access unit or an ADTS frame; fMP4 a
-    /// length-prefixed sample or raw AAC.
-    data: Vec<u8>,
-}
-
-/// What a segment's demuxer said about the streams.
-#[derive(Clone, Debug, Default)]
-struct Streams {
-    video: Option<VideoParams>,
-    audio: Option<AudioParams>,
-}
 
 /// The source frames pushed into the pipeline.
 struct Source {
@@ -112,97 +92,24 @@ fn record(
     }
 }
 
-/// Demuxes one segment, fed in `CHUNK`-sized pieces; any damage fails.
-fn demux(container: Container, bytes: &[u8]) -> (Vec<Sample>, Streams) {
-    let mut samples = Vec::new();
-    let mut streams = Streams::default();
-    match container {
-        Container::Ts => {
-            let mut d = TsDemuxer::new(TsDemuxConfig {
-                on_damage: OnDamage::Fail,
-                ..TsDemuxConfig::default()
-            });
-            let mut out = Vec::new();
-            for c in bytes.chunks(CHUNK) {
-                d.push(c, &mut out).unwrap();
-            }
-            d.finish(&mut out).unwrap();
-            let codec = d.video_codec().expect("a PMT with video");
-            for f in out {
-                match f.track {
-                    Track::Video if f.keyframe && streams.video.is_none() => {
-                        streams.video = Some(VideoParams::from_annexb(codec, &f.data).unwrap());
-                    }
-                    Track::Audio if streams.audio.is_none() => {
-                        let h = adts::parse_header(&f.data).unwrap();
-                        streams.audio = Some(AudioParams::from_adts(&h).unwrap());
-                    }
-                    _ => {}
-                }
-                samples.push(Sample {
-                    track: f.track,
-                    pts: f.pts_90k,
-                    dts: f.dts_90k,
-                    key: f.keyframe,
-                    data: f.data,
-                });
-            }
-        }
-        Container::Fmp4 => {
-            let mut d = Fmp4Demuxer::new(Fmp4DemuxConfig {
-                on_damage: OnDamage::Fail,
-                ..Fmp4DemuxConfig::default()
-            });
-            let mut out = Vec::new();
-            for c in bytes.chunks(CHUNK) {
-                d.push(c, &mut out).unwrap();
-            }
-            d.finish(&mut out).unwrap();
-            let mut audio_rate = 1;
-            for t in d.tracks() {
-                match &t.config {
-                    TrackConfig::Video {
-                        codec,
-                        decoder_config,
-                        ..
-                    } => {
-                        assert_eq!(t.timescale, 90_000);
-                        streams.video =
-                            Some(VideoParams::from_decoder_config(*codec, decoder_config).unwrap());
-                    }
-                    TrackConfig::Audio(a) => {
-                        assert_eq!(t.timescale, a.sample_rate);
-                        audio_rate = a.sample_rate;
-                        streams.audio = Some(a.clone());
-                    }
-                }
-            }
-            for f in out {
-                // Audio decode times are in samples; the export takes
-                // 90 kHz and rounds back, which is exact.
-                let (pts, dts) = match f.track {
-                    Track::Video => (
-                        f.decode_time
-                            .checked_add_signed(f.composition_offset)
-                            .unwrap(),
-                        f.decode_time,
-                    ),
-                    Track::Audio => {
-                        let t = f.decode_time * 90_000 / u64::from(audio_rate);
-                        (t, t)
-                    }
-                };
-                samples.push(Sample {
-                    track: f.track,
-                    pts,
-                    dts,
-                    key: f.sync,
-                    data: f.data,
-                });
-            }
-        }
+fn format(c: Container) -> SegmentFormat {
+    match c {
+        Container::Ts => SegmentFormat::Ts,
+        Container::Fmp4 => SegmentFormat::Fmp4,
     }
-    (samples, streams)
+}
+
+/// Demuxes one segment, fed in `CHUNK`-sized pieces; any damage fails.
+/// The reader knows the streams' parameters and converts samples for the
+/// export.
+fn demux(container: Container, bytes: &[u8]) -> (Vec<Sample>, SegmentReader) {
+    let mut r = SegmentReader::new(format(container), OnDamage::Fail);
+    let mut samples = Vec::new();
+    for c in bytes.chunks(CHUNK) {
+        r.push(c, &mut samples).unwrap();
+    }
+    r.finish(&mut samples).unwrap();
+    (samples, r)
 }
 
 /// Every segment demuxes back to exactly the frames that went in.
@@ -211,7 +118,7 @@ fn check_demux(rec: &Recording) {
     let mut video = Vec::new();
     let mut audio = Vec::new();
     for seg in &rec.segments {
-        let (samples, streams) = demux(rec.container, &seg.bytes);
+        let (samples, reader) = demux(rec.container, &seg.bytes);
         let n_video = samples.iter().filter(|s| s.track == Track::Video).count();
         assert_eq!(
             n_video as u32, seg.info.video_frames,
@@ -224,9 +131,9 @@ fn check_demux(rec: &Recording) {
             "segment {}",
             seg.info.index
         );
-        let vp = streams.video.expect("video parameters");
+        let vp = reader.video().expect("video parameters");
         assert_eq!(vp.codec_string, seg.info.codec_string);
-        assert_eq!(streams.audio.is_some(), rec.src.audio.is_some());
+        assert_eq!(reader.audio().is_some(), rec.src.audio.is_some());
         let first = samples.iter().find(|s| s.track == Track::Video).unwrap();
         assert!(
             first.key,
@@ -243,10 +150,14 @@ fn check_demux(rec: &Recording) {
     assert_eq!(video.len(), rec.src.aus.len(), "every frame comes back");
     // TS timestamps carry the container's offset (media time 0 is the
     // first frame); fMP4 starts at 0.
-    let offset = video[0].pts;
+    let offset = video[0].pts_90k;
     for (i, (got, au)) in video.iter().zip(&rec.src.aus).enumerate() {
         let want_t = offset + i as u64 * FRAME_90K;
-        assert_eq!((got.pts, got.dts), (want_t, want_t), "video frame {i}");
+        assert_eq!(
+            (got.pts_90k, got.dts_90k),
+            (want_t, want_t),
+            "video frame {i}"
+        );
         assert_eq!(
             got.key,
             i % rec.src.video.gop_frames as usize == 0,
@@ -275,9 +186,9 @@ fn check_demux(rec: &Recording) {
         let t = j as u64 * 1024 * 90_000 / rate;
         let slack = u64::from(rec.container == Container::Fmp4);
         assert!(
-            got.pts.abs_diff(offset + t) <= slack,
+            got.pts_90k.abs_diff(offset + t) <= slack,
             "audio frame {j}: {} vs {}",
-            got.pts,
+            got.pts_90k,
             offset + t
         );
         let payload = match rec.container {
@@ -319,83 +230,54 @@ fn export(rec: &Recording, segments: &[usize], start_90k: u64, end_90k: u64) -> 
         .iter()
         .find(|s| s.track == Track::Video)
         .unwrap()
-        .pts;
+        .pts_90k;
     let (start, end) = (offset + start_90k, offset + end_90k);
 
-    // Pass 1: metadata, and the key frame at or before the start.
-    let mut meta: Vec<(Track, u64, u64, bool, u32)> = Vec::new();
-    let mut streams = Streams::default();
-    let codec = source_codec(&rec.src);
+    // Pass 1: metadata only, and the cut.
+    let mut p1 = RangePass1::new(start, end);
     for seg in segs() {
-        let (samples, s) = demux(rec.container, seg);
-        streams.video = streams.video.or(s.video);
-        streams.audio = streams.audio.or(s.audio);
-        for s in samples {
-            let size = match (rec.container, s.track) {
-                (Container::Ts, Track::Video) => video_sample_size(codec, &s.data).unwrap(),
-                (Container::Ts, Track::Audio) => adts::payload(&s.data).unwrap().1.len() as u32,
-                _ => s.data.len() as u32,
-            };
-            meta.push((s.track, s.pts, s.dts, s.key, size));
+        assert!(p1.begin_segment(0));
+        let (samples, reader) = demux(rec.container, seg);
+        for s in &samples {
+            p1.push(&reader, s).unwrap();
         }
     }
-    let key_start = meta
-        .iter()
-        .filter(|m| m.0 == Track::Video && m.3 && m.1 <= start)
-        .map(|m| m.1)
-        .max()
-        .expect("a key frame at or before the start");
-    let keep = |pts: u64| pts >= key_start && pts < end;
-    let mut b =
-        Mp4ExportBuilder::new(streams.video.as_ref().unwrap(), streams.audio.as_ref()).unwrap();
-    for &(track, pts, dts, key, size) in &meta {
-        if !keep(pts) {
-            continue;
-        }
-        match track {
-            Track::Video => b.add_video(pts, dts, size, key).unwrap(),
-            Track::Audio => b.add_audio(pts, size).unwrap(),
-        }
-    }
-    drop(meta);
-    let plan = b.finish(Some(end)).unwrap();
+    let (plan, sel) = p1.finish().unwrap();
+    let key_start = sel.key_start;
 
     // Pass 2: header, then the samples as the demuxer yields them.
     let mut file = Vec::with_capacity(plan.total_size() as usize);
     file.extend_from_slice(plan.header());
-    let mut payload = plan.payload();
+    let mut p2 = RangePass2::new(&plan, sel);
     let (mut video, mut audio) = (Vec::new(), Vec::new());
     let mut max_buffered = 0;
     for seg in segs() {
-        let (samples, _) = demux(rec.container, seg);
+        assert!(p2.begin_segment());
+        let (samples, reader) = demux(rec.container, seg);
         for s in samples {
-            if !keep(s.pts) {
-                continue;
+            let before = file.len() + p2.buffered_bytes();
+            p2.push(&reader, &s, &mut file).unwrap();
+            max_buffered = max_buffered.max(p2.buffered_bytes());
+            if file.len() + p2.buffered_bytes() == before {
+                continue; // not in the file
             }
             // Source frame number from the timestamp.
             let n = match s.track {
-                Track::Video => ((s.pts - offset) / FRAME_90K) as usize,
+                Track::Video => ((s.pts_90k - offset) / FRAME_90K) as usize,
                 Track::Audio => {
                     let ticks =
-                        ((s.pts - offset) * u64::from(rec.src.sample_rate)).div_ceil(90_000);
+                        ((s.pts_90k - offset) * u64::from(rec.src.sample_rate)).div_ceil(90_000);
                     (ticks / 1024) as usize
                 }
             };
-            match (rec.container, s.track) {
-                (Container::Ts, Track::Video) => payload.push_video_annexb(&s.data, &mut file),
-                (Container::Ts, Track::Audio) => payload.push_audio_adts(&s.data, &mut file),
-                (Container::Fmp4, Track::Video) => payload.push_video(&s.data, &mut file),
-                (Container::Fmp4, Track::Audio) => payload.push_audio(&s.data, &mut file),
-            }
-            .unwrap();
-            max_buffered = max_buffered.max(payload.buffered_bytes());
             match s.track {
                 Track::Video => video.push(n),
                 Track::Audio => audio.push(n),
             }
         }
     }
-    payload.finish().unwrap();
+    assert!(!p2.begin_segment(), "pass 2 reads what pass 1 read");
+    p2.finish().unwrap();
     let seconds = t0.elapsed().as_secs_f64();
     assert_eq!(file.len() as u64, plan.total_size(), "Content-Length holds");
     // Reordering holds about one chunk (0.5 s) per track, never the file.
@@ -631,6 +513,29 @@ fn ts_export_across_a_missing_segment_keeps_the_timeline() {
 #[test]
 fn fmp4_export_across_a_missing_segment_keeps_the_timeline() {
     missing_segment_keeps_the_timeline("gap_fmp4", Container::Fmp4);
+}
+
+/// A segment stored twice (a backup upload of what already arrived) and
+/// a range reaching past both ends of the recording: the file is the same
+/// as from the clean run of segments, and starts at the first frame.
+#[test]
+fn overlapping_segments_and_an_open_range_export_once() {
+    let rec = record(
+        &fixtures::H264_360P_GOP2_60S,
+        Some(&fixtures::AAC_48K_MONO),
+        Container::Fmp4,
+    );
+    let clean = export(&rec, &[3, 4, 5], 10 * 90_000, 30 * 90_000);
+    let twice = export(&rec, &[3, 4, 4, 5, 5], 10 * 90_000, 30 * 90_000);
+    assert_eq!(clean.video, (300..600).collect::<Vec<_>>());
+    assert_eq!(twice.video, clean.video);
+    assert_eq!(twice.audio, clean.audio);
+    assert!(twice.file == clean.file, "same bytes");
+    // From before the first frame to after the last.
+    let open = export(&rec, &[0, 1], 0, 40 * 90_000);
+    assert_eq!(open.video, (0..200).collect::<Vec<_>>());
+    let dir = paths::scratch_dir("media_export/overlap");
+    check_export(&rec, &twice, &dir.join("twice.mp4"));
 }
 
 /// The whole 60 s recording (TS, H.264 + AAC) in one file: correct, and

@@ -18,7 +18,10 @@
 //!   (streaming, chunked input, bounded memory); [`demux`]: their shared
 //!   policy for damaged input.
 //! - [`mp4_export`]: one progressive MP4 file (`moov` first) for a time
-//!   range, written in two passes so it can be streamed with a known size.
+//!   range, written in two passes so it can be streamed with a known size;
+//!   [`segment_reader`]: either container read back as samples on one
+//!   clock, converted for the export; [`range_export`]: which samples of a
+//!   run of segments an export of a time range keeps.
 
 pub mod aac_enc;
 pub mod adts;
@@ -34,6 +37,8 @@ pub mod h265;
 pub mod mp4_export;
 mod mp4box;
 mod nalscan;
+pub mod range_export;
+pub mod segment_reader;
 pub mod ts;
 pub mod ts_demux;
 pub mod video;
