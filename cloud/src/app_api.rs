@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::fmt::Write;
 use std::sync::Arc;
 
 /// Routes of the app API.
@@ -89,12 +90,22 @@ async fn bearer_or_signed(app: &App, uri: &Uri, headers: &HeaderMap) -> Result<(
 
 /// Appends `exp` and `sig` to a path with query `query`.
 fn signed(app: &App, path: &str, query: &str, exp_s: u64) -> String {
-    let sig = app.urls.sign(path, query, exp_s);
-    if query.is_empty() {
-        format!("{path}?exp={exp_s}&sig={sig}")
-    } else {
-        format!("{path}?{query}&exp={exp_s}&sig={sig}")
+    let mut out = path.to_string();
+    sign_in_place(app, &mut out, 0, query, exp_s);
+    out
+}
+
+/// Appends `?[query&]exp=..&sig=..` to `out`, whose text from `path_start`
+/// is the path to sign. Playlists sign thousands of URLs into one buffer.
+fn sign_in_place(app: &App, out: &mut String, path_start: usize, query: &str, exp_s: u64) {
+    let sig = app.urls.sig(&out[path_start..], query, exp_s);
+    out.push('?');
+    if !query.is_empty() {
+        out.push_str(query);
+        out.push('&');
     }
+    // Writing to a String cannot fail.
+    let _ = write!(out, "exp={exp_s}&sig={}", sig.as_str());
 }
 
 fn device_channel(d: &str, c: u32) -> Result<()> {
@@ -336,19 +347,20 @@ async fn playlist(
         .map_err(|e| Error::bad_request(format!("query: {e}")))?
         .0;
     q.check()?;
-    let segs = app.repo.segments_in(&d, c, q.start_ms, q.end_ms).await?;
+    let segs = app
+        .repo
+        .segment_entries(&d, c, q.start_ms, q.end_ms)
+        .await?;
     if segs.is_empty() {
         return Err(Error::not_found("no recording in this range"));
     }
     inc(&app.metrics.playlists_total);
     let exp = app.now_ms() / 1000 + app.cfg.playback_url_ttl_s;
-    let body = hls::playlist(&segs, |s| {
-        signed(
-            &app,
-            &format!("/v1/devices/{d}/segments/{}", segment_file(s)),
-            "",
-            exp,
-        )
+    let body = hls::playlist(&segs, |s, out| {
+        let start = out.len();
+        let _ = write!(out, "/v1/devices/{d}/segments/{}", s.segment_id);
+        out.push_str(segment_ext(&s.container));
+        sign_in_place(&app, out, start, "", exp);
     });
     Ok((
         [(header::CONTENT_TYPE, "application/vnd.apple.mpegurl")],
@@ -410,9 +422,13 @@ async fn export_mp4(
 
 /// The URL name of a segment: its id plus the container's extension, which
 /// HLS clients (ffmpeg's `allowed_segment_extensions`) require.
-fn segment_file(s: &SegmentRow) -> String {
-    let ext = if s.container == "ts" { "ts" } else { "mp4" };
-    format!("{}.{ext}", s.segment_id)
+fn segment_file(id: &str, container: &str) -> String {
+    format!("{id}{}", segment_ext(container))
+}
+
+/// `.ts` or `.mp4`.
+fn segment_ext(container: &str) -> &'static str {
+    if container == "ts" { ".ts" } else { ".mp4" }
 }
 
 /// The segment a URL name refers to: the exact id, else the id with a
@@ -427,7 +443,7 @@ async fn segment_by_file(app: &App, d: &str, file: &str) -> Result<SegmentRow> {
         .or_else(|| file.strip_suffix(".mp4"));
     if let Some(stem) = stem
         && let Some(s) = app.repo.segment(d, stem).await?
-        && segment_file(&s) == file
+        && segment_file(&s.segment_id, &s.container) == file
     {
         return Ok(s);
     }

@@ -6,15 +6,16 @@
 //! differ (a resolution change keeps the codec string), so sharing one map
 //! would be a guess.
 
-use crate::model::SegmentRow;
-use crate::time::rfc3339_ms;
+use crate::model::SegmentEntry;
+use crate::time::write_rfc3339_ms;
 use std::fmt::Write;
 
 /// Segments further apart than this are a gap, ms.
 pub const GAP_MS: u64 = 1000;
 
-/// Renders a playlist. `url` gives the URL of a segment's object.
-pub fn playlist(segs: &[SegmentRow], url: impl Fn(&SegmentRow) -> String) -> String {
+/// Renders a playlist. `url` appends the URL of a segment's object to the
+/// string it is given (no allocation per segment: a day has 8,640).
+pub fn playlist(segs: &[SegmentEntry], mut url: impl FnMut(&SegmentEntry, &mut String)) -> String {
     let target = segs
         .iter()
         .map(|s| duration_ms(s).div_ceil(1000))
@@ -22,7 +23,10 @@ pub fn playlist(segs: &[SegmentRow], url: impl Fn(&SegmentRow) -> String) -> Str
         .unwrap_or(1)
         .max(1);
     let fmp4 = segs.iter().any(|s| s.container == "fmp4");
-    let mut out = String::with_capacity(128 + segs.len() * 160);
+    // Room for every line of a segment (a signed URL is ~150 bytes), so a
+    // day's playlist (~2 MB) is not copied over and over as it grows.
+    let per_segment = if fmp4 { 512 } else { 256 };
+    let mut out = String::with_capacity(256 + segs.len() * per_segment);
     out.push_str("#EXTM3U\n");
     // Version 7: EXT-X-MAP in media playlists without I-frames-only.
     let _ = writeln!(out, "#EXT-X-VERSION:{}", if fmp4 { 7 } else { 3 });
@@ -32,14 +36,13 @@ pub fn playlist(segs: &[SegmentRow], url: impl Fn(&SegmentRow) -> String) -> Str
         // Clients that cannot play HEVC (Chromium) can tell before loading.
         let _ = writeln!(out, "#EXT-X-IVCS-CODECS:\"{codec}\"");
     }
-    let mut prev: Option<&SegmentRow> = None;
+    let mut prev: Option<&SegmentEntry> = None;
+    let mut u = String::new();
     for s in segs {
-        let u = url(s);
+        u.clear();
+        url(s, &mut u);
         if let Some(p) = prev {
-            let gap = s
-                .utc_start_ms
-                .saturating_sub(p.utc_end_ms.unwrap_or(p.utc_start_ms))
-                > GAP_MS;
+            let gap = s.utc_start_ms.saturating_sub(p.utc_end_ms) > GAP_MS;
             if gap || p.codec != s.codec || p.container != s.container {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
             }
@@ -51,11 +54,9 @@ pub fn playlist(segs: &[SegmentRow], url: impl Fn(&SegmentRow) -> String) -> Str
                 s.init_bytes
             );
         }
-        let _ = writeln!(
-            out,
-            "#EXT-X-PROGRAM-DATE-TIME:{}",
-            rfc3339_ms(s.utc_start_ms)
-        );
+        out.push_str("#EXT-X-PROGRAM-DATE-TIME:");
+        write_rfc3339_ms(&mut out, s.utc_start_ms);
+        out.push('\n');
         let d = duration_ms(s);
         let _ = writeln!(out, "#EXTINF:{}.{:03},", d / 1000, d % 1000);
         if s.container == "fmp4" {
@@ -74,8 +75,6 @@ pub fn playlist(segs: &[SegmentRow], url: impl Fn(&SegmentRow) -> String) -> Str
     out
 }
 
-fn duration_ms(s: &SegmentRow) -> u64 {
-    s.utc_end_ms
-        .unwrap_or(s.utc_start_ms)
-        .saturating_sub(s.utc_start_ms)
+fn duration_ms(s: &SegmentEntry) -> u64 {
+    s.utc_end_ms.saturating_sub(s.utc_start_ms)
 }

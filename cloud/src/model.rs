@@ -195,6 +195,26 @@ pub struct SegmentRow {
     pub uploaded_ms: u64,
 }
 
+/// A complete segment as a listing (an HLS playlist) needs it: the few
+/// columns `Repo::segment_entries` fetches in bulk.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct SegmentEntry {
+    /// Device-chosen id.
+    pub segment_id: String,
+    /// `ts` or `fmp4`.
+    pub container: String,
+    /// RFC 6381 codec string.
+    pub codec: String,
+    /// UTC of the first frame, ms.
+    pub utc_start_ms: u64,
+    /// UTC of the segment end, ms (complete segments have one).
+    pub utc_end_ms: u64,
+    /// Stored bytes.
+    pub bytes: u64,
+    /// fMP4: bytes of the init part at the start; TS: 0.
+    pub init_bytes: u32,
+}
+
 /// An event row.
 #[derive(Clone, Debug, Serialize)]
 pub struct EventRow {

@@ -9,8 +9,8 @@
 
 use crate::error::{Error, Result};
 use crate::model::{
-    AiSetting, EventRow, EventStatus, PictureRow, Plan, PlanType, ReportOpt, SegmentRow,
-    SegmentState,
+    AiSetting, EventRow, EventStatus, PictureRow, Plan, PlanType, ReportOpt, SegmentEntry,
+    SegmentRow, SegmentState,
 };
 use sqlx::Row;
 use sqlx::sqlite::{
@@ -21,8 +21,26 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+/// Schema version written to `PRAGMA user_version`: one more than the
+/// number of upgrade steps.
+const SCHEMA_VERSION: i64 = UPGRADES.len() as i64 + 1;
+
+/// [`Repo::segment_entries`]: the same rows as [`Repo::segments_in`], as
+/// one JSON array whose elements list `SegmentEntry`'s fields in order. The
+/// `segments_listing` index covers it (a test checks the plan).
+const SEGMENT_ENTRIES_SQL: &str = "SELECT json_group_array(json_array(segment_id, container, codec,
+     utc_start_ms, utc_end_ms, bytes, init_bytes))
+   FROM segments WHERE device_id = ? AND channel = ? AND state = 'complete'
+     AND deleted_ms IS NULL AND utc_start_ms >= ? AND utc_start_ms < ? AND utc_end_ms > ?";
+
+/// Upgrade steps: `UPGRADES[n - 1]` takes a version-`n` database to `n + 1`.
+/// `schema.sql` alone creates the current version.
+const UPGRADES: [&str; 1] = [
+    // 1 -> 2: the covering index of listings (see schema.sql).
+    "CREATE INDEX segments_listing ON segments(device_id, channel, utc_start_ms, utc_end_ms,
+       segment_id, container, codec, bytes, init_bytes, state, deleted_ms)
+     WHERE state = 'complete' AND deleted_ms IS NULL;",
+];
 
 /// The metadata store.
 #[derive(Clone)]
@@ -67,14 +85,25 @@ impl Repo {
             sqlx::raw_sql(include_str!("schema.sql"))
                 .execute(&mut *tx)
                 .await?;
-            // Must match SCHEMA_VERSION (PRAGMA takes no bound parameters).
-            sqlx::query("PRAGMA user_version = 1")
-                .execute(&mut *tx)
-                .await?;
+        } else if (1..SCHEMA_VERSION).contains(&version) {
+            // In the same transaction as the check: a failed step leaves the
+            // old version intact (SQLite DDL is transactional).
+            let from = usize::try_from(version - 1).unwrap_or(0);
+            for step in &UPGRADES[from..] {
+                sqlx::raw_sql(*step).execute(&mut *tx).await?;
+            }
         } else if version != SCHEMA_VERSION {
             return Err(Error::internal(format!(
                 "the database has schema version {version}; this build knows {SCHEMA_VERSION}"
             )));
+        }
+        if version != SCHEMA_VERSION {
+            // PRAGMA takes no bound parameters; the value is our constant.
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "PRAGMA user_version = {SCHEMA_VERSION}"
+            )))
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -390,6 +419,38 @@ impl Repo {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(segment_of).collect()
+    }
+
+    /// [`Repo::segments_in`] as listing entries, for ranges of thousands of
+    /// segments (a day of 10 s segments is 8,640). SQLite builds the whole
+    /// list as one JSON array: sqlx hands rows over from its worker thread
+    /// one by one, with a copy of every column, which made most of the time
+    /// of a day's playlist.
+    pub async fn segment_entries(
+        &self,
+        device: &str,
+        channel: u32,
+        start_ms: u64,
+        end_ms: u64,
+    ) -> Result<Vec<SegmentEntry>> {
+        let json: String = sqlx::query_scalar(SEGMENT_ENTRIES_SQL)
+            .bind(device)
+            .bind(i64::from(channel))
+            .bind(i64_of(
+                start_ms.saturating_sub(crate::model::MAX_SEGMENT_MS),
+            ))
+            .bind(i64_of(end_ms))
+            .bind(i64_of(start_ms))
+            .fetch_one(&self.pool)
+            .await?;
+        let mut entries: Vec<SegmentEntry> = serde_json::from_str(&json)
+            .map_err(|e| Error::internal(format!("segment list: {e}")))?;
+        // Sorted here, not by an ORDER BY in the aggregate, which sorts even
+        // rows that the time index already yields in order (a third of the
+        // query's time); on sorted input this is one pass.
+        entries
+            .sort_by(|a, b| (a.utc_start_ms, &a.segment_id).cmp(&(b.utc_start_ms, &b.segment_id)));
+        Ok(entries)
     }
 
     /// Segments whose retention has run out: ending before `cutoff_ms` and
@@ -875,4 +936,161 @@ fn event_of(r: &SqliteRow) -> Result<EventRow> {
         picture_id: r.try_get("picture_id")?,
         created_ms: u64_of(r.try_get("created_ms")?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fresh_db(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ivcs-repo-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("ivcs.db")
+    }
+
+    fn segment(id: &str, start: u64, end: Option<u64>, state: SegmentState) -> SegmentRow {
+        SegmentRow {
+            device_id: "cam1".into(),
+            segment_id: id.into(),
+            channel: 0,
+            state,
+            container: "ts".into(),
+            codec: "avc1.640028".into(),
+            event: false,
+            backup: false,
+            utc_start_ms: start,
+            utc_end_ms: end,
+            pts_start_ms: 0,
+            pts_end_ms: end.map(|e| e - start),
+            seq_start: 0,
+            seq_end: end.map(|_| 1),
+            bytes: 1000,
+            init_bytes: 0,
+            video_frames: None,
+            audio_frames: None,
+            sha256: String::new(),
+            object_key: format!("devices/cam1/segments/{id}"),
+            uploaded_ms: 0,
+        }
+    }
+
+    /// segment_entries lists exactly what segments_in lists, in order:
+    /// complete and live only, overlapping the range (also from before it),
+    /// ties on the start broken by id.
+    #[tokio::test]
+    async fn segment_entries_match_segments_in() {
+        let repo = Repo::open(&fresh_db("entries")).await.unwrap();
+        repo.add_device("cam1", "s", 0).await.unwrap();
+        let complete = SegmentState::Complete;
+        for s in [
+            segment("b", 10_000, Some(20_000), complete),
+            segment("a", 10_000, Some(20_000), complete),
+            segment("before", 1_000, Some(10_500), complete),
+            segment("ended-before", 1_000, Some(9_000), complete),
+            segment("recv", 20_000, None, SegmentState::Received),
+            segment("part", 30_000, None, SegmentState::Partial),
+            segment("later", 40_000, Some(50_000), complete),
+            segment("after", 60_000, Some(70_000), complete),
+            segment("gone", 45_000, Some(55_000), complete),
+        ] {
+            repo.put_segment(&s).await.unwrap();
+        }
+        repo.tombstone_segments("cam1", &[("gone".into(), "k".into())], 1)
+            .await
+            .unwrap();
+        let rows: Vec<String> = repo
+            .segments_in("cam1", 0, 10_000, 60_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.segment_id)
+            .collect();
+        assert_eq!(rows, ["before", "a", "b", "later"]);
+        let entries = repo
+            .segment_entries("cam1", 0, 10_000, 60_000)
+            .await
+            .unwrap();
+        let ids: Vec<&str> = entries.iter().map(|e| e.segment_id.as_str()).collect();
+        assert_eq!(ids, rows);
+        assert_eq!(
+            entries[1],
+            SegmentEntry {
+                segment_id: "a".into(),
+                container: "ts".into(),
+                codec: "avc1.640028".into(),
+                utc_start_ms: 10_000,
+                utc_end_ms: 20_000,
+                bytes: 1000,
+                init_bytes: 0,
+            }
+        );
+        assert!(
+            repo.segment_entries("cam1", 1, 0, 60_000)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    /// A version-1 database (no listing index) is upgraded in place, and
+    /// the listing query then reads the index alone.
+    #[tokio::test]
+    async fn upgrades_version_1() {
+        let path = fresh_db("upgrade");
+        {
+            // Version 1 was this schema without what UPGRADES adds.
+            let repo = Repo::open(&path).await.unwrap();
+            repo.add_device("cam1", "s", 0).await.unwrap();
+            repo.put_segment(&segment("a", 0, Some(10_000), SegmentState::Complete))
+                .await
+                .unwrap();
+            sqlx::raw_sql("DROP INDEX segments_listing; PRAGMA user_version = 1")
+                .execute(&repo.pool)
+                .await
+                .unwrap();
+            repo.close().await;
+        }
+        let repo = Repo::open(&path).await.unwrap();
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&repo.pool)
+            .await
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(
+            repo.segment_entries("cam1", 0, 0, 10_000)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {SEGMENT_ENTRIES_SQL}"
+        )))
+        .bind("cam1")
+        .bind(0)
+        .bind(0)
+        .bind(10_000)
+        .bind(0)
+        .fetch_all(&repo.pool)
+        .await
+        .unwrap();
+        assert!(
+            plan.iter()
+                .any(|(.., d)| d.contains("USING COVERING INDEX segments_listing")),
+            "{plan:?}"
+        );
+        repo.close().await;
+        // A newer database is refused.
+        {
+            let repo = Repo::open(&path).await.unwrap();
+            sqlx::raw_sql("PRAGMA user_version = 99")
+                .execute(&repo.pool)
+                .await
+                .unwrap();
+            repo.close().await;
+        }
+        assert!(Repo::open(&path).await.is_err());
+    }
 }

@@ -1,4 +1,4 @@
--- ivcs cloud metadata, schema version 1. Documented column by column in
+-- ivcs cloud metadata, schema version 2. Documented column by column in
 -- docs/design/schema.md. Times are ms since 1970-01-01 UTC; sizes are bytes.
 
 CREATE TABLE devices (
@@ -47,6 +47,13 @@ CREATE TABLE segments (
     PRIMARY KEY (device_id, segment_id)
 );
 CREATE INDEX segments_time ON segments(device_id, channel, utc_start_ms);
+-- Listings of complete segments (playlists): every column they read or
+-- test, so a day of 8,640 segments is read from this index alone, never the
+-- table (state and deleted_ms too: SQLite does not infer them from the
+-- partial index's WHERE). Added in version 2 (repo.rs UPGRADES).
+CREATE INDEX segments_listing ON segments(device_id, channel, utc_start_ms, utc_end_ms,
+    segment_id, container, codec, bytes, init_bytes, state, deleted_ms)
+    WHERE state = 'complete' AND deleted_ms IS NULL;
 
 CREATE TABLE events (
     device_id     TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,

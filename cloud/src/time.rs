@@ -3,17 +3,27 @@
 
 /// Time as `2026-11-24T12:00:00.000Z`.
 pub fn rfc3339_ms(ms: u64) -> String {
+    let mut out = String::with_capacity(24);
+    write_rfc3339_ms(&mut out, ms);
+    out
+}
+
+/// [`rfc3339_ms`] appended to `out` (playlists write thousands).
+pub fn write_rfc3339_ms(out: &mut String, ms: u64) {
+    use std::fmt::Write;
     let secs = ms / 1000;
     let days = (secs / 86_400) as i64;
     let (y, m, d) = civil_from_days(days);
     let rem = secs % 86_400;
-    format!(
+    // Writing to a String cannot fail.
+    let _ = write!(
+        out,
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
         ms % 1000
-    )
+    );
 }
 
 /// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's
