@@ -159,6 +159,11 @@ impl Cloud {
         self.child = Some(child);
     }
 
+    /// The service's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL, no cleanup.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -364,10 +369,7 @@ impl Device {
         data: &[u8],
         commit: &serde_json::Value,
     ) -> Answer {
-        let put = self.stream(
-            &format!("/v1/device/segments/{id}?{query}"),
-            &mut &data[..],
-        );
+        let put = self.stream(&format!("/v1/device/segments/{id}?{query}"), &mut &data[..]);
         if put.status != 200 {
             return put;
         }

@@ -47,6 +47,9 @@ struct Args {
     /// The directory that `--nginx-url` stores into (emptied after each run).
     #[arg(long)]
     nginx_root: Option<PathBuf>,
+    /// nginx's master process, to count its workers' CPU time.
+    #[arg(long)]
+    nginx_pid: Option<u32>,
     /// Simulated devices uploading at once.
     #[arg(long, default_value_t = 16)]
     devices: usize,
@@ -209,12 +212,50 @@ struct Run {
     /// Per upload: first byte of the `PUT` to the last acknowledgement
     /// (the commit's answer for the service).
     latencies: Vec<Duration>,
+    /// CPU time the server (service, or nginx's workers) used in the run.
+    server_cpu: Option<Duration>,
+    /// CPU time this load generator used in the run.
+    client_cpu: Option<Duration>,
 }
 
 impl Run {
     fn mb_per_s(&self, w: &Workload) -> f64 {
         w.bytes as f64 / 1e6 / self.wall.as_secs_f64()
     }
+}
+
+/// CPU time (user + system) of process `pid`, from /proc.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields, in clock ticks (USER_HZ, 100 on Linux).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// The children of `pid` (nginx's workers).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = s.get(s.rfind(')')? + 2..)?.to_string();
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// Total CPU time of `pids`, if all can be read.
+fn cpu_of(pids: &[u32]) -> Option<Duration> {
+    pids.iter().map(|&p| cpu_time(p)).sum()
 }
 
 /// Flushes dirty pages, so that one run's writeback does not land in the
@@ -240,11 +281,14 @@ fn remove_dir(d: &Path) -> Res<()> {
 
 /// Runs `upload(device, upload)` for every upload, one thread per device,
 /// all released at once; each call returns an error text or nothing.
-fn timed<F>(w: &Workload, upload: F) -> Res<Run>
+fn timed<F>(w: &Workload, server: &[u32], upload: F) -> Res<Run>
 where
     F: Fn(usize, &Upload) -> Res<()> + Sync,
 {
     let start = Barrier::new(w.devices.len() + 1);
+    let cpu0 = cpu_of(server);
+    let me = [std::process::id()];
+    let client0 = cpu_of(&me);
     std::thread::scope(|scope| {
         let handles: Vec<_> = w
             .devices
@@ -274,9 +318,12 @@ where
                 .and_then(|r| r)?;
             latencies.extend(lat);
         }
+        let wall = t0.elapsed();
         Ok(Run {
-            wall: t0.elapsed(),
+            wall,
             latencies,
+            server_cpu: cpu0.zip(cpu_of(server)).map(|(a, b)| b.saturating_sub(a)),
+            client_cpu: client0.zip(cpu_of(&me)).map(|(a, b)| b.saturating_sub(a)),
         })
     })
 }
@@ -307,7 +354,8 @@ fn run_cloud(w: &Workload, work: &Path, fsync: bool, round: usize) -> Res<Run> {
         })
         .collect();
     sync()?;
-    let run = timed(w, |d, u| {
+    let pids: Vec<u32> = cloud.pid().into_iter().collect();
+    let run = timed(w, &pids, |d, u| {
         let a = devices[d].upload_segment(&u.id, &u.query, w.body(u), &u.commit);
         if a.status == 200 && a.json()["state"] == "complete" {
             Ok(())
@@ -327,12 +375,14 @@ fn run_cloud(w: &Workload, work: &Path, fsync: bool, round: usize) -> Res<Run> {
 
 /// The same bodies as chunked `PUT`s to nginx (same client, same
 /// `expect: 100-continue`), under `r<round>/<device>/`; removed afterwards.
-fn run_nginx(w: &Workload, url: &str, root: &Path, round: usize) -> Res<Run> {
+fn run_nginx(w: &Workload, nginx: &Nginx, round: usize) -> Res<Run> {
     let prefix = format!("r{round}");
-    remove_dir(&root.join(&prefix))?;
+    remove_dir(&nginx.root.join(&prefix))?;
     let agents: Vec<ureq::Agent> = (0..w.devices.len()).map(|_| cloud::agent()).collect();
+    let workers = nginx.pid.map(children).unwrap_or_default();
     sync()?;
-    let run = timed(w, |d, u| {
+    let url = nginx.url;
+    let run = timed(w, &workers, |d, u| {
         let target = format!("{url}/{prefix}/cam{d:03}/{}.ts", u.id);
         let r = agents[d]
             .put(&target)
@@ -351,8 +401,16 @@ fn run_nginx(w: &Workload, url: &str, root: &Path, round: usize) -> Res<Run> {
             Err(e) => Err(format!("nginx PUT {target}: {e}")),
         }
     })?;
-    remove_dir(&root.join(&prefix))?;
+    remove_dir(&nginx.root.join(&prefix))?;
     Ok(run)
+}
+
+/// Where the nginx runs go.
+#[derive(Clone, Copy)]
+struct Nginx<'a> {
+    url: &'a str,
+    root: &'a Path,
+    pid: Option<u32>,
 }
 
 /// The `p`-th percentile (nearest rank) of `v`, ms.
@@ -377,7 +435,11 @@ fn upload_bench(args: &Args) -> Res<()> {
         Target::Cloud { fsync: true },
     ];
     let nginx = match (&args.nginx_url, &args.nginx_root) {
-        (Some(u), Some(r)) => Some((u.trim_end_matches('/'), r.as_path())),
+        (Some(u), Some(r)) => Some(Nginx {
+            url: u.trim_end_matches('/'),
+            root: r.as_path(),
+            pid: args.nginx_pid,
+        }),
         (None, None) => None,
         _ => return Err("--nginx-url and --nginx-root go together".into()),
     };
@@ -392,7 +454,7 @@ fn upload_bench(args: &Args) -> Res<()> {
             let k = (i + round) % targets.len();
             let target = targets[k];
             let run = match (target, nginx) {
-                (Target::Nginx, Some((url, root))) => run_nginx(&w, url, root, round)?,
+                (Target::Nginx, Some(n)) => run_nginx(&w, &n, round)?,
                 (Target::Cloud { fsync }, _) => run_cloud(&w, &args.work, fsync, round)?,
                 (Target::Nginx, None) => unreachable!("nginx is a target only with its URL"),
             };
@@ -412,10 +474,13 @@ fn upload_bench(args: &Args) -> Res<()> {
         "ivcs cloud upload benchmark: {} devices x {} segments of 10 s at 1-4 Mbit/s ({mb:.0} MB per run), best of {} runs by MB/s",
         args.devices, args.segments, args.runs
     );
-    println!("data on {}", args.work.display());
     println!(
-        "{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}   all runs MB/s",
-        "target", "segments", "seg/s", "MB/s", "p50 ms", "p99 ms"
+        "data on {}; srv cpu and gen cpu: CPU seconds per GB of the server and of the load generator",
+        args.work.display()
+    );
+    println!(
+        "{:<28} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}   all runs MB/s",
+        "target", "segments", "seg/s", "MB/s", "p50 ms", "p99 ms", "srv cpu", "gen cpu"
     );
     let mut best_mb = Vec::new();
     for (t, rs) in &runs {
@@ -423,15 +488,28 @@ fn upload_bench(args: &Args) -> Res<()> {
             .iter()
             .max_by(|a, b| a.mb_per_s(&w).total_cmp(&b.mb_per_s(&w)))
             .ok_or("no runs")?;
-        let all: Vec<String> = rs.iter().map(|r| format!("{:.0}", r.mb_per_s(&w))).collect();
+        let all: Vec<String> = rs
+            .iter()
+            .map(|r| format!("{:.0}", r.mb_per_s(&w)))
+            .collect();
+        // CPU seconds per GB stored, of the server and of this generator:
+        // what the work costs, whatever else runs on the machine (n/a
+        // without nginx's pid).
+        let per_gb = |c: Option<Duration>| {
+            c.map_or("n/a".to_string(), |c| {
+                format!("{:.2}", c.as_secs_f64() / (w.bytes as f64 / 1e9))
+            })
+        };
         println!(
-            "{:<28} {:>8} {:>8.1} {:>8.1} {:>8.1} {:>8.1}   {}",
+            "{:<28} {:>8} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8} {:>8}   {}",
             t.label(),
             w.segments,
             w.segments as f64 / best.wall.as_secs_f64(),
             best.mb_per_s(&w),
             percentile_ms(&best.latencies, 50.0),
             percentile_ms(&best.latencies, 99.0),
+            per_gb(best.server_cpu),
+            per_gb(best.client_cpu),
             all.join(" ")
         );
         best_mb.push((*t, best.mb_per_s(&w)));
@@ -475,7 +553,15 @@ fn playlist_bench(args: &Args) -> Res<()> {
     let dev = cloud.add_device("cam-playlist");
     admin(
         &cloud.data,
-        &["plan", "set", &dev.id, "--type", "full-time", "--days", "30"],
+        &[
+            "plan",
+            "set",
+            &dev.id,
+            "--type",
+            "full-time",
+            "--days",
+            "30",
+        ],
     )
     .expect_success();
 
@@ -510,7 +596,9 @@ fn playlist_bench(args: &Args) -> Res<()> {
             })
             .collect();
         for h in handles {
-            h.join().map_err(|p| panic_text(p.as_ref())).and_then(|r| r)?;
+            h.join()
+                .map_err(|p| panic_text(p.as_ref()))
+                .and_then(|r| r)?;
         }
         Ok(())
     })?;
@@ -537,6 +625,8 @@ fn playlist_bench(args: &Args) -> Res<()> {
             text.chars().take(300).collect::<String>()
         ));
     }
+    let pids: Vec<u32> = cloud.pid().into_iter().collect();
+    let cpu0 = cpu_of(&pids);
     let mut lat = Vec::with_capacity(args.playlist_requests);
     for _ in 0..args.playlist_requests {
         let t = Instant::now();
@@ -551,6 +641,12 @@ fn playlist_bench(args: &Args) -> Res<()> {
             ));
         }
     }
+    let cpu = cpu0.zip(cpu_of(&pids)).map_or("n/a".to_string(), |(a, b)| {
+        format!(
+            "{:.1}",
+            b.saturating_sub(a).as_secs_f64() * 1e3 / args.playlist_requests as f64
+        )
+    });
     let p99 = percentile_ms(&lat, 99.0);
     println!();
     println!(
@@ -560,7 +656,7 @@ fn playlist_bench(args: &Args) -> Res<()> {
         first.body.len() as f64 / 1e3
     );
     println!(
-        "playlist latency ms: p50 {:.1}  p99 {p99:.1}  max {:.1}   target p99 < {MAX_PLAYLIST_P99_MS:.0} ms  {}",
+        "playlist latency ms: p50 {:.1}  p99 {p99:.1}  max {:.1}  (service CPU {cpu} ms/request)   target p99 < {MAX_PLAYLIST_P99_MS:.0} ms  {}",
         percentile_ms(&lat, 50.0),
         percentile_ms(&lat, 100.0),
         if p99 < MAX_PLAYLIST_P99_MS {
