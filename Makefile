@@ -2,7 +2,7 @@
 #
 #   make         build dist/ (headers, engine component, ivcs binary)
 #   make test    everything CI runs: lint, unit, media matrix, import check, fuzz smoke
-#   make bench   benchmarks (prints ratio tables)
+#   make bench   benchmarks (prints ratio tables): ivcs mux vs ffmpeg, cloud vs nginx
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -69,6 +69,7 @@ test: lint check-headers check-imports unit matrix fuzz-smoke
 bench: dist
 	scripts/gen-fixtures.sh --bench
 	IVCS_BIN=$(CURDIR)/$(DIST)/bin/ivcs scripts/bench-mux.sh
+	IVCS_BIN=$(CURDIR)/$(DIST)/bin/ivcs scripts/bench-cloud.sh
 
 clean:
 	rm -rf $(DIST) target
