@@ -138,7 +138,7 @@ impl Workload {
         let max = segment_bytes(4000);
         // Bodies start at different offsets of one pool, so they differ.
         let spread = 1 << 20;
-        let pool = random_bytes(max + spread, 0x1D_C5_0BE4_C4);
+        let pool = random_bytes(max + spread, 0x1DC5_0BE4);
         let t0 = system_now_ms() - (segments as u64 + 1) * SEGMENT_MS;
         let mut bytes = 0;
         let devices: Vec<Vec<Upload>> = (0..devices)
