@@ -172,5 +172,8 @@ if command -v nginx >/dev/null; then
     [[ ${#NGINX_ARGS[@]} -gt 0 ]] || echo "bench-cloud: no nginx; measuring the service alone" >&2
 fi
 
-echo "bench-cloud: $IVCS_BIN, data in $OUT ($(stat -f -c %T "$OUT")), $(nproc) CPUs" >&2
+# The load average says whether something else competed for the CPUs.
+echo "bench-cloud: $IVCS_BIN, data in $OUT ($(stat -f -c %T "$OUT")), $(nproc) CPUs," \
+    "load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 "$GEN" --work "$OUT/work" "${NGINX_ARGS[@]}" "${GEN_ARGS[@]}"
+echo "bench-cloud: load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

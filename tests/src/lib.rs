@@ -9,7 +9,9 @@
 //! - [`fixtures`]: the generated inputs (`scripts/gen-fixtures.sh`, run once
 //!   per process under a file lock) and what each one is;
 //! - [`cli`]: running `ivcs mux` (`IVCS_BIN`);
-//! - [`cloud`]: the real cloud service over HTTP, as a device and as an app;
+//! - [`cloud`]: the real cloud service over HTTP, as a device and as an app
+//!   (also the harness of `src/bin/cloud_bench.rs`, the cloud benchmark's
+//!   load generator);
 //! - [`index`]: `index.json` as serde types;
 //! - [`framemd5`]: parsing and comparing ffmpeg's per-frame hashes;
 //! - [`hls`]: the HLS playlist written from `index.json` (fMP4 byte ranges);
