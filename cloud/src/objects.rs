@@ -4,7 +4,7 @@
 //! streaming write with digest, size cap and disk-full handling.
 
 use crate::error::{Error, ErrorKind, Result};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
@@ -16,6 +16,13 @@ use std::sync::Arc;
 
 /// Multipart chunk: bounds memory per upload while keeping writes large.
 const CHUNK: usize = 1 << 20;
+
+/// Body frames are gathered up to this size before they go to the store.
+/// Under load, hyper hands an HTTP/1 body over in frames of ~10 KB (its
+/// adaptive read buffer stays small), and the local store writes every
+/// frame with a syscall of its own: ~100,000 writes per GB. One copy into
+/// a 256 KiB buffer costs less than that (docs/design/cloud-bench.md).
+const GATHER: usize = 256 << 10;
 
 /// What a streaming write stored.
 #[derive(Debug)]
@@ -46,6 +53,14 @@ pub fn segment_key(device: &str, segment: &str) -> String {
 /// Key of a picture's bytes.
 pub fn picture_key(device: &str, picture: &str) -> String {
     format!("devices/{device}/pictures/{picture}")
+}
+
+/// Hands `data` to a multipart upload, waiting while two of its chunks are
+/// being written (back-pressure bounds memory per upload).
+async fn write_part(w: &mut WriteMultipart, data: Bytes) -> Result<()> {
+    w.wait_for_capacity(2).await.map_err(map_err)?;
+    w.put(data);
+    Ok(())
 }
 
 fn map_err(e: object_store::Error) -> Error {
@@ -115,6 +130,7 @@ impl Objects {
         let mut hash = Sha256::new();
         let mut bytes = 0u64;
         let mut truncated = false;
+        let mut gathered = BytesMut::new();
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
@@ -133,11 +149,17 @@ impl Objects {
                 ));
             }
             hash.update(&chunk);
-            // Back-pressure: at most two chunks in flight per upload.
-            if let Err(e) = w.wait_for_capacity(2).await {
-                return Err(map_err(e));
+            if gathered.is_empty() && chunk.len() >= GATHER {
+                write_part(&mut w, chunk).await?;
+                continue;
             }
-            w.put(chunk);
+            gathered.extend_from_slice(&chunk);
+            if gathered.len() >= GATHER {
+                write_part(&mut w, gathered.split().freeze()).await?;
+            }
+        }
+        if !gathered.is_empty() {
+            write_part(&mut w, gathered.freeze()).await?;
         }
         w.finish().await.map_err(map_err)?;
         Ok(Stored {
