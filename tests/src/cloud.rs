@@ -333,7 +333,13 @@ impl Device {
 
     /// A signed request with a whole body.
     pub fn send(&self, method: &str, path_q: &str, body: &[u8]) -> Answer {
-        let h = self.headers(method, path_q, &auth::sha256_hex(body));
+        let mut h = self.headers(method, path_q, &auth::sha256_hex(body));
+        if !body.is_empty() {
+            // The service may refuse (401, 403, 410, 413, 507) without
+            // reading the body; sent only once it asks, the body cannot
+            // meet a closed connection (a broken pipe instead of the answer).
+            h.push(("expect".into(), "100-continue".into()));
+        }
         self.send_with(method, path_q, &h, body.to_vec())
     }
 
