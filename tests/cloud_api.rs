@@ -159,20 +159,7 @@ const FRAME_MS: u64 = 40;
 /// video's span: the recorder ends audio at the last video frame).
 fn check_export(path: &Path, frames: &[usize], duration_ms: u64) {
     let file = tools::p(path);
-    let probe = tools::ffprobe([
-        "-v",
-        "warning",
-        "-show_format",
-        "-show_streams",
-        "-of",
-        "json",
-        &file,
-    ])
-    .expect_success();
-    assert!(probe.stderr.trim().is_empty(), "ffprobe: {}", probe.stderr);
-    let decode = tools::ffmpeg(["-v", "warning", "-i", &file, "-f", "null", "-"]).expect_success();
-    assert!(decode.stderr.trim().is_empty(), "decode: {}", decode.stderr);
-    let j: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let j = tools::probe_clean(&file);
     let duration: f64 = j["format"]["duration"].as_str().unwrap().parse().unwrap();
     let want = duration_ms as f64 / 1000.0;
     assert!(

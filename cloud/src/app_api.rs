@@ -335,17 +335,29 @@ async fn event_delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// The checks of a media URL (playlist, export) that a player may fetch
+/// with a signed query instead of a header: auth, ids, the range.
+async fn media_range(
+    app: &App,
+    d: &str,
+    c: u32,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<RangeQuery> {
+    bearer_or_signed(app, uri, headers).await?;
+    device_channel(d, c)?;
+    Ok(Query::try_from_uri(uri)
+        .map_err(|e| Error::bad_request(format!("query: {e}")))?
+        .0)
+}
+
 async fn playlist(
     State(app): State<Arc<App>>,
     Path((d, c)): Path<(String, u32)>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response> {
-    bearer_or_signed(&app, &uri, &headers).await?;
-    device_channel(&d, c)?;
-    let q: RangeQuery = Query::try_from_uri(&uri)
-        .map_err(|e| Error::bad_request(format!("query: {e}")))?
-        .0;
+    let q = media_range(&app, &d, c, &uri, &headers).await?;
     q.check()?;
     let segs = app
         .repo
@@ -396,11 +408,8 @@ async fn export_mp4(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response> {
-    bearer_or_signed(&app, &uri, &headers).await?;
-    device_channel(&d, c)?;
-    let q: RangeQuery = Query::try_from_uri(&uri)
-        .map_err(|e| Error::bad_request(format!("query: {e}")))?
-        .0;
+    // The export checks the range against its own, shorter limit.
+    let q = media_range(&app, &d, c, &uri, &headers).await?;
     let ex = export::prepare(&app, &d, c, q.start_ms, q.end_ms).await?;
     let resp = Response::builder()
         .header(header::CONTENT_TYPE, "video/mp4")
