@@ -39,7 +39,7 @@ GEN_ARGS=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --devices|--segments|--runs|--playlist-requests) GEN_ARGS+=("$1" "$2"); shift 2 ;;
-        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
         *) echo "bench-cloud: unknown argument $1" >&2; exit 2 ;;
     esac
 done
