@@ -571,3 +571,15 @@ fn a_full_disk_gives_507_and_indexes_nothing() {
     assert!(m.contains("ivcs_uploads_refused_disk_full_total 1"), "{m}");
     assert_eq!(cloud.app_get("/healthz", None).status, 200);
 }
+
+#[test]
+fn the_openapi_document_is_served_without_authentication() {
+    let cloud = start("cloud-openapi", &[]);
+    let a = cloud.app_get("/v1/openapi.json", None);
+    assert_eq!(a.status, 200, "{}", a.text());
+    let doc = a.json();
+    let version = doc["openapi"].as_str().unwrap_or_default();
+    assert!(version.starts_with("3.1."), "openapi {version:?}");
+    assert!(doc["paths"]["/v1/device/segments/{id}"]["put"].is_object());
+    assert!(doc["paths"]["/v1/devices/{d}/channels/{c}/playlist.m3u8"]["get"].is_object());
+}
