@@ -4,13 +4,13 @@
 //! through the service's clock file, never slept on.
 
 use ivcs_tests::Container;
-use ivcs_tests::check::source_video_hashes;
+use ivcs_tests::check::{source_aac_hashes, source_video_hashes};
 use ivcs_tests::cli::{Mux, START_UTC_MS};
 use ivcs_tests::cloud::{Answer, Cloud, Device, admin};
 use ivcs_tests::fixtures::{self, AAC_48K_MONO, H264_360P_GOP2_24S};
-use ivcs_tests::framemd5;
 use ivcs_tests::index::{Index, Segment};
 use ivcs_tests::paths::scratch_dir;
+use ivcs_tests::{framemd5, tools};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -149,6 +149,147 @@ fn round_trip(name: &str, container: Container) {
     let got = framemd5::video_hashes(&["-i".into(), playlist_url]);
     framemd5::compare("playlist", &source_video_hashes(&H264_360P_GOP2_24S), &got)
         .unwrap_or_else(|e| panic!("{e}"));
+
+    export_round_trip(
+        name,
+        &cloud,
+        &token,
+        url.json()["export_url"].as_str().unwrap(),
+    );
+}
+
+/// 25 fps: one frame is 40 ms.
+const FRAME_MS: u64 = 40;
+
+/// Checks an exported MP4 with ffmpeg: no warning probing or decoding,
+/// exactly the source's video frames `frames`, `duration_ms` long, and the
+/// AAC packets a contiguous run of the source's (within 3 packets of the
+/// video's span: the recorder ends audio at the last video frame).
+fn check_export(path: &Path, frames: &[usize], duration_ms: u64) {
+    let file = tools::p(path);
+    let j = tools::probe_clean(&file);
+    let duration: f64 = j["format"]["duration"].as_str().unwrap().parse().unwrap();
+    let want = duration_ms as f64 / 1000.0;
+    assert!(
+        (duration - want).abs() <= FRAME_MS as f64 / 1000.0,
+        "{file}: duration {duration} s, expected {want} s"
+    );
+    let src = source_video_hashes(&H264_360P_GOP2_24S);
+    let got = framemd5::video_hashes(&["-i".to_string(), file.clone()]);
+    let want: Vec<String> = frames.iter().map(|&i| src[i].clone()).collect();
+    framemd5::compare(&file, &want, &got).unwrap_or_else(|e| panic!("{e}"));
+    // Audio: runs of the source's packets covering the video.
+    let src = source_aac_hashes(&AAC_48K_MONO);
+    let got = framemd5::aac_packet_hashes(&["-i".to_string(), file]);
+    let first = src.iter().position(|h| *h == got[0]).expect("known audio");
+    let aac_ms = 1024.0 * 1000.0 / 48_000.0;
+    if frames.windows(2).all(|w| w[1] == w[0] + 1) {
+        assert_eq!(&src[first..first + got.len()], &got[..], "audio packets");
+        let covered = got.len() as f64 * aac_ms;
+        assert!(
+            (covered - (frames.len() as u64 * FRAME_MS) as f64).abs() <= 3.0 * aac_ms,
+            "{} audio packets for {} frames",
+            got.len(),
+            frames.len()
+        );
+    } else {
+        assert!(got.iter().all(|h| src.contains(h)), "audio packets");
+    }
+}
+
+/// Export over HTTP (the signed URL from playback-url, no header), with
+/// `ivcs cloud export` through the service and from the data directory:
+/// the same bytes, frame-exact against the source, the right duration.
+fn export_round_trip(name: &str, cloud: &Cloud, token: &str, signed_url: &str) {
+    let dir = scratch_dir(&format!("{name}-export"));
+    // The signed URL covers the whole 24 s: every frame, 24 s long.
+    let a = cloud.app_get(signed_url, None);
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.header("content-type"), Some("video/mp4"));
+    assert_eq!(
+        a.header("content-length"),
+        Some(a.body.len().to_string().as_str())
+    );
+    assert_eq!(
+        a.header("content-disposition"),
+        Some(format!("attachment; filename=\"cam1-ch0-{START_UTC_MS}.mp4\"").as_str())
+    );
+    let whole = dir.join("whole.mp4");
+    std::fs::write(&whole, &a.body).unwrap();
+    check_export(&whole, &(0..600).collect::<Vec<_>>(), 24_000);
+
+    // 5.5 s .. 18.2 s: from the key frame at 4 s (frame 100) to frame 454.
+    let (start, end) = (START_UTC_MS + 5_500, START_UTC_MS + 18_200);
+    let path = format!("/v1/devices/cam1/channels/0/export.mp4?start_ms={start}&end_ms={end}");
+    let a = cloud.app_get(&path, Some(token));
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(
+        a.header("x-ivcs-start-ms"),
+        Some((START_UTC_MS + 4_000).to_string().as_str())
+    );
+    assert_eq!(a.header("x-ivcs-end-ms"), Some(end.to_string().as_str()));
+    let part = dir.join("part.mp4");
+    std::fs::write(&part, &a.body).unwrap();
+    check_export(&part, &(100..455).collect::<Vec<_>>(), 14_200);
+
+    // The CLI, both ways, writes the same bytes.
+    for (how, args) in [
+        ("service", vec!["--url", &cloud.base, "--token", token]),
+        ("data", vec![]),
+    ] {
+        let out = dir.join(format!("cli-{how}.mp4"));
+        let (s, e) = (start.to_string(), end.to_string());
+        let mut cmd = vec![
+            "export", "--device", "cam1", "--start", &s, "--end", &e, "--quiet", "--out",
+        ];
+        let out_s = tools::p(&out);
+        cmd.push(&out_s);
+        cmd.extend(args);
+        admin(&cloud.data, &cmd).expect_success();
+        assert!(std::fs::read(&out).unwrap() == a.body, "{how}: same bytes");
+    }
+
+    // Refusals: nothing recorded, too long, no auth, a tampered signature.
+    let none = START_UTC_MS + 3_600_000;
+    let q =
+        |s: u64, e: u64| format!("/v1/devices/cam1/channels/0/export.mp4?start_ms={s}&end_ms={e}");
+    assert_eq!(
+        cloud.app_get(&q(none, none + 60_000), Some(token)).status,
+        404
+    );
+    assert_eq!(
+        cloud
+            .app_get(&q(start, start + 25 * 3_600_000), Some(token))
+            .status,
+        400
+    );
+    assert_eq!(cloud.app_get(&q(end, start), Some(token)).status, 400);
+    assert_eq!(cloud.app_get(&q(start, end), None).status, 401);
+    let tampered = signed_url.replace("start_ms=", "start_ms=1");
+    assert_eq!(cloud.app_get(&tampered, None).status, 401);
+    // A failed CLI export leaves no file behind.
+    let out = dir.join("none.mp4");
+    let (s, e) = (none.to_string(), (none + 60_000).to_string());
+    let r = admin(
+        &cloud.data,
+        &[
+            "export",
+            "--device",
+            "cam1",
+            "--start",
+            &s,
+            "--end",
+            &e,
+            "--out",
+            &tools::p(&out),
+        ],
+    );
+    assert!(
+        !r.success && r.stderr.contains("no recording"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists() && !dir.join("none.mp4.part").exists());
 }
 
 #[test]
@@ -573,10 +714,157 @@ fn a_full_disk_gives_507_and_indexes_nothing() {
 }
 
 #[test]
+fn the_app_lists_pages_and_deletes_events() {
+    let cloud = start("cloud-events", &[]);
+    let dev = cloud.add_device("cam1");
+    plan(&cloud, "cam1", &["--type", "event", "--days", "7"]);
+    let jpeg = [
+        0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 1, 0xFF, 0xD9,
+    ];
+    for (i, key) in ["ev1", "ev2", "ev3"].iter().enumerate() {
+        let t = START_UTC_MS + i as u64 * 10_000;
+        let ev = json!({"channel": 0, "event_id": 1 + i, "utc_start_ms": t, "info": "motion", "report_opt": "picture"});
+        assert_eq!(
+            dev.json("PUT", &format!("/v1/device/events/{key}"), &ev)
+                .status,
+            201
+        );
+        let pic = format!("/v1/device/pictures/p{i}?channel=0&utc_ms={t}&event_key={key}");
+        assert_eq!(dev.send("PUT", &pic, &jpeg).status, 201);
+    }
+    let token = cloud.token();
+    let list = |cursor: Option<&str>| {
+        let mut p = format!(
+            "/v1/devices/cam1/channels/0/events?start_ms={START_UTC_MS}&end_ms={}&limit=2",
+            START_UTC_MS + 60_000
+        );
+        if let Some(c) = cursor {
+            p.push_str(&format!("&cursor={c}"));
+        }
+        let a = cloud.app_get(&p, Some(&token));
+        assert_eq!(a.status, 200, "{}", a.text());
+        a.json()
+    };
+    let page1 = list(None);
+    let keys = |page: &serde_json::Value| -> Vec<String> {
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(keys(&page1), ["ev1", "ev2"]);
+    let page2 = list(page1["next_cursor"].as_str());
+    assert_eq!(keys(&page2), ["ev3"]);
+    assert_eq!(page2["next_cursor"], serde_json::Value::Null);
+    // The thumbnail URL works without a header and gives the picture.
+    let thumb = page1["events"][0]["thumbnail_url"].as_str().unwrap();
+    let t = cloud.app_get(thumb, None);
+    assert_eq!((t.status, &t.body[..]), (200, &jpeg[..]));
+    assert_eq!(t.header("content-type"), Some("image/jpeg"));
+
+    // Delete: token needed, names checked, then the row and its picture go.
+    let del = |key: &str, token: &str| {
+        cloud
+            .app_send(
+                "DELETE",
+                &format!("/v1/devices/cam1/events/{key}"),
+                token,
+                "",
+            )
+            .status
+    };
+    assert_eq!(del("ev1", "wrong"), 401);
+    assert_eq!(del("..", &token), 400);
+    assert_eq!(del("ev1", &token), 204);
+    assert_eq!(del("ev1", &token), 404);
+    assert_eq!(keys(&list(None)), ["ev2", "ev3"]);
+    assert_eq!(cloud.app_get(thumb, None).status, 404);
+    let pictures = cloud.data.join("objects/devices/cam1/pictures");
+    assert_eq!(
+        walk(&pictures).len(),
+        2,
+        "the deleted event's picture is gone"
+    );
+}
+
+#[test]
+fn an_export_across_a_missing_segment_keeps_wall_time() {
+    let (dir, index) = mux("cloud-export-gap", Container::Ts);
+    let cloud = start("cloud-export-gap", &[]);
+    let dev = cloud.add_device("cam1");
+    plan(&cloud, "cam1", &["--type", "full-time", "--days", "7"]);
+    // Segment 2 (8 s .. 12 s) never arrives.
+    for s in index
+        .segments
+        .iter()
+        .filter(|s| s.seq_start != index.segments[2].seq_start)
+    {
+        assert_eq!(upload(&dev, &dir, &index, s, &seg_id(s), false).status, 200);
+    }
+    let token = cloud.token();
+    let a = cloud.app_get(
+        &format!(
+            "/v1/devices/cam1/channels/0/export.mp4?start_ms={START_UTC_MS}&end_ms={}",
+            START_UTC_MS + 24_000
+        ),
+        Some(&token),
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    let path = scratch_dir("cloud-export-gap-out").join("gap.mp4");
+    std::fs::write(&path, &a.body).unwrap();
+    let frames: Vec<usize> = (0..200).chain(300..600).collect();
+    check_export(&path, &frames, 24_000);
+    // The frame before the gap lasts until the frame after it.
+    let packets = tools::ffprobe_json([
+        "-v",
+        "error",
+        "-select_streams",
+        "v",
+        "-show_packets",
+        "-of",
+        "json",
+        &tools::p(&path),
+    ]);
+    let d: f64 = packets["packets"][199]["duration_time"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((d - 4.04).abs() < 1e-3, "frame 199 lasts {d} s");
+}
+
+#[test]
+fn a_second_service_on_the_same_data_directory_is_refused() {
+    let cloud = start("cloud-lock", &[]);
+    let second = tools::run(
+        ivcs_tests::cli::bin(),
+        [
+            "cloud",
+            "--data",
+            &tools::p(&cloud.data),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert!(!second.success, "a second service started");
+    assert!(
+        second.stderr.contains("another `ivcs cloud serve`"),
+        "{}",
+        second.stderr
+    );
+    // Admin commands still work next to the service.
+    admin(&cloud.data, &["device", "list"]).expect_success();
+}
+
+#[test]
 fn the_openapi_document_is_served_without_authentication() {
     let cloud = start("cloud-openapi", &[]);
     let a = cloud.app_get("/v1/openapi.json", None);
     assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.header("content-type"), Some("application/json"));
     let doc = a.json();
     let version = doc["openapi"].as_str().unwrap_or_default();
     assert!(version.starts_with("3.1."), "openapi {version:?}");

@@ -313,23 +313,7 @@ fn num(v: &Value) -> f64 {
 fn check_export(rec: &Recording, ex: &Exported, path: &Path) {
     std::fs::write(path, &ex.file).unwrap();
     let file = tools::p(path);
-    // No warning while probing or decoding everything.
-    let probe = tools::ffprobe([
-        "-v",
-        "warning",
-        "-count_frames",
-        "-show_format",
-        "-show_streams",
-        "-of",
-        "json",
-        &file,
-    ])
-    .expect_success();
-    assert!(probe.stderr.trim().is_empty(), "ffprobe: {}", probe.stderr);
-    let decode = tools::ffmpeg(["-v", "warning", "-i", &file, "-f", "null", "-"]).expect_success();
-    assert!(decode.stderr.trim().is_empty(), "decode: {}", decode.stderr);
-
-    let j: Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let j = tools::probe_clean(&file);
     let frame_s = FRAME_90K as f64 / 90_000.0;
     let want = ex.end_s - ex.start_s;
     let duration = num(&j["format"]["duration"]);

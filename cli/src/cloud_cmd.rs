@@ -1,5 +1,5 @@
 //! `ivcs cloud ...`: run the cloud service and administer its data
-//! directory (devices, plans, tokens, retention). Admin commands open the
+//! directory (devices, plans, tokens, retention, export). Admin commands open the
 //! data directory directly (SQLite allows this next to a running service);
 //! a running service picks up plan changes within `change_poll_ms`.
 
@@ -52,6 +52,8 @@ pub enum CloudCmd {
         #[command(subcommand)]
         cmd: TokenCmd,
     },
+    /// Export a recorded range as one MP4 file.
+    Export(crate::cloud_export::ExportArgs),
     /// Run one retention pass now (or at --now-ms, for tests).
     Retention {
         /// Treat this as the current time, ms since 1970.
@@ -177,6 +179,10 @@ pub fn run(common: &Common, cmd: CloudCmd) -> Result<()> {
                     .retention_pass(now_ms.unwrap_or_else(|| app.now_ms()))
                     .await?;
                 out(&format!("removed {n} segments"));
+                Ok(())
+            }
+            CloudCmd::Export(a) => {
+                out(&crate::cloud_export::run(cfg, a).await?);
                 Ok(())
             }
         }

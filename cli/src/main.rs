@@ -2,6 +2,7 @@
 //! module; this file only parses arguments and dispatches.
 
 mod cloud_cmd;
+mod cloud_export;
 mod engine_file;
 mod input;
 mod mux_cmd;

@@ -34,6 +34,8 @@ pub struct App {
     pub feed: Feed,
     /// Counters.
     pub metrics: Metrics,
+    /// Bounds concurrent MP4 exports ([`crate::export::CONCURRENT_EXPORTS`]).
+    pub export_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// One channel's plan as a device sees it (mirrors `iv_cs_balance_info_s`).
@@ -109,6 +111,7 @@ impl App {
             urls: UrlSigner::new(&key),
             feed: Feed::default(),
             metrics: Metrics::default(),
+            export_slots: crate::export::slots(),
             repo,
             objects,
             cfg,

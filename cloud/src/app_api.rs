@@ -1,6 +1,6 @@
 //! The app API (`/v1/devices/...`) for viewers and apps: devices, days,
-//! timeline, events, HLS playlists, segment and picture bytes, playback
-//! URLs and AI settings; specified in docs/ref/api.md.
+//! timeline, events, HLS playlists, MP4 export, segment and picture bytes,
+//! playback URLs and AI settings; specified in docs/ref/api.md.
 //!
 //! Authentication: `Authorization: Bearer <token>` (tokens from
 //! `ivcs cloud token create`), or for media URLs a signed `exp`/`sig` query
@@ -9,6 +9,7 @@
 use crate::app::App;
 use crate::auth::sha256_hex;
 use crate::error::{Error, ErrorKind, Result};
+use crate::export;
 use crate::hls;
 use crate::ids;
 use crate::metrics::inc;
@@ -33,6 +34,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/v1/devices/{d}/channels/{c}/timeline", get(timeline))
         .route("/v1/devices/{d}/channels/{c}/events", get(events))
         .route("/v1/devices/{d}/channels/{c}/playlist.m3u8", get(playlist))
+        .route("/v1/devices/{d}/channels/{c}/export.mp4", get(export_mp4))
         .route(
             "/v1/devices/{d}/channels/{c}/playback-url",
             post(playback_url),
@@ -322,17 +324,29 @@ async fn event_delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// The checks of a media URL (playlist, export) that a player may fetch
+/// with a signed query instead of a header: auth, ids, the range.
+async fn media_range(
+    app: &App,
+    d: &str,
+    c: u32,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<RangeQuery> {
+    bearer_or_signed(app, uri, headers).await?;
+    device_channel(d, c)?;
+    Ok(Query::try_from_uri(uri)
+        .map_err(|e| Error::bad_request(format!("query: {e}")))?
+        .0)
+}
+
 async fn playlist(
     State(app): State<Arc<App>>,
     Path((d, c)): Path<(String, u32)>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response> {
-    bearer_or_signed(&app, &uri, &headers).await?;
-    device_channel(&d, c)?;
-    let q: RangeQuery = Query::try_from_uri(&uri)
-        .map_err(|e| Error::bad_request(format!("query: {e}")))?
-        .0;
+    let q = media_range(&app, &d, c, &uri, &headers).await?;
     q.check()?;
     let segs = app.repo.segments_in(&d, c, q.start_ms, q.end_ms).await?;
     if segs.is_empty() {
@@ -365,9 +379,42 @@ async fn playback_url(
     device_channel(&d, c)?;
     q.check()?;
     let exp = app.now_ms() / 1000 + app.cfg.playback_url_ttl_s;
-    let path = format!("/v1/devices/{d}/channels/{c}/playlist.m3u8");
+    let base = format!("/v1/devices/{d}/channels/{c}");
     let query = format!("start_ms={}&end_ms={}", q.start_ms, q.end_ms);
-    Ok(Json(json!({ "url": signed(&app, &path, &query, exp), "expires_s": exp })).into_response())
+    let url = signed(&app, &format!("{base}/playlist.m3u8"), &query, exp);
+    // Export is limited to a shorter range than playback.
+    let export_url = (q.end_ms - q.start_ms <= export::MAX_EXPORT_MS)
+        .then(|| signed(&app, &format!("{base}/export.mp4"), &query, exp));
+    Ok(Json(json!({ "url": url, "export_url": export_url, "expires_s": exp })).into_response())
+}
+
+/// One MP4 file for the range; `Content-Length` is exact, the body is
+/// written while it is sent (see [`export`]).
+async fn export_mp4(
+    State(app): State<Arc<App>>,
+    Path((d, c)): Path<(String, u32)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response> {
+    // The export checks the range against its own, shorter limit.
+    let q = media_range(&app, &d, c, &uri, &headers).await?;
+    let ex = export::prepare(&app, &d, c, q.start_ms, q.end_ms).await?;
+    let resp = Response::builder()
+        .header(header::CONTENT_TYPE, "video/mp4")
+        .header(header::CONTENT_LENGTH, ex.total_size())
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{d}-ch{c}-{}.mp4\"", q.start_ms),
+        )
+        .header("x-ivcs-start-ms", ex.start_ms)
+        .header("x-ivcs-end-ms", ex.end_ms);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(ex.stream(app.clone(), tx));
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|piece| (piece, rx))
+    });
+    resp.body(Body::from_stream(body))
+        .map_err(|e| Error::internal(format!("response: {e}")))
 }
 
 /// The URL name of a segment: its id plus the container's extension, which

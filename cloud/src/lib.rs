@@ -13,7 +13,8 @@
 //! - [`metrics`]: Prometheus counters.
 //! - [`app`]: shared state and operations (plans, events, deletion,
 //!   retention).
-//! - [`device_api`], [`app_api`]: the two HTTP APIs; [`hls`]: playlists.
+//! - [`device_api`], [`app_api`]: the two HTTP APIs; [`hls`]: playlists;
+//!   [`export`]: MP4 export of a range.
 //! - [`server`]: router, background jobs, `serve`.
 //! - [`time`]: RFC 3339 and civil dates.
 //! - [`openapi`]: the OpenAPI document of both APIs, served at
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod device_api;
 pub mod error;
+pub mod export;
 pub mod feed;
 pub mod hls;
 pub mod ids;

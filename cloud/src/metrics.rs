@@ -42,7 +42,8 @@ counters! {
     events_total: "Events started or reported.",
     pictures_total: "Pictures stored.",
     playlists_total: "HLS playlists served.",
-    exports_total: "MP4 exports served.",
+    exports_total: "MP4 exports sent completely.",
+    exports_failed_total: "MP4 exports that broke off after the header was sent.",
     retention_segments_deleted_total: "Segments removed by retention.",
     objects_deleted_total: "Objects deleted (tombstones cleared).",
 }

@@ -67,11 +67,9 @@ fn map_err(e: object_store::Error) -> Error {
 }
 
 impl Objects {
-    /// Objects as files under `root` (created if missing). Staging files
-    /// left by a crash mid-upload are removed first.
+    /// Objects as files under `root` (created if missing).
     pub fn local(root: &Path, fsync: bool, min_free_bytes: u64) -> Result<Objects> {
         std::fs::create_dir_all(root)?;
-        sweep_staging(root)?;
         let fs = LocalFileSystem::new_with_prefix(root)
             .map_err(map_err)?
             .with_fsync(fsync);
@@ -200,10 +198,19 @@ impl Objects {
         }
         Ok(out)
     }
+
+    /// Removes `name#suffix` staging files of multipart uploads that a
+    /// crash (kill -9, power loss) interrupted. Only the service calls it,
+    /// at startup while holding the data directory's lock: an admin command
+    /// running next to a live service must not remove its uploads' files.
+    pub fn sweep_staging(&self) -> Result<()> {
+        match &self.root {
+            Some(root) => sweep_staging(root),
+            None => Ok(()),
+        }
+    }
 }
 
-/// Removes `name#suffix` staging files of multipart uploads that a crash
-/// (kill -9, power loss) interrupted; no upload runs at startup.
 fn sweep_staging(root: &Path) -> Result<()> {
     let mut dirs = vec![root.to_path_buf()];
     while let Some(d) = dirs.pop() {

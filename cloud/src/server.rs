@@ -3,12 +3,15 @@
 //! and graceful shutdown.
 
 use crate::app::App;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::File;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,6 +100,8 @@ async fn retention_job(app: Arc<App>) {
 /// Serves until SIGINT/SIGTERM. Prints `listening on ADDR` once bound, so a
 /// caller that asked for port 0 learns the port.
 pub async fn serve(app: Arc<App>) -> Result<()> {
+    let _lock = lock_data_dir(&app.cfg.data)?;
+    app.objects.sweep_staging()?;
     let listener = tokio::net::TcpListener::bind(app.cfg.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data = %app.cfg.data.display(), "listening");
@@ -119,6 +124,28 @@ pub async fn serve(app: Arc<App>) -> Result<()> {
     retention.abort();
     app.repo.close().await;
     result.map_err(Into::into)
+}
+
+/// Takes `DATA/serve.lock` for the life of the process (the kernel drops
+/// it when the process dies, kill -9 included): two services on one data
+/// directory would sweep each other's uploads and race the retention job.
+fn lock_data_dir(data: &Path) -> Result<Flock<File>> {
+    let path = data.join("serve.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| {
+        Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "another `ivcs cloud serve` is using {} ({} is locked)",
+                data.display(),
+                path.display()
+            ),
+        )
+    })
 }
 
 async fn shutdown_signal() {

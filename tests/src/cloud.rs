@@ -27,6 +27,8 @@ pub struct Cloud {
 pub struct Answer {
     /// Status code.
     pub status: u16,
+    /// Headers, names in lower case.
+    pub headers: Vec<(String, String)>,
     /// Body.
     pub body: Vec<u8>,
 }
@@ -36,6 +38,14 @@ impl Answer {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as text.
@@ -61,13 +71,22 @@ fn agent() -> ureq::Agent {
 fn answer(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
     let mut r = r.unwrap_or_else(|e| panic!("HTTP request failed: {e}"));
     let status = r.status().as_u16();
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
     let body = r
         .body_mut()
         .with_config()
         .limit(1 << 30)
         .read_to_vec()
         .unwrap_or_else(|e| panic!("reading the body: {e}"));
-    Answer { status, body }
+    Answer {
+        status,
+        headers,
+        body,
+    }
 }
 
 impl Cloud {

@@ -134,6 +134,35 @@ where
         .unwrap_or_else(|e| panic!("ffprobe printed invalid JSON ({e}): {}", out.cmdline))
 }
 
+/// Probes `file` (formats and streams, frames counted) and decodes it
+/// completely; both must succeed without a single warning. Returns the
+/// probe's JSON.
+pub fn probe_clean(file: &str) -> serde_json::Value {
+    let probe = ffprobe([
+        "-v",
+        "warning",
+        "-count_frames",
+        "-show_format",
+        "-show_streams",
+        "-of",
+        "json",
+        file,
+    ])
+    .expect_success();
+    assert!(
+        probe.stderr.trim().is_empty(),
+        "ffprobe {file}: {}",
+        probe.stderr
+    );
+    let decode = ffmpeg(["-v", "warning", "-i", file, "-f", "null", "-"]).expect_success();
+    assert!(
+        decode.stderr.trim().is_empty(),
+        "decoding {file}: {}",
+        decode.stderr
+    );
+    serde_json::from_slice(&probe.stdout).expect("ffprobe JSON")
+}
+
 /// Lossy `Path` to `&str` for argument lists.
 pub fn p(path: &Path) -> String {
     path.to_string_lossy().into_owned()
