@@ -850,3 +850,16 @@ fn a_second_service_on_the_same_data_directory_is_refused() {
     // Admin commands still work next to the service.
     admin(&cloud.data, &["device", "list"]).expect_success();
 }
+
+#[test]
+fn the_openapi_document_is_served_without_authentication() {
+    let cloud = start("cloud-openapi", &[]);
+    let a = cloud.app_get("/v1/openapi.json", None);
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    let doc = a.json();
+    let version = doc["openapi"].as_str().unwrap_or_default();
+    assert!(version.starts_with("3.1."), "openapi {version:?}");
+    assert!(doc["paths"]["/v1/device/segments/{id}"]["put"].is_object());
+    assert!(doc["paths"]["/v1/devices/{d}/channels/{c}/playlist.m3u8"]["get"].is_object());
+}

@@ -17,6 +17,8 @@
 //!   [`export`]: MP4 export of a range.
 //! - [`server`]: router, background jobs, `serve`.
 //! - [`time`]: RFC 3339 and civil dates.
+//! - [`openapi`]: the OpenAPI document of both APIs, served at
+//!   `/v1/openapi.json`.
 pub mod app;
 pub mod app_api;
 pub mod auth;
@@ -31,6 +33,7 @@ pub mod ids;
 pub mod metrics;
 pub mod model;
 pub mod objects;
+pub mod openapi;
 pub mod repo;
 pub mod server;
 pub mod time;

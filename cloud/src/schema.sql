@@ -1,5 +1,9 @@
--- ivcs cloud metadata, schema version 2. Documented column by column in
--- docs/design/schema.md. Times are ms since 1970-01-01 UTC; sizes are bytes.
+-- ivcs cloud metadata, schema version 2 (PRAGMA user_version; SCHEMA_VERSION in
+-- repo.rs). Documented table by table and column by column, with indexes and
+-- versioning, in docs/design/schema.md. Times are ms since 1970-01-01 UTC; sizes
+-- are bytes; plans.channel -1 is the device default. Objects are written before
+-- their rows; a non-NULL deleted_ms hides a row whose object is queued in
+-- tombstones.
 
 CREATE TABLE devices (
     id          TEXT PRIMARY KEY,

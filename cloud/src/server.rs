@@ -1,6 +1,6 @@
-//! `ivcs cloud serve`: the router (device API, app API, health, metrics),
-//! the background jobs (change-feed poller, retention) and graceful
-//! shutdown.
+//! `ivcs cloud serve`: the router (device API, app API, health, metrics,
+//! OpenAPI document), the background jobs (change-feed poller, retention)
+//! and graceful shutdown.
 
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
@@ -22,6 +22,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::device_api::routes())
         .merge(crate::app_api::routes())
+        .merge(crate::openapi::routes())
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             count_request,
