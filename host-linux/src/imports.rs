@@ -1,19 +1,22 @@
 //! The host side of the engine's imports.
 //!
 //! `clock` reads the system clocks. `snapshot` keeps pictures in the store's
-//! resource table. `network` has no cloud behind it in this runtime yet (the
-//! hyper/rustls client arrives with libivcs): `start` fails with a clear
-//! `unreachable` error, which the engine treats like any outage.
+//! resource table. `network` forwards to the store's [`net::NetClient`]; a
+//! store without one answers every `start` with a clear `unreachable`, which
+//! the engine treats like any outage.
 
 use crate::bindings::ivcs::engine::{clock, network, snapshot, types};
+use crate::net;
 use crate::runtime::HostState;
+use bytes::Bytes;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::component::Resource;
 
 /// Bytes of a picture the firmware handed over.
 pub struct PictureData {
-    /// The picture's bytes.
-    pub bytes: Vec<u8>,
+    /// The picture's bytes; shared, so `network.attach` appends them to a
+    /// request body without a copy.
+    pub bytes: Bytes,
 }
 
 /// A capture request from the engine.
@@ -24,8 +27,8 @@ pub struct CaptureData {
     pub event_id: i32,
 }
 
-/// An HTTP exchange (none can exist until the network client lands).
-pub struct ExchangeData;
+/// An HTTP exchange the engine started.
+pub struct ExchangeData(pub net::Exchange);
 
 /// Monotonic origin shared by all stores of the process.
 fn monotonic_origin() -> Instant {
@@ -127,41 +130,94 @@ fn no_exchange() -> network::NetError {
     network::NetError::Invalid("no such exchange".to_string())
 }
 
-impl network::HostExchange for HostState {
-    fn write_capacity(&mut self, _ex: Resource<ExchangeData>) -> u32 {
-        0
+impl From<net::NetError> for network::NetError {
+    fn from(e: net::NetError) -> Self {
+        match e {
+            net::NetError::Unreachable(m) => network::NetError::Unreachable(m),
+            net::NetError::Timeout => network::NetError::Timeout,
+            net::NetError::Closed(m) => network::NetError::Closed(m),
+            net::NetError::Invalid(m) => network::NetError::Invalid(m),
+        }
     }
+}
+
+impl From<network::Method> for net::Method {
+    fn from(m: network::Method) -> Self {
+        match m {
+            network::Method::Get => net::Method::Get,
+            network::Method::Post => net::Method::Post,
+            network::Method::Put => net::Method::Put,
+            network::Method::Delete => net::Method::Delete,
+        }
+    }
+}
+
+impl HostState {
+    /// The exchange behind a handle; an unknown handle is the engine's error.
+    fn exchange(&self, ex: &Resource<ExchangeData>) -> Result<&net::Exchange, network::NetError> {
+        self.table.get(ex).map(|e| &e.0).map_err(|_| no_exchange())
+    }
+}
+
+impl network::HostExchange for HostState {
+    fn write_capacity(&mut self, ex: Resource<ExchangeData>) -> u32 {
+        self.exchange(&ex).map(|e| e.write_capacity()).unwrap_or(0)
+    }
+
     fn write(
         &mut self,
-        _ex: Resource<ExchangeData>,
-        _data: Vec<u8>,
+        ex: Resource<ExchangeData>,
+        data: Vec<u8>,
     ) -> Result<u32, network::NetError> {
-        Err(no_exchange())
+        Ok(self.exchange(&ex)?.write(&data)?)
     }
+
     fn attach(
         &mut self,
-        _ex: Resource<ExchangeData>,
-        _pic: Resource<PictureData>,
+        ex: Resource<ExchangeData>,
+        pic: Resource<PictureData>,
     ) -> Result<(), network::NetError> {
-        Err(no_exchange())
+        let bytes = self
+            .table
+            .get(&pic)
+            .map_err(|_| network::NetError::Invalid("no such picture".to_string()))?
+            .bytes
+            .clone();
+        Ok(self.exchange(&ex)?.attach(bytes)?)
     }
-    fn finish(&mut self, _ex: Resource<ExchangeData>) -> Result<(), network::NetError> {
-        Err(no_exchange())
+
+    fn finish(&mut self, ex: Resource<ExchangeData>) -> Result<(), network::NetError> {
+        Ok(self.exchange(&ex)?.finish()?)
     }
+
     fn poll_response(
         &mut self,
-        _ex: Resource<ExchangeData>,
+        ex: Resource<ExchangeData>,
     ) -> Option<Result<network::ResponseHead, network::NetError>> {
-        Some(Err(no_exchange()))
+        let polled = match self.exchange(&ex) {
+            Ok(e) => e.poll_response()?,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(
+            polled
+                .map(|h| network::ResponseHead {
+                    status: h.status,
+                    headers: h.headers,
+                })
+                .map_err(Into::into),
+        )
     }
+
     fn read_body(
         &mut self,
-        _ex: Resource<ExchangeData>,
-        _max: u32,
+        ex: Resource<ExchangeData>,
+        max: u32,
     ) -> Result<Option<Vec<u8>>, network::NetError> {
-        Err(no_exchange())
+        Ok(self.exchange(&ex)?.read_body(max)?)
     }
+
     fn drop(&mut self, ex: Resource<ExchangeData>) -> wasmtime::Result<()> {
+        // Dropping the exchange aborts it (see net::Exchange).
         self.table.delete(ex)?;
         Ok(())
     }
@@ -172,15 +228,24 @@ impl network::Host for HostState {
         &mut self,
         req: network::Request,
     ) -> Result<Resource<ExchangeData>, network::NetError> {
-        Err(network::NetError::Unreachable(format!(
-            "{} {}: no cloud is configured for this runtime",
-            match req.method {
-                network::Method::Get => "GET",
-                network::Method::Post => "POST",
-                network::Method::Put => "PUT",
-                network::Method::Delete => "DELETE",
-            },
-            req.path
-        )))
+        let req = net::Request {
+            method: req.method.into(),
+            path: req.path,
+            headers: req.headers,
+            content_length: req.content_length,
+            timeout_ms: req.timeout_ms,
+        };
+        let Some(client) = &self.net else {
+            return Err(network::NetError::Unreachable(format!(
+                "{} {}: no cloud is configured for this runtime",
+                req.method.as_http(),
+                req.path
+            )));
+        };
+        let ex = client.start(req)?;
+        // A full table is a host limit, reported like any other refusal.
+        self.table
+            .push(ExchangeData(ex))
+            .map_err(|e| network::NetError::Invalid(format!("too many open resources: {e}")))
     }
 }
