@@ -249,3 +249,107 @@ impl network::Host for HostState {
             .map_err(|e| network::NetError::Invalid(format!("too many open resources: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::{NetClient, NetConfig};
+    use network::{Host as _, HostExchange as _};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::time::Duration;
+
+    fn put(path: &str, content_length: Option<u64>) -> network::Request {
+        network::Request {
+            method: network::Method::Put,
+            path: path.into(),
+            headers: vec![("x-test".into(), "1".into())],
+            content_length,
+            timeout_ms: 10_000,
+        }
+    }
+
+    /// Answers one request with the number of body bytes it carried
+    /// (content-length framing only).
+    fn counting_server() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            let answer = len.to_string();
+            write!(
+                &s,
+                "HTTP/1.1 201 Created\r\ncontent-length: {}\r\n\r\n{answer}",
+                answer.len()
+            )
+            .unwrap();
+        });
+        format!("http://{addr}")
+    }
+
+    #[test]
+    fn without_a_client_every_start_is_unreachable() {
+        let mut st = HostState::new(1 << 20);
+        match st.start(put("/v1/x", None)) {
+            Err(network::NetError::Unreachable(m)) => {
+                assert!(m.contains("PUT /v1/x") && m.contains("no cloud"), "{m}")
+            }
+            other => panic!("{:?}", other.map(|r| r.rep())),
+        }
+    }
+
+    #[test]
+    fn the_imports_drive_a_real_exchange_with_an_attached_picture() {
+        let mut st = HostState::new(1 << 20);
+        let client = NetClient::new(NetConfig::new(counting_server())).unwrap();
+        let wake = client.wake().clone();
+        st.net = Some(client);
+        let pic = st
+            .table
+            .push(PictureData {
+                bytes: Bytes::from_static(b"\xFF\xD8\xFFpicture"),
+            })
+            .unwrap();
+        let ex = st.start(put("/v1/pic", Some(13))).unwrap();
+        let rep = ex.rep();
+        let h = || Resource::<ExchangeData>::new_borrow(rep);
+        assert!(matches!(st.write(h(), b"abc".to_vec()), Ok(3)));
+        st.attach(h(), Resource::new_borrow(pic.rep())).unwrap();
+        st.finish(h()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let head = loop {
+            let seen = wake.generation();
+            if let Some(r) = st.poll_response(h()) {
+                break r.unwrap();
+            }
+            assert!(wake.wait(seen, deadline) != seen, "no response");
+        };
+        assert_eq!(head.status, 201);
+        let body = loop {
+            let seen = wake.generation();
+            if let Some(b) = st.read_body(h(), 100).unwrap() {
+                break b;
+            }
+            assert!(wake.wait(seen, deadline) != seen, "no body");
+        };
+        assert_eq!(body, b"13");
+        network::HostExchange::drop(&mut st, ex).unwrap();
+        assert!(matches!(
+            st.write(h(), vec![1]),
+            Err(network::NetError::Invalid(_))
+        ));
+    }
+}

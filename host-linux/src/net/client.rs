@@ -3,7 +3,7 @@
 //! HTTP/1.1 client; [`NetClient::start`] is called from the engine thread,
 //! checks the request, spawns its task and returns at once.
 
-use super::exchange::{Exchange, Slot, drive};
+use super::exchange::{Exchange, Slot, Unfinished, drive};
 use super::request::{self, BaseUrl, Request};
 use super::state::{Shared, UploadBody};
 use super::{HttpClient, NetError, WakeSignal, tls};
@@ -218,7 +218,7 @@ impl NetClient {
         let task = inner.handle.spawn(drive(
             inner.client.clone(),
             http_req,
-            shared.clone(),
+            Unfinished::new(shared.clone()),
             deadline,
         ));
         Ok(Exchange {

@@ -127,9 +127,17 @@ impl Drop for Slot {
     }
 }
 
-/// Marks the exchange failed if the task ends without an outcome: aborted by
-/// a dropped exchange, or dropped when the client's runtime shuts down.
-struct Unfinished(Option<Arc<Shared>>);
+/// Marks the exchange failed if its task ends without an outcome: aborted
+/// by a dropped exchange, or dropped when the client's runtime shuts down.
+/// It is passed *into* [`drive`], so it is dropped with the task even if the
+/// task was never polled.
+pub(crate) struct Unfinished(Option<Arc<Shared>>);
+
+impl Unfinished {
+    pub(crate) fn new(shared: Arc<Shared>) -> Unfinished {
+        Unfinished(Some(shared))
+    }
+}
 
 impl Drop for Unfinished {
     fn drop(&mut self) {
@@ -146,10 +154,12 @@ impl Drop for Unfinished {
 pub(crate) async fn drive(
     client: HttpClient,
     req: hyper::Request<UploadBody>,
-    shared: Arc<Shared>,
+    mut unfinished: Unfinished,
     deadline: tokio::time::Instant,
 ) {
-    let mut unfinished = Unfinished(Some(shared.clone()));
+    let Some(shared) = unfinished.0.clone() else {
+        return;
+    };
     let outcome = tokio::time::timeout_at(deadline, run(&client, req, &shared)).await;
     match outcome {
         Ok(Ok(())) => tracing::debug!(exchange = %shared.what, "done"),

@@ -130,8 +130,13 @@ fn check_path(path: &str) -> Result<(), NetError> {
     if path.starts_with("//") {
         return bad("must not start with '//' (that names another host)");
     }
-    if let Some(b) = path.bytes().find(|b| !(0x21..=0x7e).contains(b) || *b == b'#') {
-        return bad(&format!("byte 0x{b:02x} is not allowed (spaces, controls, '#', non-ASCII)"));
+    if let Some(b) = path
+        .bytes()
+        .find(|b| !(0x21..=0x7e).contains(b) || *b == b'#')
+    {
+        return bad(&format!(
+            "byte 0x{b:02x} is not allowed (spaces, controls, '#', non-ASCII)"
+        ));
     }
     Ok(())
 }
@@ -257,7 +262,11 @@ mod tests {
 
     #[test]
     fn base_urls_must_be_plain_http_or_https() {
-        assert!(BaseUrl::parse("https://cloud.example:8443").unwrap().is_https());
+        assert!(
+            BaseUrl::parse("https://cloud.example:8443")
+                .unwrap()
+                .is_https()
+        );
         assert!(!BaseUrl::parse("http://127.0.0.1:1").unwrap().is_https());
         for bad in [
             "ftp://c",

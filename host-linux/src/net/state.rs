@@ -148,10 +148,7 @@ impl Shared {
     pub(crate) fn write(&self, data: &[u8]) -> Result<u32, NetError> {
         let mut s = self.lock();
         self.check_writable(&s, data.len())?;
-        let n = data
-            .len()
-            .min(self.free(&s))
-            .min(u32::MAX as usize);
+        let n = data.len().min(self.free(&s)).min(u32::MAX as usize);
         let waker = if n > 0 {
             s.tail.extend_from_slice(data.get(..n).unwrap_or_default());
             s.queued += n;

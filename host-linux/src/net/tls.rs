@@ -27,9 +27,9 @@ pub(crate) fn client_config(public_roots: bool, ca_pem: Option<&[u8]>) -> Result
         let mut added = 0usize;
         for (i, cert) in CertificateDer::pem_slice_iter(pem).enumerate() {
             let cert = cert.map_err(|e| anyhow!("CA PEM: block {i}: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| anyhow!("CA PEM: certificate {i} is not a usable trust anchor: {e}"))?;
+            roots.add(cert).map_err(|e| {
+                anyhow!("CA PEM: certificate {i} is not a usable trust anchor: {e}")
+            })?;
             added += 1;
         }
         if added == 0 {
