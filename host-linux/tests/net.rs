@@ -427,8 +427,8 @@ mod https {
     }
 
     #[test]
-    fn an_https_cloud_is_never_reached_in_clear_text() {
-        let server = Server::start(); // plain HTTP
+    fn tls_to_a_plain_http_server_is_unreachable() {
+        let server = Server::start(); // speaks plain HTTP only
         let c = client(&https_url(&server));
         let ex = c.start(get("/hello")).unwrap();
         ex.finish().unwrap();
