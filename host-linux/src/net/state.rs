@@ -72,6 +72,10 @@ struct State {
     aborted: bool,
     /// The engine dropped the exchange: nobody to wake any more.
     dropped: bool,
+    /// hyper dropped the request body before taking all of it: the
+    /// connection is gone (or the server answered and hung up), so more
+    /// bytes would only fill the queue.
+    body_gone: bool,
 }
 
 impl Shared {
@@ -123,6 +127,12 @@ impl Shared {
         if let Some(e) = &s.error {
             return Err(e.clone());
         }
+        if s.body_gone {
+            return Err(NetError::Closed(format!(
+                "{}: the connection stopped taking the request body",
+                self.what
+            )));
+        }
         if let Some(cl) = s.content_length {
             let total = s.accepted.saturating_add(len as u64);
             if total > cl {
@@ -139,7 +149,7 @@ impl Shared {
 
     pub(crate) fn write_capacity(&self) -> u32 {
         let mut s = self.lock();
-        if s.finished || s.error.is_some() {
+        if s.finished || s.error.is_some() || s.body_gone {
             return 0;
         }
         u32::try_from(self.observe(&mut s)).unwrap_or(u32::MAX)
@@ -368,6 +378,21 @@ impl Body for UploadBody {
         match s.content_length {
             Some(cl) => SizeHint::with_exact(cl.saturating_sub(s.sent)),
             None => SizeHint::default(),
+        }
+    }
+}
+
+impl Drop for UploadBody {
+    fn drop(&mut self) {
+        let mut s = self.shared.lock();
+        if s.finished && s.queued == 0 {
+            return; // sent completely
+        }
+        s.body_gone = true;
+        let dropped = s.dropped;
+        drop(s);
+        if !dropped {
+            self.shared.wake.notify();
         }
     }
 }
