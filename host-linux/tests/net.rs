@@ -409,9 +409,13 @@ mod https {
         assert_eq!(fetch(&c, "/hello").0, 200);
         assert_eq!(server.accepts(), 1, "TLS connections are reused too");
 
-        // Trusting only the private CA works as well.
-        let mut cfg = NetConfig::new(https_url(&server));
-        cfg.ca_pem = Some(ca.into_bytes());
+        // Trusting only the private CA, read from a file, works as well.
+        let file = std::env::temp_dir().join(format!("ivcs-net-ca-{}.pem", std::process::id()));
+        std::fs::write(&file, ca).unwrap();
+        let mut cfg = NetConfig::new(https_url(&server))
+            .read_ca_file(&file)
+            .unwrap();
+        std::fs::remove_file(&file).unwrap();
         cfg.public_roots = false;
         let c = NetClient::new(cfg).unwrap();
         assert_eq!(fetch(&c, "/hello").0, 200);

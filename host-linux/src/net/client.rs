@@ -75,7 +75,12 @@ impl NetConfig {
     /// Adds the CA certificates of a PEM file to `ca_pem`.
     pub fn read_ca_file(mut self, path: &Path) -> Result<NetConfig> {
         let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        self.ca_pem.get_or_insert_with(Vec::new).extend(pem);
+        let all = self.ca_pem.get_or_insert_with(Vec::new);
+        // PEM blocks must start on their own line.
+        if !all.is_empty() {
+            all.push(b'\n');
+        }
+        all.extend(pem);
         Ok(self)
     }
 }
@@ -129,7 +134,6 @@ impl NetClient {
         };
         let connector = builder.enable_http1().wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(cfg.idle_timeout)
             .pool_max_idle_per_host(cfg.max_exchanges)
