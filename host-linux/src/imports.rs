@@ -1,19 +1,22 @@
 //! The host side of the engine's imports.
 //!
 //! `clock` reads the system clocks. `snapshot` keeps pictures in the store's
-//! resource table. `network` has no cloud behind it in this runtime yet (the
-//! hyper/rustls client arrives with libivcs): `start` fails with a clear
-//! `unreachable` error, which the engine treats like any outage.
+//! resource table. `network` forwards to the store's [`net::NetClient`]; a
+//! store without one answers every `start` with a clear `unreachable`, which
+//! the engine treats like any outage.
 
 use crate::bindings::ivcs::engine::{clock, network, snapshot, types};
+use crate::net;
 use crate::runtime::HostState;
+use bytes::Bytes;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::component::Resource;
 
 /// Bytes of a picture the firmware handed over.
 pub struct PictureData {
-    /// The picture's bytes.
-    pub bytes: Vec<u8>,
+    /// The picture's bytes; shared, so `network.attach` appends them to a
+    /// request body without a copy.
+    pub bytes: Bytes,
 }
 
 /// A capture request from the engine.
@@ -24,8 +27,8 @@ pub struct CaptureData {
     pub event_id: i32,
 }
 
-/// An HTTP exchange (none can exist until the network client lands).
-pub struct ExchangeData;
+/// An HTTP exchange the engine started.
+pub struct ExchangeData(pub net::Exchange);
 
 /// Monotonic origin shared by all stores of the process.
 fn monotonic_origin() -> Instant {
@@ -127,41 +130,94 @@ fn no_exchange() -> network::NetError {
     network::NetError::Invalid("no such exchange".to_string())
 }
 
-impl network::HostExchange for HostState {
-    fn write_capacity(&mut self, _ex: Resource<ExchangeData>) -> u32 {
-        0
+impl From<net::NetError> for network::NetError {
+    fn from(e: net::NetError) -> Self {
+        match e {
+            net::NetError::Unreachable(m) => network::NetError::Unreachable(m),
+            net::NetError::Timeout => network::NetError::Timeout,
+            net::NetError::Closed(m) => network::NetError::Closed(m),
+            net::NetError::Invalid(m) => network::NetError::Invalid(m),
+        }
     }
+}
+
+impl From<network::Method> for net::Method {
+    fn from(m: network::Method) -> Self {
+        match m {
+            network::Method::Get => net::Method::Get,
+            network::Method::Post => net::Method::Post,
+            network::Method::Put => net::Method::Put,
+            network::Method::Delete => net::Method::Delete,
+        }
+    }
+}
+
+impl HostState {
+    /// The exchange behind a handle; an unknown handle is the engine's error.
+    fn exchange(&self, ex: &Resource<ExchangeData>) -> Result<&net::Exchange, network::NetError> {
+        self.table.get(ex).map(|e| &e.0).map_err(|_| no_exchange())
+    }
+}
+
+impl network::HostExchange for HostState {
+    fn write_capacity(&mut self, ex: Resource<ExchangeData>) -> u32 {
+        self.exchange(&ex).map(|e| e.write_capacity()).unwrap_or(0)
+    }
+
     fn write(
         &mut self,
-        _ex: Resource<ExchangeData>,
-        _data: Vec<u8>,
+        ex: Resource<ExchangeData>,
+        data: Vec<u8>,
     ) -> Result<u32, network::NetError> {
-        Err(no_exchange())
+        Ok(self.exchange(&ex)?.write(&data)?)
     }
+
     fn attach(
         &mut self,
-        _ex: Resource<ExchangeData>,
-        _pic: Resource<PictureData>,
+        ex: Resource<ExchangeData>,
+        pic: Resource<PictureData>,
     ) -> Result<(), network::NetError> {
-        Err(no_exchange())
+        let bytes = self
+            .table
+            .get(&pic)
+            .map_err(|_| network::NetError::Invalid("no such picture".to_string()))?
+            .bytes
+            .clone();
+        Ok(self.exchange(&ex)?.attach(bytes)?)
     }
-    fn finish(&mut self, _ex: Resource<ExchangeData>) -> Result<(), network::NetError> {
-        Err(no_exchange())
+
+    fn finish(&mut self, ex: Resource<ExchangeData>) -> Result<(), network::NetError> {
+        Ok(self.exchange(&ex)?.finish()?)
     }
+
     fn poll_response(
         &mut self,
-        _ex: Resource<ExchangeData>,
+        ex: Resource<ExchangeData>,
     ) -> Option<Result<network::ResponseHead, network::NetError>> {
-        Some(Err(no_exchange()))
+        let polled = match self.exchange(&ex) {
+            Ok(e) => e.poll_response()?,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(
+            polled
+                .map(|h| network::ResponseHead {
+                    status: h.status,
+                    headers: h.headers,
+                })
+                .map_err(Into::into),
+        )
     }
+
     fn read_body(
         &mut self,
-        _ex: Resource<ExchangeData>,
-        _max: u32,
+        ex: Resource<ExchangeData>,
+        max: u32,
     ) -> Result<Option<Vec<u8>>, network::NetError> {
-        Err(no_exchange())
+        Ok(self.exchange(&ex)?.read_body(max)?)
     }
+
     fn drop(&mut self, ex: Resource<ExchangeData>) -> wasmtime::Result<()> {
+        // Dropping the exchange aborts it (see net::Exchange).
         self.table.delete(ex)?;
         Ok(())
     }
@@ -172,15 +228,128 @@ impl network::Host for HostState {
         &mut self,
         req: network::Request,
     ) -> Result<Resource<ExchangeData>, network::NetError> {
-        Err(network::NetError::Unreachable(format!(
-            "{} {}: no cloud is configured for this runtime",
-            match req.method {
-                network::Method::Get => "GET",
-                network::Method::Post => "POST",
-                network::Method::Put => "PUT",
-                network::Method::Delete => "DELETE",
-            },
-            req.path
-        )))
+        let req = net::Request {
+            method: req.method.into(),
+            path: req.path,
+            headers: req.headers,
+            content_length: req.content_length,
+            timeout_ms: req.timeout_ms,
+        };
+        let Some(client) = &self.net else {
+            return Err(network::NetError::Unreachable(format!(
+                "{} {}: no cloud is configured for this runtime",
+                req.method.as_http(),
+                req.path
+            )));
+        };
+        let ex = client.start(req)?;
+        // A full table is a host limit, reported like any other refusal.
+        self.table
+            .push(ExchangeData(ex))
+            .map_err(|e| network::NetError::Invalid(format!("too many open resources: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::{NetClient, NetConfig};
+    use network::{Host as _, HostExchange as _};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::time::Duration;
+
+    fn put(path: &str, content_length: Option<u64>) -> network::Request {
+        network::Request {
+            method: network::Method::Put,
+            path: path.into(),
+            headers: vec![("x-test".into(), "1".into())],
+            content_length,
+            timeout_ms: 10_000,
+        }
+    }
+
+    /// Answers one request with the number of body bytes it carried
+    /// (content-length framing only).
+    fn counting_server() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            let answer = len.to_string();
+            write!(
+                &s,
+                "HTTP/1.1 201 Created\r\ncontent-length: {}\r\n\r\n{answer}",
+                answer.len()
+            )
+            .unwrap();
+        });
+        format!("http://{addr}")
+    }
+
+    #[test]
+    fn without_a_client_every_start_is_unreachable() {
+        let mut st = HostState::new(1 << 20);
+        match st.start(put("/v1/x", None)) {
+            Err(network::NetError::Unreachable(m)) => {
+                assert!(m.contains("PUT /v1/x") && m.contains("no cloud"), "{m}")
+            }
+            other => panic!("{:?}", other.map(|r| r.rep())),
+        }
+    }
+
+    #[test]
+    fn the_imports_drive_a_real_exchange_with_an_attached_picture() {
+        let mut st = HostState::new(1 << 20);
+        let client = NetClient::new(NetConfig::new(counting_server())).unwrap();
+        let wake = client.wake().clone();
+        st.net = Some(client);
+        let pic = st
+            .table
+            .push(PictureData {
+                bytes: Bytes::from_static(b"\xFF\xD8\xFFpicture"),
+            })
+            .unwrap();
+        let ex = st.start(put("/v1/pic", Some(13))).unwrap();
+        let rep = ex.rep();
+        let h = || Resource::<ExchangeData>::new_borrow(rep);
+        assert!(matches!(st.write(h(), b"abc".to_vec()), Ok(3)));
+        st.attach(h(), Resource::new_borrow(pic.rep())).unwrap();
+        st.finish(h()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let head = loop {
+            let seen = wake.generation();
+            if let Some(r) = st.poll_response(h()) {
+                break r.unwrap();
+            }
+            assert!(wake.wait(seen, deadline) != seen, "no response");
+        };
+        assert_eq!(head.status, 201);
+        let body = loop {
+            let seen = wake.generation();
+            if let Some(b) = st.read_body(h(), 100).unwrap() {
+                break b;
+            }
+            assert!(wake.wait(seen, deadline) != seen, "no body");
+        };
+        assert_eq!(body, b"13");
+        network::HostExchange::drop(&mut st, ex).unwrap();
+        assert!(matches!(
+            st.write(h(), vec![1]),
+            Err(network::NetError::Invalid(_))
+        ));
     }
 }

@@ -5,10 +5,13 @@
 //! - [`runtime`]: wasmtime configuration, loading (from `.wasm` or a
 //!   precompiled artifact) and instantiation with per-store limits.
 //! - [`imports`]: the host side of the imported interfaces.
+//! - [`net`]: the HTTP client behind the `network` import (tokio, hyper,
+//!   rustls) and the wake-up signal the engine thread sleeps on.
 //! - [`mux`]: the engine's offline muxer driven through the component.
 
 pub mod imports;
 pub mod mux;
+pub mod net;
 pub mod runtime;
 
 pub use runtime::{EngineRuntime, EngineSource};

@@ -6,6 +6,7 @@
 //! small and a call costs a fraction of a microsecond.
 
 use crate::bindings::Engine as EngineWorld;
+use crate::net::NetClient;
 use anyhow::{Result, bail};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
@@ -31,11 +32,27 @@ impl<T> WasmtimeContext<T> for wasmtime::Result<T> {
     }
 }
 
-/// Per-store host state: the resource table for imported resources and the
-/// store's limits.
+/// Per-store host state: the resource table for imported resources, the
+/// store's limits and the network client (if a cloud is configured).
 pub struct HostState {
     pub(crate) table: ResourceTable,
     limits: StoreLimits,
+    /// `None`: every `network.start` answers `unreachable`.
+    pub(crate) net: Option<NetClient>,
+}
+
+impl HostState {
+    /// Empty state whose memories may grow to `memory_limit` bytes.
+    pub(crate) fn new(memory_limit: usize) -> HostState {
+        HostState {
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory_limit)
+                .instances(4)
+                .build(),
+            net: None,
+        }
+    }
 }
 
 /// A loaded engine component, ready to instantiate.
@@ -90,14 +107,7 @@ impl EngineRuntime {
     /// bytes; growth beyond it fails inside the engine instead of taking the
     /// process's memory.
     pub fn instantiate(&self, memory_limit: usize) -> Result<EngineInstance> {
-        let state = HostState {
-            table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(memory_limit)
-                .instances(4)
-                .build(),
-        };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&self.engine, HostState::new(memory_limit));
         store.limiter(|s| &mut s.limits);
         let world = EngineWorld::instantiate(&mut store, &self.component, &self.linker)
             .ctx("instantiating the engine")?;
@@ -197,6 +207,13 @@ pub struct EngineInstance {
 }
 
 impl EngineInstance {
+    /// Gives the engine a cloud to talk to (`None`: every exchange fails as
+    /// `unreachable`). Exchanges already open keep the client they started
+    /// with.
+    pub fn set_network(&mut self, net: Option<NetClient>) {
+        self.store.data_mut().net = net;
+    }
+
     /// The engine's own version string.
     pub fn engine_version(&mut self) -> Result<String> {
         self.world
