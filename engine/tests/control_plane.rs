@@ -12,9 +12,7 @@ use cloud_harness::host::TestHost;
 use cloud_harness::{T0_MS, World, channel, init_params, jpeg};
 use ivcs_engine::Engine;
 use ivcs_engine::cs::params::{DeviceConfig, EventReportOpt, InitParams};
-use ivcs_engine::events::{
-    AiSetting, Balance, HostEvent, NotifyKind, OpResult, PlanType,
-};
+use ivcs_engine::events::{AiSetting, Balance, HostEvent, NotifyKind, OpResult, PlanType};
 use ivcs_engine::types::{AudioCodec, Frame, FrameType, StreamKind};
 
 fn code<T: std::fmt::Debug>(r: ivcs_engine::Result<T>) -> i32 {
@@ -52,8 +50,8 @@ fn init_and_fetch(w: &mut World, p: InitParams) {
 }
 
 const IDR_H264: &[u8] = &[
-    0, 0, 0, 1, 0x67, 0x42, 0xC0, 0x1E, 0xDA, 0x02, 0x80, 0xBF, 0xE5, 0x84, 0x00, 0x00, 0x03,
-    0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0xC8, 0x3C, 0x58, 0xBA, 0x80, //
+    0, 0, 0, 1, 0x67, 0x42, 0xC0, 0x1E, 0xDA, 0x02, 0x80, 0xBF, 0xE5, 0x84, 0x00, 0x00, 0x03, 0x00,
+    0x04, 0x00, 0x00, 0x03, 0x00, 0xC8, 0x3C, 0x58, 0xBA, 0x80, //
     0, 0, 0, 1, 0x68, 0xCE, 0x3C, 0x80, //
     0, 0, 0, 1, 0x65, 0x88, 0x84, 0x00, 0x33, 0xFF,
 ];
@@ -77,7 +75,10 @@ fn calls_before_init_are_refused_with_605() {
     assert_eq!(code(w.engine.set_ai(0, 1, 1)), -605);
     assert_eq!(code(w.engine.get_ai(0, 1)), -605);
     assert_eq!(
-        code(w.engine.backup_upload(0, ivcs_engine::events::DumpState::Start, "a.ts", &[])),
+        code(
+            w.engine
+                .backup_upload(0, ivcs_engine::events::DumpState::Start, "a.ts", &[])
+        ),
         -605
     );
     assert_eq!(code(w.engine.exit()), -605);
@@ -120,22 +121,29 @@ fn init_twice_is_610_and_reinit_after_exit_works() {
     assert!(!w.engine.is_initialised());
     assert_eq!(code(w.engine.exit()), -605);
     assert_eq!(
-        code(w.engine.configure(DeviceConfig {
-            device_id: w.device.clone(),
-            device_secret: w.secret.as_bytes().to_vec(),
-        })
-        .and(w.engine.init(init_params(&[0, 1])))
-        .and(w.engine.init(init_params(&[0])))),
+        code(
+            w.engine
+                .configure(DeviceConfig {
+                    device_id: w.device.clone(),
+                    device_secret: w.secret.as_bytes().to_vec(),
+                })
+                .and(w.engine.init(init_params(&[0, 1])))
+                .and(w.engine.init(init_params(&[0])))
+        ),
         -610,
         "configure after exit and init again work; a second init does not"
     );
     // Re-init fetches the plan again and tells firmware to push again.
     w.run_until_state("push-start after re-init", |w| w.count(push_start(0)) == 2);
     assert_eq!(w.count(|e| *e == HostEvent::PushStart(1)), 0);
-    assert_eq!(code(w.engine.configure(DeviceConfig {
-        device_id: w.device.clone(),
-        device_secret: w.secret.as_bytes().to_vec(),
-    })), -610, "configure while initialised");
+    assert_eq!(
+        code(w.engine.configure(DeviceConfig {
+            device_id: w.device.clone(),
+            device_secret: w.secret.as_bytes().to_vec(),
+        })),
+        -610,
+        "configure while initialised"
+    );
 }
 
 #[test]
@@ -149,16 +157,37 @@ fn every_invalid_init_parameter_is_602() {
     type Case = (&'static str, Box<dyn Fn(&mut InitParams)>);
     let cases: Vec<Case> = vec![
         ("no channels", Box::new(|p| p.channels.clear())),
-        ("six channels", Box::new(|p| p.channels = (0..6).map(|_| channel(0)).collect())),
+        (
+            "six channels",
+            Box::new(|p| p.channels = (0..6).map(|_| channel(0)).collect()),
+        ),
         ("channel id 5", Box::new(|p| p.channels[1].channel = 5)),
         ("duplicate channel", Box::new(|p| p.channels[1].channel = 0)),
         ("gop 0", Box::new(|p| p.channels[0].max_gop_size = 0)),
-        ("gop not a 4 KB multiple", Box::new(|p| p.channels[0].max_gop_size = 819_200 + 100)),
-        ("gop too large", Box::new(|p| p.channels[0].max_gop_size = 128 << 20)),
-        ("low mark 0", Box::new(|p| p.channels[0].congestion.low_mark = 0)),
-        ("low >= warn", Box::new(|p| p.channels[0].congestion.low_mark = 320 * 1024)),
-        ("warn >= high", Box::new(|p| p.channels[0].congestion.warn_mark = 640 * 1024)),
-        ("high > gop", Box::new(|p| p.channels[0].congestion.high_mark = 801 * 1024)),
+        (
+            "gop not a 4 KB multiple",
+            Box::new(|p| p.channels[0].max_gop_size = 819_200 + 100),
+        ),
+        (
+            "gop too large",
+            Box::new(|p| p.channels[0].max_gop_size = 128 << 20),
+        ),
+        (
+            "low mark 0",
+            Box::new(|p| p.channels[0].congestion.low_mark = 0),
+        ),
+        (
+            "low >= warn",
+            Box::new(|p| p.channels[0].congestion.low_mark = 320 * 1024),
+        ),
+        (
+            "warn >= high",
+            Box::new(|p| p.channels[0].congestion.warn_mark = 640 * 1024),
+        ),
+        (
+            "high > gop",
+            Box::new(|p| p.channels[0].congestion.high_mark = 801 * 1024),
+        ),
         (
             "audio rate",
             Box::new(|p| {
@@ -220,7 +249,11 @@ fn full_time_plan_starts_push_on_init_and_push_is_gated_by_plan() {
         data: IDR_H264,
     };
     assert_eq!(code(w.engine.push(1, &idr)), -607, "no plan on channel 1");
-    assert_eq!(code(w.engine.push(3, &idr)), -602, "channel 3 not initialised");
+    assert_eq!(
+        code(w.engine.push(3, &idr)),
+        -602,
+        "channel 3 not initialised"
+    );
     let garbage = Frame {
         data: &[1, 2, 3],
         ..idr
@@ -256,7 +289,11 @@ fn admin_plan_changes_arrive_through_the_change_feed() {
     // A device-wide default reaches every channel without its own plan.
     w.set_plan(None, "full-time", None);
     w.run_until("push-start on channel 2", push_start(2));
-    assert_eq!(w.count(push_start(0)), 1, "channel 0 keeps its own event plan");
+    assert_eq!(
+        w.count(push_start(0)),
+        1,
+        "channel 0 keeps its own event plan"
+    );
 
     w.set_plan(None, "none", None);
     w.run_until("push-stop on channel 2", push_stop(2));
@@ -275,7 +312,8 @@ fn expiry_stops_push_without_a_feed_message() {
     assert_eq!(w.count(push_stop(0)), 0, "not expired yet");
     let r = w.engine.tick();
     assert!(
-        r.wake_at_ms.is_some_and(|t| t <= w.engine.host().mono_ms + 1_000),
+        r.wake_at_ms
+            .is_some_and(|t| t <= w.engine.host().mono_ms + 1_000),
         "the engine asks to be woken at the expiry: {r:?}"
     );
     w.advance(1_000);
@@ -289,9 +327,10 @@ fn firmware_balance_answers_are_plan_hints_until_the_cloud_speaks() {
     let mut p = init_params(&[0]);
     p.callbacks.get_balance = true;
     init_and_fetch(&mut w, p);
-    w.run_until("balance-request", |e| {
-        matches!(e, HostEvent::BalanceRequest(b) if b.channel == 0 && b.timeout_ms == 0)
-    });
+    w.run_until(
+        "balance-request",
+        |e| matches!(e, HostEvent::BalanceRequest(b) if b.channel == 0 && b.timeout_ms == 0),
+    );
     let full = Balance {
         enabled: true,
         days: 30,
@@ -304,17 +343,18 @@ fn firmware_balance_answers_are_plan_hints_until_the_cloud_speaks() {
     w.run_until("push-start from the hint", push_start(0));
     w.engine.balance_answer(0, Some(full));
     w.tick();
-    assert_eq!(w.count(push_start(0)), 1, "the same answer again changes nothing");
+    assert_eq!(
+        w.count(push_start(0)),
+        1,
+        "the same answer again changes nothing"
+    );
     // The cloud's next change wins.
     w.set_plan(Some(0), "event", None);
     w.run_until("push-stop from the cloud", push_stop(0));
     // Requests keep coming, every 10 s.
     w.advance(10_000);
     w.tick();
-    assert_eq!(
-        w.count(|e| matches!(e, HostEvent::BalanceRequest(_))),
-        2
-    );
+    assert_eq!(w.count(|e| matches!(e, HostEvent::BalanceRequest(_))), 2);
 }
 
 // ---- balance queries and reachability --------------------------------------
@@ -333,11 +373,17 @@ fn balance_query_works_before_init() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(w.engine.cached_balance(1).unwrap().plan, PlanType::FreeTrial);
+    assert_eq!(
+        w.engine.cached_balance(1).unwrap().plan,
+        PlanType::FreeTrial
+    );
     assert_eq!(code(w.engine.query_balance(5)), -602);
     assert_eq!(code(w.engine.cached_balance(7)), -602);
     // Nothing is told to firmware before init.
-    assert_eq!(w.count(|e| matches!(e, HostEvent::Notify(_) | HostEvent::PushStart(_))), 0);
+    assert_eq!(
+        w.count(|e| matches!(e, HostEvent::Notify(_) | HostEvent::PushStart(_))),
+        0
+    );
 }
 
 #[test]
@@ -358,12 +404,21 @@ fn balance_query_with_the_cloud_unreachable_times_out_with_608() {
         "no answer within the caller's 5 s"
     );
     // The engine ends the operation itself at its deadline, with -608.
-    let e = w.run_advancing("op-complete", 1_000, 120_000, |e| {
-        matches!(e, HostEvent::OpComplete(o) if o.id == id)
-    });
-    let HostEvent::OpComplete(o) = e else { unreachable!() };
+    let e = w.run_advancing(
+        "op-complete",
+        1_000,
+        120_000,
+        |e| matches!(e, HostEvent::OpComplete(o) if o.id == id),
+    );
+    let HostEvent::OpComplete(o) = e else {
+        unreachable!()
+    };
     assert_eq!(failed_code(&o.outcome), -608);
-    assert_eq!(code(w.engine.cached_balance(0)), -605, "still nothing known");
+    assert_eq!(
+        code(w.engine.cached_balance(0)),
+        -605,
+        "still nothing known"
+    );
 }
 
 #[test]
@@ -374,7 +429,12 @@ fn outage_notifies_connect_fail_once_and_recover_once() {
     w.run_until("push-start", push_start(0));
 
     w.cloud.stop();
-    w.run_advancing("connect-fail", 500, 60_000, notify(0, NotifyKind::ConnectFail));
+    w.run_advancing(
+        "connect-fail",
+        500,
+        60_000,
+        notify(0, NotifyKind::ConnectFail),
+    );
     // Many retries later, still one notification per channel.
     w.pass(90_000, 1_000);
     assert_eq!(w.count(notify(0, NotifyKind::ConnectFail)), 1);
@@ -383,8 +443,16 @@ fn outage_notifies_connect_fail_once_and_recover_once() {
     assert_eq!(w.count(push_stop(0)), 0, "an outage does not end the plan");
 
     w.cloud.restart();
-    w.run_advancing("connect-recover", 1_000, 60_000, notify(1, NotifyKind::ConnectRecover));
-    w.run_until("connect-recover ch 0", notify(0, NotifyKind::ConnectRecover));
+    w.run_advancing(
+        "connect-recover",
+        1_000,
+        60_000,
+        notify(1, NotifyKind::ConnectRecover),
+    );
+    w.run_until(
+        "connect-recover ch 0",
+        notify(0, NotifyKind::ConnectRecover),
+    );
     // The feed works again: a plan change still arrives.
     w.set_plan(Some(0), "none", None);
     w.run_until("push-stop after recovery", push_stop(0));
@@ -409,7 +477,8 @@ fn ai_settings_round_trip_and_app_changes_notify_firmware() {
             ai_type: 1
         })
     );
-    let ai0 = |e: &HostEvent| matches!(e, HostEvent::AiService(a) if a.channel == 0 && a.ai_type == 1);
+    let ai0 =
+        |e: &HostEvent| matches!(e, HostEvent::AiService(a) if a.channel == 0 && a.ai_type == 1);
     w.run_until("ai-service for channel 0", ai0);
     // Known locally at completion and confirmed by the feed: told once.
     w.pass(1_000, 500);
@@ -424,9 +493,10 @@ fn ai_settings_round_trip_and_app_changes_notify_firmware() {
         r#"{"ai_type":1}"#,
     );
     assert_eq!(status, 200);
-    w.run_until("ai-service for channel 1", |e| {
-        matches!(e, HostEvent::AiService(a) if a.channel == 1 && a.ai_type == 1)
-    });
+    w.run_until(
+        "ai-service for channel 1",
+        |e| matches!(e, HostEvent::AiService(a) if a.channel == 1 && a.ai_type == 1),
+    );
     // And off again.
     let (status, _) = w.app_api(
         "PUT",
@@ -434,15 +504,20 @@ fn ai_settings_round_trip_and_app_changes_notify_firmware() {
         r#"{"ai_type":0}"#,
     );
     assert_eq!(status, 200);
-    w.run_until("ai-service closed for channel 1", |e| {
-        matches!(e, HostEvent::AiService(a) if a.channel == 1 && a.ai_type == 0)
-    });
+    w.run_until(
+        "ai-service closed for channel 1",
+        |e| matches!(e, HostEvent::AiService(a) if a.channel == 1 && a.ai_type == 0),
+    );
     assert_eq!(w.count(ai0), 1, "channel 0 did not change");
 
     assert_eq!(code(w.engine.set_ai(0, 5, 2)), -602, "unknown AI bit");
     assert_eq!(code(w.engine.set_ai(0, 0, 1)), -602);
     assert_eq!(code(w.engine.set_ai(0, 33, 1)), -602);
-    assert_eq!(code(w.engine.set_ai(3, 5, 1)), -602, "channel not initialised");
+    assert_eq!(
+        code(w.engine.set_ai(3, 5, 1)),
+        -602,
+        "channel not initialised"
+    );
     assert_eq!(code(w.engine.get_ai(0, 0)), -602);
 }
 
@@ -473,7 +548,12 @@ fn resource_destroy_wipes_cloud_data_and_resets_the_plan() {
     assert_eq!(status, 200);
     assert_eq!(ev.as_array().map(Vec::len), Some(0), "events gone: {ev}");
     let repo = &w.cloud.app.repo;
-    assert!(w.cloud.block_on(repo.ai_settings(&w.device)).unwrap().is_empty());
+    assert!(
+        w.cloud
+            .block_on(repo.ai_settings(&w.device))
+            .unwrap()
+            .is_empty()
+    );
     assert!(w.cloud.block_on(repo.plans(&w.device)).unwrap().is_empty());
     let objects = w.dir().join("data/objects/devices").join(&w.device);
     let left = walk(&objects);
@@ -522,7 +602,10 @@ fn direct_reports_with_and_without_picture_reach_the_app_api() {
     init_and_fetch(&mut w, p);
 
     let pic = w.engine.host().picture(jpeg(20_000));
-    let id = w.engine.event_report(0, 32, b"person at gate", 0, Some(pic)).unwrap();
+    let id = w
+        .engine
+        .event_report(0, 32, b"person at gate", 0, Some(pic))
+        .unwrap();
     assert_eq!(w.engine.host().released(), 0, "held while uploading");
     assert_eq!(w.wait_op(id), OpResult::Done);
     assert_eq!(w.engine.host().released(), 1, "released exactly once");
@@ -571,14 +654,24 @@ fn report_arguments_are_checked() {
     init_and_fetch(&mut w, init_params(&[0]));
     let long = vec![b'a'; 129];
     assert_eq!(code(w.engine.event_report(0, 1, &long, 0, None)), -602);
-    assert_eq!(code(w.engine.event_report(0, 1, "défaut".as_bytes(), 0, None)), -602);
-    assert_eq!(code(w.engine.event_report(0, 1, b"new\nline", 0, None)), -602);
+    assert_eq!(
+        code(w.engine.event_report(0, 1, "défaut".as_bytes(), 0, None)),
+        -602
+    );
+    assert_eq!(
+        code(w.engine.event_report(0, 1, b"new\nline", 0, None)),
+        -602
+    );
     assert_eq!(code(w.engine.event_report(0, 0, b"", 0, None)), -602);
     assert_eq!(code(w.engine.event_report(0, 33, b"", 0, None)), -602);
     assert_eq!(code(w.engine.event_report(4, 1, b"", 0, None)), -602);
     let zeros = w.engine.host().picture(vec![0; 4096]);
     assert_eq!(code(w.engine.event_report(0, 1, b"", 0, Some(zeros))), -602);
-    assert_eq!(w.engine.host().released(), 1, "a refused picture is released");
+    assert_eq!(
+        w.engine.host().released(),
+        1,
+        "a refused picture is released"
+    );
     let huge = w.engine.host().picture(jpeg((2 << 20) + 1));
     assert_eq!(code(w.engine.event_report(0, 1, b"", 0, Some(huge))), -602);
     // The limits themselves pass.
@@ -629,7 +722,11 @@ fn state_export_import_round_trip_mid_operation() {
     assert!(matches!(w.wait_op(q), OpResult::Balance(b) if b.plan == PlanType::FullTime));
     assert_eq!(w.wait_op(r), OpResult::Done);
     assert_eq!(w.count(push_start(0)), 1, "firmware was already told");
-    assert!(w.events[seen..].iter().all(|e| *e != HostEvent::PushStart(0)));
+    assert!(
+        w.events[seen..]
+            .iter()
+            .all(|e| *e != HostEvent::PushStart(0))
+    );
     // It continued the change feed from its revision, not with a new fetch.
     {
         let reqs = w.engine.host().requests.lock().unwrap();
@@ -666,10 +763,15 @@ fn exit_cancels_operations_that_need_init() {
     w.engine.exit().unwrap();
     assert_eq!(failed_code(&w.wait_op(ai)), -605);
     // A balance query does not need init: it carries on (and times out).
-    let e = w.run_advancing("balance op", 1_000, 120_000, |e| {
-        matches!(e, HostEvent::OpComplete(o) if o.id == bal)
-    });
-    let HostEvent::OpComplete(o) = e else { unreachable!() };
+    let e = w.run_advancing(
+        "balance op",
+        1_000,
+        120_000,
+        |e| matches!(e, HostEvent::OpComplete(o) if o.id == bal),
+    );
+    let HostEvent::OpComplete(o) = e else {
+        unreachable!()
+    };
     assert_eq!(failed_code(&o.outcome), -608);
 }
 
@@ -688,7 +790,10 @@ fn requests_carry_valid_signing_headers() {
     };
     assert_eq!(h("x-ivcs-device"), w.device);
     assert_eq!(h("x-ivcs-timestamp"), (T0_MS / 1000).to_string());
-    assert_eq!(h("x-ivcs-content-sha256"), ivcs_cloud::auth::sha256_hex(b""));
+    assert_eq!(
+        h("x-ivcs-content-sha256"),
+        ivcs_cloud::auth::sha256_hex(b"")
+    );
     assert!(h("authorization").starts_with("IVCS1-HMAC-SHA256 Signature="));
     let nonces: std::collections::HashSet<String> = reqs
         .iter()

@@ -11,7 +11,14 @@ fn header<'a>(h: &'a [(String, String)], name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} header"))
 }
 
-fn verify(h: &[(String, String)], method: &str, path: &str, query: &str, secret: &str, now_s: u64) -> bool {
+fn verify(
+    h: &[(String, String)],
+    method: &str,
+    path: &str,
+    query: &str,
+    secret: &str,
+    now_s: u64,
+) -> bool {
     let req = SignedRequest {
         method,
         path,
@@ -38,8 +45,18 @@ fn engine_signature_verifies_with_the_cloud() {
         "018bcfe56800000001a2b3c4d5e6f708",
         &sha256_hex(body),
     );
-    assert!(verify(&h, "PUT", "/v1/device/ai/0/5", "", &secret, 1_700_000_010));
-    assert_eq!(header(&h, "x-ivcs-content-sha256"), ivcs_cloud::auth::sha256_hex(body));
+    assert!(verify(
+        &h,
+        "PUT",
+        "/v1/device/ai/0/5",
+        "",
+        &secret,
+        1_700_000_010
+    ));
+    assert_eq!(
+        header(&h, "x-ivcs-content-sha256"),
+        ivcs_cloud::auth::sha256_hex(body)
+    );
 
     let q = c.sign(
         "GET",
@@ -48,7 +65,14 @@ fn engine_signature_verifies_with_the_cloud() {
         "018bcfe56800000002a2b3c4d5e6f708",
         &sha256_hex(b""),
     );
-    assert!(verify(&q, "GET", "/v1/device/changes", "since=4&wait_s=25", &secret, 1_700_000_000));
+    assert!(verify(
+        &q,
+        "GET",
+        "/v1/device/changes",
+        "since=4&wait_s=25",
+        &secret,
+        1_700_000_000
+    ));
 
     let s = c.sign(
         "PUT",
@@ -57,7 +81,14 @@ fn engine_signature_verifies_with_the_cloud() {
         "018bcfe56800000003a2b3c4d5e6f708",
         STREAMING,
     );
-    assert!(verify(&s, "PUT", "/v1/device/segments/0-1-a-1", "", &secret, 1_700_000_000));
+    assert!(verify(
+        &s,
+        "PUT",
+        "/v1/device/segments/0-1-a-1",
+        "",
+        &secret,
+        1_700_000_000
+    ));
 }
 
 #[test]
@@ -72,10 +103,52 @@ fn tampering_breaks_the_signature() {
         &sha256_hex(b""),
     );
     let now = 1_700_000_000;
-    assert!(verify(&h, "GET", "/v1/device/changes", "since=4", &secret, now));
-    assert!(!verify(&h, "GET", "/v1/device/changes", "since=5", &secret, now));
-    assert!(!verify(&h, "POST", "/v1/device/changes", "since=4", &secret, now));
-    assert!(!verify(&h, "GET", "/v1/device/plan", "since=4", &secret, now));
-    assert!(!verify(&h, "GET", "/v1/device/changes", "since=4", "other", now));
-    assert!(!verify(&h, "GET", "/v1/device/changes", "since=4", &secret, now + 301));
+    assert!(verify(
+        &h,
+        "GET",
+        "/v1/device/changes",
+        "since=4",
+        &secret,
+        now
+    ));
+    assert!(!verify(
+        &h,
+        "GET",
+        "/v1/device/changes",
+        "since=5",
+        &secret,
+        now
+    ));
+    assert!(!verify(
+        &h,
+        "POST",
+        "/v1/device/changes",
+        "since=4",
+        &secret,
+        now
+    ));
+    assert!(!verify(
+        &h,
+        "GET",
+        "/v1/device/plan",
+        "since=4",
+        &secret,
+        now
+    ));
+    assert!(!verify(
+        &h,
+        "GET",
+        "/v1/device/changes",
+        "since=4",
+        "other",
+        now
+    ));
+    assert!(!verify(
+        &h,
+        "GET",
+        "/v1/device/changes",
+        "since=4",
+        &secret,
+        now + 301
+    ));
 }

@@ -22,7 +22,7 @@
 //! plane's.
 
 use crate::cloud::Io;
-use crate::cs::params::ChannelParams;
+use crate::cs::params::{ChannelParams, InitParams, OptionalCallbacks};
 use crate::cs::plans::Gate;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Channel, DumpState};
@@ -52,6 +52,8 @@ struct DataChannel {
 /// The data plane of one `init`..`exit` session.
 pub struct DataPlane {
     channels: Vec<DataChannel>,
+    /// Which optional firmware callbacks exist (dump, notify, results).
+    callbacks: OptionalCallbacks,
 }
 
 fn no_upload_path(what: &str) -> Error {
@@ -65,17 +67,24 @@ fn no_upload_path(what: &str) -> Error {
 }
 
 impl DataPlane {
-    /// The data plane for channels already checked by `init`.
-    pub fn new(params: &[ChannelParams]) -> DataPlane {
+    /// The data plane for parameters already checked by `init`.
+    pub fn new(params: &InitParams) -> DataPlane {
         DataPlane {
             channels: params
+                .channels
                 .iter()
                 .map(|p| DataChannel {
                     params: *p,
                     pipeline: None,
                 })
                 .collect(),
+            callbacks: params.callbacks,
         }
+    }
+
+    /// Which optional firmware callbacks exist.
+    pub fn callbacks(&self) -> OptionalCallbacks {
+        self.callbacks
     }
 
     fn channel(&mut self, ch: Channel) -> Result<&mut DataChannel> {

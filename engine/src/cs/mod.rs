@@ -265,7 +265,7 @@ impl<H: Host> Engine<H> {
         let down = self.client.link.reach() == Reach::Down;
         let notify = p.callbacks.notify;
         self.session = Some(Session {
-            data: DataPlane::new(&p.channels),
+            data: DataPlane::new(&p),
             balance_poll_at: p.callbacks.get_balance.then_some(now),
             params: p,
             channels,

@@ -22,7 +22,7 @@ use crate::host::Host;
 use serde::{Deserialize, Serialize};
 
 /// Deadline of an operation: three reply timeouts plus one upload timeout
-/// (40 s with the defaults): enough for a few retries of each request.
+/// (60 s with the defaults): enough for a few retries of each request.
 pub fn op_budget_ms(t: TransTimes) -> u64 {
     3 * u64::from(t.reply_timeout_ms) + u64::from(t.upload_timeout_ms)
 }

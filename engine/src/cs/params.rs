@@ -288,7 +288,8 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_a_range_error() {
-        let bad: Vec<(&str, Box<dyn Fn(&mut ChannelParams)>)> = vec![
+        type Case = (&'static str, Box<dyn Fn(&mut ChannelParams)>);
+        let bad: Vec<Case> = vec![
             ("gop 0", Box::new(|c| c.max_gop_size = 0)),
             ("gop not 4K", Box::new(|c| c.max_gop_size = 800 * 1000)),
             (

@@ -102,10 +102,10 @@ impl<H: Host> Engine<H> {
     /// fresh instance that `configure` gave the same device.
     pub fn import_state(&mut self, blob: &[u8]) -> Result<()> {
         let sections = state::read(blob)?;
-        if self.session.is_some() {
+        if self.session.is_some() || !self.ops.is_empty() {
             bail!(
                 AlreadyInitialised,
-                "import-state: this engine is initialised; import into a fresh instance"
+                "import-state: this engine is initialised or has operations in flight; import into a fresh instance"
             );
         }
         let Some(ctrl) = sections.ctrl else {
@@ -150,7 +150,7 @@ impl<H: Host> Engine<H> {
         }
         if let Some(s) = saved.session {
             let since = self.plans.known.then_some(self.plans.revision);
-            let mut data = DataPlane::new(&s.params.channels);
+            let mut data = DataPlane::new(&s.params);
             if let Some(d) = &sections.data {
                 data.import(d)?;
             }

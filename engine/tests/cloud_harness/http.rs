@@ -314,8 +314,8 @@ fn read_rest(mut r: impl BufRead, sh: &Shared) {
                 r.read_exact(&mut crlf)?;
             }
         }
-        let mut left = header(&head.headers, "content-length")
-            .and_then(|v| v.parse::<usize>().ok());
+        let mut left =
+            header(&head.headers, "content-length").and_then(|v| v.parse::<usize>().ok());
         let mut buf = vec![0; 16 << 10];
         loop {
             let want = left.map_or(buf.len(), |l| l.min(buf.len()));

@@ -345,9 +345,10 @@ impl World {
 
     /// Ticks until operation `id` completes; returns its outcome.
     pub fn wait_op(&mut self, id: OpId) -> OpResult {
-        match self.run_until(&format!("operation {id}"), |e| {
-            matches!(e, HostEvent::OpComplete(o) if o.id == id)
-        }) {
+        match self.run_until(
+            &format!("operation {id}"),
+            |e| matches!(e, HostEvent::OpComplete(o) if o.id == id),
+        ) {
             HostEvent::OpComplete(o) => o.outcome,
             _ => unreachable!(),
         }
@@ -366,7 +367,11 @@ impl World {
         let p = Plan {
             kind,
             days: 7,
-            trial_ms: if kind == PlanType::Trial { 3_600_000 } else { 0 },
+            trial_ms: if kind == PlanType::Trial {
+                3_600_000
+            } else {
+                0
+            },
             trial_used_ms: 0,
             expires_ms,
         };
@@ -384,7 +389,10 @@ impl World {
             self.cloud.addr,
             method,
             path,
-            &[("authorization", &auth), ("content-type", "application/json")],
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
             body.as_bytes(),
         );
         let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
