@@ -632,3 +632,307 @@ fn status_failure(status: u16, body: &[u8]) -> Failure {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::link::Reach;
+    use crate::cloud::sign::Credentials;
+    use crate::cloud::{Client, TransTimes};
+    use crate::events::Outbox;
+    use crate::host::{PictureFormat, ResponseHead};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// How a scripted exchange behaves.
+    #[derive(Clone)]
+    enum Script {
+        /// `start` fails: connection refused.
+        Refuse,
+        /// Answers `status` with `body`; `capacity` is what
+        /// `write-capacity` says on successive calls (then unlimited).
+        Answer {
+            status: u16,
+            body: Vec<u8>,
+            capacity: Vec<u32>,
+        },
+        /// Never answers.
+        Hang,
+    }
+
+    struct Ex {
+        script: Script,
+        written: Rc<RefCell<Vec<u8>>>,
+        caps: RefCell<Vec<u32>>,
+        finished: RefCell<bool>,
+        body_read: RefCell<usize>,
+    }
+
+    struct ScriptHost {
+        now: u64,
+        scripts: Vec<Script>,
+        written: Rc<RefCell<Vec<u8>>>,
+        starts: u32,
+    }
+
+    impl ScriptHost {
+        fn new(scripts: Vec<Script>) -> ScriptHost {
+            ScriptHost {
+                now: 1000,
+                scripts,
+                written: Rc::default(),
+                starts: 0,
+            }
+        }
+    }
+
+    impl Host for ScriptHost {
+        type Exchange = Ex;
+        type Picture = ();
+        type Capture = ();
+        fn now_utc_ms(&mut self) -> u64 {
+            1_700_000_000_000 + self.now
+        }
+        fn monotonic_ms(&mut self) -> u64 {
+            self.now
+        }
+        fn start(&mut self, _req: &Request) -> Result<Ex, NetError> {
+            self.starts += 1;
+            let script = if self.scripts.len() > 1 {
+                self.scripts.remove(0)
+            } else {
+                self.scripts[0].clone()
+            };
+            if matches!(script, Script::Refuse) {
+                return Err(NetError::Unreachable("refused".into()));
+            }
+            let caps = match &script {
+                Script::Answer { capacity, .. } => capacity.clone(),
+                _ => Vec::new(),
+            };
+            self.written.borrow_mut().clear();
+            Ok(Ex {
+                script,
+                written: self.written.clone(),
+                caps: RefCell::new(caps),
+                finished: RefCell::new(false),
+                body_read: RefCell::new(0),
+            })
+        }
+        fn write_capacity(&mut self, ex: &Ex) -> u32 {
+            let mut c = ex.caps.borrow_mut();
+            if c.is_empty() { u32::MAX } else { c.remove(0) }
+        }
+        fn write(&mut self, ex: &Ex, data: &[u8]) -> Result<u32, NetError> {
+            ex.written.borrow_mut().extend_from_slice(data);
+            Ok(data.len() as u32)
+        }
+        fn attach(&mut self, _ex: &Ex, _pic: &()) -> Result<(), NetError> {
+            Ok(())
+        }
+        fn finish(&mut self, ex: &Ex) -> Result<(), NetError> {
+            *ex.finished.borrow_mut() = true;
+            Ok(())
+        }
+        fn poll_response(&mut self, ex: &Ex) -> Option<Result<ResponseHead, NetError>> {
+            assert!(*ex.finished.borrow(), "head polled before finish");
+            match &ex.script {
+                Script::Answer { status, .. } => Some(Ok(ResponseHead {
+                    status: *status,
+                    headers: Vec::new(),
+                })),
+                _ => None,
+            }
+        }
+        fn read_body(&mut self, ex: &Ex, max: u32) -> Result<Option<Vec<u8>>, NetError> {
+            let Script::Answer { body, .. } = &ex.script else {
+                return Ok(None);
+            };
+            let at = *ex.body_read.borrow();
+            let end = body.len().min(at + max as usize);
+            *ex.body_read.borrow_mut() = end;
+            Ok(Some(body[at..end].to_vec()))
+        }
+        fn capture_picture(&mut self, _: u8, _: i32) {}
+        fn poll_capture(&mut self, _: &()) -> Option<Result<(), Error>> {
+            None
+        }
+        fn picture_len(&mut self, _: &()) -> u32 {
+            0
+        }
+        fn picture_format(&mut self, _: &()) -> PictureFormat {
+            PictureFormat::Unknown
+        }
+        fn picture_read(&mut self, _: &(), _: u32, _: u32) -> Vec<u8> {
+            Vec::new()
+        }
+    }
+
+    fn client() -> Client {
+        let mut c = Client::default();
+        c.configure(Credentials::new("cam".into(), b"s".to_vec()), 0, 0);
+        c.trans = TransTimes {
+            upload_timeout_ms: 1_000,
+            reply_timeout_ms: 2_000,
+        };
+        c
+    }
+
+    fn policy(deadline: Option<u64>) -> Policy {
+        Policy {
+            deadline_ms: deadline,
+            max_delay_ms: 4_000,
+            max_attempts: 0,
+        }
+    }
+
+    /// Polls, moving time by `step` while pending, up to `limit` polls.
+    fn drive(
+        call: &mut Call<Ex>,
+        host: &mut ScriptHost,
+        client: &mut Client,
+        step: u64,
+        limit: usize,
+    ) -> Option<Result<Reply, CallError>> {
+        let mut out = Outbox::default();
+        for _ in 0..limit {
+            let mut io = Io {
+                host: &mut *host,
+                client: &mut *client,
+                out: &mut out,
+            };
+            if let Some(r) = call.poll(&mut io, None) {
+                return Some(r);
+            }
+            host.now += step;
+        }
+        None
+    }
+
+    fn answer(status: u16, body: &[u8]) -> Script {
+        Script::Answer {
+            status,
+            body: body.to_vec(),
+            capacity: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn back_pressure_waits_and_the_whole_body_is_sent() {
+        let body = serde_json::json!({ "ai_type": 1, "args": "" });
+        let mut host = ScriptHost::new(vec![Script::Answer {
+            status: 200,
+            body: b"{}".to_vec(),
+            capacity: vec![0, 3, 0, 0, 4],
+        }]);
+        let mut c = client();
+        let mut call = Call::new(
+            Spec::json(Method::Put, "/v1/device/ai/0/1".into(), &body),
+            policy(None),
+            host.now,
+        );
+        // Three polls find no capacity (or a partial one) and wait.
+        for _ in 0..3 {
+            assert!(drive(&mut call, &mut host, &mut c, 0, 1).is_none());
+        }
+        let r = drive(&mut call, &mut host, &mut c, 0, 5).unwrap().unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(*host.written.borrow(), body.to_string().into_bytes());
+        assert_eq!(host.starts, 1);
+    }
+
+    #[test]
+    fn oversized_answers_fail_without_retry() {
+        let mut host = ScriptHost::new(vec![answer(200, &vec![b' '; MAX_REPLY_BYTES + 10])]);
+        let mut c = client();
+        let mut call = Call::new(
+            Spec::new(Method::Get, "/v1/device/plan".into()),
+            policy(None),
+            0,
+        );
+        let r = drive(&mut call, &mut host, &mut c, 0, 3).unwrap();
+        let Err(e) = r else {
+            panic!("an oversized answer was accepted");
+        };
+        assert!(matches!(e.failure, Failure::Protocol(_)), "{}", e.failure);
+        assert_eq!(host.starts, 1);
+    }
+
+    #[test]
+    fn silent_cloud_times_out_retries_and_gives_up_at_the_deadline() {
+        let mut host = ScriptHost::new(vec![Script::Hang]);
+        let mut c = client();
+        let deadline = host.now + 20_000;
+        let mut call = Call::new(
+            Spec::new(Method::Get, "/v1/device/plan".into()),
+            policy(Some(deadline)),
+            host.now,
+        );
+        let e = drive(&mut call, &mut host, &mut c, 100, 1_000)
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            host.now >= deadline && host.now <= deadline + 100,
+            "{}",
+            host.now
+        );
+        assert!(matches!(e.failure, Failure::Net(_)), "{e:?}");
+        // 2 s reply timeout + backoff of at most 4 s: several attempts.
+        assert!((3..=10).contains(&e.attempts), "{}", e.attempts);
+        assert_eq!(c.link.reach(), Reach::Down);
+        assert_eq!(e.to_error(ErrorKind::Timeout).code(), -608);
+    }
+
+    #[test]
+    fn client_errors_end_the_call_server_errors_are_retried() {
+        let refusal = br#"{"error":{"code":"no_service","message":"no plan","iv_err":-607}}"#;
+        let mut host = ScriptHost::new(vec![answer(403, refusal)]);
+        let mut c = client();
+        let mut call = Call::new(Spec::new(Method::Get, "/x".into()), policy(None), 0);
+        let e = drive(&mut call, &mut host, &mut c, 10, 100)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.to_error(ErrorKind::Timeout).code(), -607);
+        assert_eq!(host.starts, 1);
+        assert_eq!(c.link.reach(), Reach::Up, "a refusal is an answer");
+
+        let mut host = ScriptHost::new(vec![
+            answer(503, b"busy"),
+            Script::Refuse,
+            answer(200, b"{}"),
+        ]);
+        let mut call = Call::new(Spec::new(Method::Get, "/x".into()), policy(None), 0);
+        let r = drive(&mut call, &mut host, &mut c, 100, 1_000)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.body, b"{}");
+        assert_eq!(host.starts, 3);
+    }
+
+    #[test]
+    fn gateway_errors_count_as_unreachable() {
+        let mut host = ScriptHost::new(vec![answer(502, b"bad gateway")]);
+        let mut c = client();
+        let mut call = Call::new(
+            Spec::new(Method::Get, "/x".into()),
+            Policy {
+                max_attempts: 2,
+                ..policy(None)
+            },
+            0,
+        );
+        let e = drive(&mut call, &mut host, &mut c, 100, 1_000)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.attempts, 2);
+        assert_eq!(c.link.reach(), Reach::Down);
+        let mut c2 = client();
+        let mut host = ScriptHost::new(vec![answer(401, b"")]);
+        let mut call = Call::new(Spec::new(Method::Get, "/x".into()), policy(None), 0);
+        let e = drive(&mut call, &mut host, &mut c2, 100, 100)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.to_error(ErrorKind::Timeout).code(), -603);
+        assert_eq!(c2.link.reach(), Reach::Refused);
+    }
+}
