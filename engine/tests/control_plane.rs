@@ -419,6 +419,17 @@ fn balance_query_with_the_cloud_unreachable_times_out_with_608() {
         -605,
         "still nothing known"
     );
+    assert_eq!(w.count(|e| matches!(e, HostEvent::Notify(_))), 0, "not before init");
+
+    // Firmware that inits during the outage hears of it at once...
+    w.engine.init(init_params(&[2])).unwrap();
+    w.tick();
+    assert_eq!(w.count(notify(2, NotifyKind::ConnectFail)), 1);
+    // ...and of the recovery once the cloud answers.
+    w.cloud.restart();
+    w.run_advancing("connect-recover", 1_000, 60_000, notify(2, NotifyKind::ConnectRecover));
+    w.run_until_state("the plan", |w| w.engine.cached_balance(2).is_ok());
+    assert_eq!(w.count(notify(2, NotifyKind::ConnectFail)), 1);
 }
 
 #[test]

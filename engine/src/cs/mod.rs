@@ -602,7 +602,9 @@ impl<H: Host> Engine<H> {
     }
 
     fn poll_feed(&mut self) {
-        loop {
+        // A few answers per tick at most: a cloud that keeps answering at
+        // once ("changed" every time) must not keep the host's thread.
+        for _ in 0..4 {
             let Some(s) = &mut self.session else {
                 return;
             };
