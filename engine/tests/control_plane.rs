@@ -419,7 +419,11 @@ fn balance_query_with_the_cloud_unreachable_times_out_with_608() {
         -605,
         "still nothing known"
     );
-    assert_eq!(w.count(|e| matches!(e, HostEvent::Notify(_))), 0, "not before init");
+    assert_eq!(
+        w.count(|e| matches!(e, HostEvent::Notify(_))),
+        0,
+        "not before init"
+    );
 
     // Firmware that inits during the outage hears of it at once...
     w.engine.init(init_params(&[2])).unwrap();
@@ -427,7 +431,12 @@ fn balance_query_with_the_cloud_unreachable_times_out_with_608() {
     assert_eq!(w.count(notify(2, NotifyKind::ConnectFail)), 1);
     // ...and of the recovery once the cloud answers.
     w.cloud.restart();
-    w.run_advancing("connect-recover", 1_000, 60_000, notify(2, NotifyKind::ConnectRecover));
+    w.run_advancing(
+        "connect-recover",
+        1_000,
+        60_000,
+        notify(2, NotifyKind::ConnectRecover),
+    );
     w.run_until_state("the plan", |w| w.engine.cached_balance(2).is_ok());
     assert_eq!(w.count(notify(2, NotifyKind::ConnectFail)), 1);
 }
@@ -836,4 +845,38 @@ fn wrong_secret_is_reported_as_service_wrong_once() {
     w.pass(70_000, 5_000);
     assert_eq!(w.count(notify(0, NotifyKind::ServiceWrong)), 1);
     assert_eq!(w.count(notify(0, NotifyKind::ConnectFail)), 0);
+}
+
+#[test]
+fn a_device_clock_far_off_still_authenticates() {
+    // This cloud runs on the system clock (no clock file), as in production,
+    // so its Date header and its freshness check agree.
+    let mut w = World::new("clock-off");
+    w.set_plan(Some(0), "full-time", None);
+    std::fs::remove_file(w.dir().join("clock")).unwrap();
+    let real_now = ivcs_cloud::clock::system_now_ms();
+    for (what, device_utc) in [
+        ("an hour behind", real_now - 3_600_000),
+        ("unset (1970)", 5_000),
+    ] {
+        w.engine.host_mut().utc_ms = device_utc;
+        let id = w.engine.query_balance(0).unwrap();
+        match w.wait_op(id) {
+            OpResult::Balance(b) => assert_eq!(b.plan, PlanType::FullTime, "{what}"),
+            other => panic!("{what}: {other:?}"),
+        }
+        assert!(
+            w.events.iter().any(|e| matches!(e,
+                HostEvent::Log(l) if l.message.contains("signing with cloud time"))),
+            "{what}"
+        );
+        w.events.clear();
+    }
+    // Once learned, the offset is used from the first attempt: init works
+    // without another refusal.
+    w.engine.init(init_params(&[0])).unwrap();
+    w.run_until("push-start", push_start(0));
+    assert_eq!(w.count(notify(0, NotifyKind::ServiceWrong)), 0);
+    assert!(!w.events.iter().any(|e| matches!(e,
+        HostEvent::Log(l) if l.message.contains("signing with cloud time"))));
 }

@@ -13,6 +13,7 @@
 //! between the device clock and the cloud's, and the link tracker.
 
 pub mod api;
+pub mod date;
 pub mod link;
 pub mod request;
 pub mod retry;
@@ -30,6 +31,11 @@ pub const DEFAULT_UPLOAD_TIMEOUT_MS: u32 = 30_000;
 /// Default reply timeout, ms: time from the end of the body to the end of
 /// the answer.
 pub const DEFAULT_REPLY_TIMEOUT_MS: u32 = 10_000;
+/// A 401 whose `Date` is further than this from the cloud time the engine
+/// signs with corrects the clock offset, ms (below the cloud's 300 s
+/// freshness window, above `Date`'s one-second resolution and any delay).
+pub const CLOCK_FIX_MS: u64 = 120_000;
+
 /// Largest timeout `set-trans-time` accepts, ms.
 pub const MAX_TRANS_TIMEOUT_MS: u32 = 600_000;
 
@@ -135,6 +141,18 @@ impl Client {
         let off = i128::from(server_ms) - i128::from(device_utc_ms);
         self.clock_offset_ms = i64::try_from(off).unwrap_or(0);
         self.clock_offset_ms
+    }
+
+    /// After a 401: if the cloud's `Date` (`server_ms`) says the offset in
+    /// use is off by more than [`CLOCK_FIX_MS`], adopts the cloud's time and
+    /// returns the new offset (the refusal was probably a stale timestamp).
+    pub fn correct_clock(&mut self, server_ms: u64, device_utc_ms: u64) -> Option<i64> {
+        let off = i64::try_from(i128::from(server_ms) - i128::from(device_utc_ms)).ok()?;
+        if off.abs_diff(self.clock_offset_ms) <= CLOCK_FIX_MS {
+            return None;
+        }
+        self.clock_offset_ms = off;
+        Some(off)
     }
 
     /// Signing headers for one attempt: fresh timestamp and nonce.

@@ -237,6 +237,10 @@ pub struct Call<X> {
     attempts: u32,
     failures: u32,
     last: Option<Failure>,
+    /// `Date` of the answer being read (cloud ms), for a 401.
+    server_date_ms: Option<u64>,
+    /// One immediate retry after correcting the clock was made.
+    clock_retried: bool,
 }
 
 /// What one step of an attempt ended with.
@@ -261,6 +265,8 @@ impl<X> Call<X> {
             attempts: 0,
             failures: 0,
             last: None,
+            server_date_ms: None,
+            clock_retried: false,
         }
     }
 
@@ -449,6 +455,11 @@ impl<X> Call<X> {
             }
             Some(Err(e)) => Attempt::Failed(net_failure(&e)),
             Some(Ok(head)) => {
+                self.server_date_ms = head
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("date"))
+                    .and_then(|(_, v)| super::date::parse_http_date(v));
                 self.phase = Phase::Read {
                     ex,
                     status: head.status,
@@ -530,6 +541,27 @@ impl<X> Call<X> {
                 self.failed(io, failure, true, now)
             }
             401 => {
+                // A camera whose clock is unset or far off signs stale
+                // timestamps: learn the cloud's time from the answer's Date
+                // and try once more at once.
+                if !self.clock_retried
+                    && let Some(server_ms) = self.server_date_ms.take()
+                {
+                    let utc = io.host.now_utc_ms();
+                    if let Some(off) = io.client.correct_clock(server_ms, utc) {
+                        self.clock_retried = true;
+                        io.out.log(
+                            LogLevel::Warn,
+                            format!(
+                                "{}: refused with the device clock {} s off the cloud's; signing with cloud time",
+                                self.spec.what(),
+                                off / 1000
+                            ),
+                        );
+                        self.phase = Phase::Idle { at: now };
+                        return None;
+                    }
+                }
                 io.client.link.refused();
                 self.failed(io, failure, false, now)
             }
