@@ -67,6 +67,9 @@ struct ChannelState {
     pushing: bool,
     /// AI bits last reported through `ai-service` (none: never).
     ai_bits: Option<u32>,
+    /// Gate last given to the data plane (none: may not record).
+    #[serde(default)]
+    gate: Option<Gate>,
 }
 
 /// One `init`..`exit`.
@@ -255,6 +258,7 @@ impl<H: Host> Engine<H> {
                 channel: c.channel,
                 pushing: false,
                 ai_bits: None,
+                gate: None,
             })
             .collect();
         let list: Vec<String> = channels.iter().map(|c| c.channel.to_string()).collect();
@@ -811,7 +815,10 @@ impl<H: Host> Engine<H> {
                     ),
                 );
                 self.out.push(ev);
-                s.data.on_gate(c.channel, gate.ok());
+            }
+            if gate.ok() != c.gate {
+                c.gate = gate.ok();
+                s.data.on_gate(c.channel, c.gate);
             }
             if !known {
                 continue;
