@@ -7,7 +7,7 @@ use ivcs_media as media;
 use std::fmt;
 
 /// Coarse kind of an engine error; each maps to one `IV_ERR_*` code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ErrorKind {
     /// A parameter or frame is out of range or malformed (-602).
     InvalidArgument,
@@ -17,6 +17,20 @@ pub enum ErrorKind {
     OutOfMemory,
     /// The iv_cs module is not initialised (-605).
     NotInitialised,
+    /// No device credentials, or the cloud refused them (-603).
+    NoCredentials,
+    /// No plan allows this (-607).
+    NoService,
+    /// A query ran out of time or the cloud could not be reached (-608).
+    Timeout,
+    /// Event unknown, not started or already running (-609).
+    InvalidEvent,
+    /// `init` while initialised (-610).
+    AlreadyInitialised,
+    /// The plan's trial time is used up (-612).
+    NoBalance,
+    /// An upload failed for good, or there is no upload path (-613).
+    UploadFailed,
 }
 
 impl ErrorKind {
@@ -27,12 +41,38 @@ impl ErrorKind {
             ErrorKind::NeedIdr => codes::IV_ERR_CS_NEED_IDR_FRAME,
             ErrorKind::OutOfMemory => codes::IV_ERR_CS_PRM_MALLOC_FAIL,
             ErrorKind::NotInitialised => codes::IV_ERR_CS_PRM_NOT_AVAILABLE,
+            ErrorKind::NoCredentials => codes::IV_ERR_CS_UPLOAD_AUTH_NOT_AVAILABLE,
+            ErrorKind::NoService => codes::IV_ERR_CS_APPLY_NO_SERVICE,
+            ErrorKind::Timeout => codes::IV_ERR_CS_QUERY_SERVICE_TIMEOUT,
+            ErrorKind::InvalidEvent => codes::IV_ERR_CS_EVENT_IS_VALID,
+            ErrorKind::AlreadyInitialised => codes::IV_ERR_CS_INIT_REPEAT,
+            ErrorKind::NoBalance => codes::IV_ERR_CS_NO_BALANCE,
+            ErrorKind::UploadFailed => codes::IV_ERR_CS_HTTP_DATA_FAIL,
+        }
+    }
+
+    /// The kind of an `IV_ERR_*` code, as the cloud sends it in an error
+    /// body's `iv_err`; codes without a kind of their own read as
+    /// [`ErrorKind::UploadFailed`].
+    pub fn from_code(code: i32) -> ErrorKind {
+        match code {
+            codes::IV_ERR_CS_INIT_PRM_RANGE => ErrorKind::InvalidArgument,
+            codes::IV_ERR_CS_NEED_IDR_FRAME => ErrorKind::NeedIdr,
+            codes::IV_ERR_CS_PRM_MALLOC_FAIL => ErrorKind::OutOfMemory,
+            codes::IV_ERR_CS_PRM_NOT_AVAILABLE => ErrorKind::NotInitialised,
+            codes::IV_ERR_CS_UPLOAD_AUTH_NOT_AVAILABLE => ErrorKind::NoCredentials,
+            codes::IV_ERR_CS_APPLY_NO_SERVICE => ErrorKind::NoService,
+            codes::IV_ERR_CS_QUERY_SERVICE_TIMEOUT => ErrorKind::Timeout,
+            codes::IV_ERR_CS_EVENT_IS_VALID => ErrorKind::InvalidEvent,
+            codes::IV_ERR_CS_INIT_REPEAT => ErrorKind::AlreadyInitialised,
+            codes::IV_ERR_CS_NO_BALANCE => ErrorKind::NoBalance,
+            _ => ErrorKind::UploadFailed,
         }
     }
 }
 
 /// An engine error: kind plus a message with context.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Error {
     kind: ErrorKind,
     msg: String,
@@ -63,6 +103,14 @@ impl Error {
     /// The message.
     pub fn message(&self) -> &str {
         &self.msg
+    }
+
+    /// The same error with `context` prefixed to its message.
+    pub fn context(self, context: &str) -> Self {
+        Error {
+            kind: self.kind,
+            msg: format!("{context}: {}", self.msg),
+        }
     }
 
     /// Wraps a media error, prefixing `context` (e.g. "video seq 12 pts 480").

@@ -9,8 +9,14 @@
 //!
 //! - [`pipeline`]: one channel's media path: frame checks, PTS→UTC, the
 //!   segmenter and the container muxers.
-//! - [`cs`]: the iv_cs operations.
-//! - [`state`]: export/import of engine state for swaps and restarts.
+//! - [`cs`]: the iv_cs control plane ([`cs::Engine`]): init, plans and the
+//!   change feed, operations, reachability, and the seam
+//!   ([`cs::data`]) the data plane plugs into.
+//! - [`cloud`]: the client of the cloud's device protocol (signing, the
+//!   request state machine, retries).
+//! - [`host`]: the [`host::Host`] trait mirroring the three imports.
+//! - [`events`]: host events (firmware callbacks, operation results, logs).
+//! - [`state`]: the export/import format for swaps and restarts.
 //! - [`error`], [`codes`]: the error type and its `IV_ERR_*` codes.
 
 #![cfg_attr(
@@ -24,17 +30,22 @@
 )]
 
 mod audio_in;
+pub mod cloud;
 pub mod codes;
 #[cfg(target_arch = "wasm32")]
 mod component;
 mod container;
 pub mod cs;
 pub mod error;
+pub mod events;
+pub mod host;
 pub mod pipeline;
 pub mod state;
 pub mod types;
 
 pub use error::{Error, ErrorKind, Result};
+
+pub use cs::Engine;
 
 /// Version of the WIT package this engine implements.
 pub const CONTRACT_VERSION: &str = "0.1.0";

@@ -1,10 +1,19 @@
-//! The engine's exportable state: what a host moves to a new engine version
-//! (hot swap) or back into a fresh instance after a trap.
+//! The engine's exportable state format: what a host moves to a new engine
+//! version (hot swap) or back into a fresh instance after a trap.
 //!
-//! Format: magic `IVST`, a little-endian u16 format version, then the body.
-//! Version 1 has an empty body: this engine build keeps no iv_cs state yet
-//! (channels, events and buffered bytes arrive with the libivcs issue, and
-//! will be added as version 2 with an upgrade path from 1).
+//! Layout: magic `IVST`, a little-endian u16 format version, then (version
+//! 2) a sequence of sections, each a 4-byte tag, a little-endian u32 length
+//! and that many bytes:
+//!
+//! - `CTRL`: the control plane (JSON, see `cs::saved`): configuration
+//!   check, timeouts, plan cache and revision, reachability, operations,
+//!   the `init` session, undelivered host events.
+//! - `DATA`: the data plane's own bytes (buffered media), absent while it
+//!   keeps nothing.
+//!
+//! Readers skip sections they do not know, so a section can be added
+//! without a new version. Version 1 (no body) is what engine 0.1.0 wrote;
+//! it still imports (there is nothing to restore).
 
 use crate::bail;
 use crate::error::Result;
@@ -12,19 +21,52 @@ use crate::error::Result;
 const MAGIC: &[u8; 4] = b"IVST";
 
 /// Newest state format this engine writes and reads.
-pub const STATE_VERSION: u16 = 1;
+pub const STATE_VERSION: u16 = 2;
 
-/// Serialises the current state.
-pub fn export() -> Vec<u8> {
-    let mut v = Vec::with_capacity(6);
-    v.extend_from_slice(MAGIC);
-    v.extend_from_slice(&STATE_VERSION.to_le_bytes());
-    v
+/// Tag of the control-plane section.
+pub const CTRL: [u8; 4] = *b"CTRL";
+/// Tag of the data-plane section.
+pub const DATA: [u8; 4] = *b"DATA";
+
+/// Sections read from a blob.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Sections {
+    /// Format version of the blob.
+    pub version: u16,
+    /// `CTRL`, if present.
+    pub ctrl: Option<Vec<u8>>,
+    /// `DATA`, if present.
+    pub data: Option<Vec<u8>>,
 }
 
-/// Checks and applies a state blob from `export` of this or an older engine.
-pub fn import(blob: &[u8]) -> Result<()> {
-    let (Some(magic), Some(ver)) = (blob.get(..4), blob.get(4..6)) else {
+/// Writes a version-2 blob with the given sections (empty ones omitted).
+pub fn write(sections: &[([u8; 4], &[u8])]) -> Result<Vec<u8>> {
+    let mut v = Vec::with_capacity(6 + sections.iter().map(|(_, b)| 8 + b.len()).sum::<usize>());
+    v.extend_from_slice(MAGIC);
+    v.extend_from_slice(&STATE_VERSION.to_le_bytes());
+    for (tag, body) in sections {
+        if body.is_empty() {
+            continue;
+        }
+        let Ok(len) = u32::try_from(body.len()) else {
+            bail!(
+                OutOfMemory,
+                "state section {} of {} bytes exceeds 4 GiB",
+                String::from_utf8_lossy(tag),
+                body.len()
+            );
+        };
+        v.extend_from_slice(tag);
+        v.extend_from_slice(&len.to_le_bytes());
+        v.extend_from_slice(body);
+    }
+    Ok(v)
+}
+
+/// Checks a blob from `export-state` of this or an older engine and splits
+/// it into sections.
+pub fn read(blob: &[u8]) -> Result<Sections> {
+    let (Some(magic), Some(&[a, b])) = (blob.get(..4), blob.get(4..6)) else {
         bail!(
             InvalidArgument,
             "state blob of {} bytes is too short",
@@ -34,24 +76,54 @@ pub fn import(blob: &[u8]) -> Result<()> {
     if magic != MAGIC {
         bail!(InvalidArgument, "state blob has no IVST magic");
     }
-    let ver = u16::from_le_bytes([
-        ver.first().copied().unwrap_or(0),
-        ver.get(1).copied().unwrap_or(0),
-    ]);
-    if ver == 0 || ver > STATE_VERSION {
+    let version = u16::from_le_bytes([a, b]);
+    if version == 0 || version > STATE_VERSION {
         bail!(
             InvalidArgument,
-            "state format {ver} is not supported (this engine reads 1..={STATE_VERSION})"
+            "state format {version} is not supported (this engine reads 1..={STATE_VERSION})"
         );
     }
-    if blob.len() != 6 {
-        bail!(
-            InvalidArgument,
-            "state format 1 has no body, got {} extra bytes",
-            blob.len() - 6
-        );
+    let mut rest = blob.get(6..).unwrap_or_default();
+    let mut s = Sections {
+        version,
+        ..Sections::default()
+    };
+    if version == 1 {
+        if !rest.is_empty() {
+            bail!(
+                InvalidArgument,
+                "state format 1 has no body, got {} extra bytes",
+                rest.len()
+            );
+        }
+        return Ok(s);
     }
-    Ok(())
+    while !rest.is_empty() {
+        let (Some(tag), Some(len)) = (rest.get(..4), rest.get(4..8)) else {
+            bail!(InvalidArgument, "state blob: truncated section header");
+        };
+        let len = u32::from_le_bytes([
+            len.first().copied().unwrap_or(0),
+            len.get(1).copied().unwrap_or(0),
+            len.get(2).copied().unwrap_or(0),
+            len.get(3).copied().unwrap_or(0),
+        ]) as usize;
+        let Some(body) = rest.get(8..8usize.saturating_add(len)) else {
+            bail!(
+                InvalidArgument,
+                "state blob: section {} claims {len} bytes, {} remain",
+                String::from_utf8_lossy(tag),
+                rest.len().saturating_sub(8)
+            );
+        };
+        match <[u8; 4]>::try_from(tag) {
+            Ok(CTRL) => s.ctrl = Some(body.to_vec()),
+            Ok(DATA) => s.data = Some(body.to_vec()),
+            _ => {}
+        }
+        rest = rest.get(8 + len..).unwrap_or_default();
+    }
+    Ok(s)
 }
 
 #[cfg(test)]
@@ -59,15 +131,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exported_state_imports() {
-        assert!(import(&export()).is_ok());
+    fn sections_round_trip_and_unknown_ones_are_skipped() {
+        let mut blob = write(&[(CTRL, b"{}"), (DATA, b"")]).unwrap();
+        blob.extend_from_slice(b"XTRA\x01\x00\x00\x00z");
+        let s = read(&blob).unwrap();
+        assert_eq!(s.version, 2);
+        assert_eq!(s.ctrl.as_deref(), Some(&b"{}"[..]));
+        assert_eq!(s.data, None);
     }
 
     #[test]
-    fn foreign_or_newer_state_is_refused() {
-        assert!(import(b"").is_err());
-        assert!(import(b"XXXX\x01\x00").is_err());
-        assert!(import(b"IVST\x02\x00").is_err());
-        assert!(import(b"IVST\x01\x00junk").is_err());
+    fn version_1_still_reads() {
+        assert_eq!(read(b"IVST\x01\x00").unwrap().version, 1);
+    }
+
+    #[test]
+    fn foreign_truncated_or_newer_state_is_refused() {
+        assert!(read(b"").is_err());
+        assert!(read(b"XXXX\x01\x00").is_err());
+        assert!(read(b"IVST\x03\x00").is_err());
+        assert!(read(b"IVST\x01\x00junk").is_err());
+        assert!(read(b"IVST\x02\x00CTRL\x09\x00\x00\x00{}").is_err());
+        assert!(read(b"IVST\x02\x00CT").is_err());
     }
 }

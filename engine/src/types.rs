@@ -2,6 +2,15 @@
 //! uses, so the native build needs no bindings (the component glue converts).
 
 pub use ivcs_media::VideoCodec;
+use serde::{Deserialize, Serialize};
+
+/// Serde form of [`VideoCodec`] (a media-crate type), for exported state.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "VideoCodec")]
+enum VideoCodecDef {
+    H264,
+    H265,
+}
 
 /// Audio or video pack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,7 +32,7 @@ pub enum FrameType {
 }
 
 /// Audio as pushed by firmware.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AudioCodec {
     /// 16-bit little-endian PCM, interleaved when stereo.
     Pcm16,
@@ -36,7 +45,7 @@ pub enum AudioCodec {
 }
 
 /// Segment container.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Container {
     /// MPEG-TS.
     Ts,
@@ -45,7 +54,7 @@ pub enum Container {
 }
 
 /// Audio input format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AudioFormat {
     /// Codec of the pushed packs.
     pub codec: AudioCodec,
@@ -58,9 +67,10 @@ pub struct AudioFormat {
 }
 
 /// `iv_cm_av_data_info_s` in engine form.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AvFormat {
     /// Video codec.
+    #[serde(with = "VideoCodecDef")]
     pub video: VideoCodec,
     /// Declared width (the SPS wins).
     pub width: u32,
