@@ -100,7 +100,7 @@ impl App {
     /// Opens the data directory of `cfg` and builds the state.
     pub async fn open(cfg: Config) -> Result<Arc<App>> {
         std::fs::create_dir_all(&cfg.data)?;
-        let repo = Repo::open(&cfg.data.join("ivcs.db")).await?;
+        let repo = Repo::open(&cfg.data.join("ivcs.db"), cfg.fsync).await?;
         let objects = Objects::local(&cfg.data.join("objects"), cfg.fsync, cfg.min_free_bytes)?;
         let key = repo
             .setting_or_insert("playback_url_key", crate::auth::random_secret)

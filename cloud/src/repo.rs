@@ -58,13 +58,23 @@ fn u64_of(v: i64) -> u64 {
 
 impl Repo {
     /// Opens (creating if needed) the database at `path` and brings its
-    /// schema up to date.
-    pub async fn open(path: &Path) -> Result<Repo> {
+    /// schema up to date. `durable`: every commit is on disk before it
+    /// returns (the `fsync` setting), else a power loss may take back the
+    /// last commits (the database stays consistent either way).
+    pub async fn open(path: &Path, durable: bool) -> Result<Repo> {
+        // WAL with synchronous=NORMAL syncs only at checkpoints: a row
+        // acknowledged a moment before a power loss can vanish while its
+        // fsynced object stays. FULL syncs the WAL at every commit.
+        let sync = if durable {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Normal
+        };
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(sync)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
@@ -981,7 +991,7 @@ mod tests {
     /// ties on the start broken by id.
     #[tokio::test]
     async fn segment_entries_match_segments_in() {
-        let repo = Repo::open(&fresh_db("entries")).await.unwrap();
+        let repo = Repo::open(&fresh_db("entries"), false).await.unwrap();
         repo.add_device("cam1", "s", 0).await.unwrap();
         let complete = SegmentState::Complete;
         for s in [
@@ -1041,7 +1051,7 @@ mod tests {
         let path = fresh_db("upgrade");
         {
             // Version 1 was this schema without what UPGRADES adds.
-            let repo = Repo::open(&path).await.unwrap();
+            let repo = Repo::open(&path, false).await.unwrap();
             repo.add_device("cam1", "s", 0).await.unwrap();
             repo.put_segment(&segment("a", 0, Some(10_000), SegmentState::Complete))
                 .await
@@ -1052,7 +1062,7 @@ mod tests {
                 .unwrap();
             repo.close().await;
         }
-        let repo = Repo::open(&path).await.unwrap();
+        let repo = Repo::open(&path, false).await.unwrap();
         let version: i64 = sqlx::query_scalar("PRAGMA user_version")
             .fetch_one(&repo.pool)
             .await
@@ -1084,13 +1094,13 @@ mod tests {
         repo.close().await;
         // A newer database is refused.
         {
-            let repo = Repo::open(&path).await.unwrap();
+            let repo = Repo::open(&path, false).await.unwrap();
             sqlx::raw_sql("PRAGMA user_version = 99")
                 .execute(&repo.pool)
                 .await
                 .unwrap();
             repo.close().await;
         }
-        assert!(Repo::open(&path).await.is_err());
+        assert!(Repo::open(&path, false).await.is_err());
     }
 }
