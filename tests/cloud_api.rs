@@ -420,6 +420,23 @@ fn a_plan_change_reaches_a_waiting_device_within_2_s() {
     assert_eq!(v["channels"][0]["type"], "full-time");
     assert_eq!(v["channels"][0]["days"], 3);
     assert!(waited < Duration::from_secs(2), "took {waited:?}");
+
+    // Revisions are never reused: the id added again after a removal gets
+    // one above what its predecessor's firmware holds, and that stale
+    // `since` is answered at once (wait_s=0) as a change.
+    let seen = v["revision"].as_u64().unwrap();
+    admin(&cloud.data, &["device", "remove", "cam1"]).expect_success();
+    let again = cloud.add_device("cam1");
+    let a = again.send(
+        "GET",
+        &format!("/v1/device/changes?since={seen}&wait_s=0"),
+        b"",
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    let v = a.json();
+    assert_eq!(v["changed"], true, "{v}");
+    assert_eq!(v["channels"][0]["type"], "none", "{v}");
+    assert!(v["revision"].as_u64().unwrap() > seen, "{v}");
 }
 
 #[test]
@@ -536,7 +553,14 @@ fn kill_9_during_an_upload_leaves_no_row_without_object_and_reupload_works() {
     }
     cloud.kill9();
     drop(sock);
+    // What a kill between storing an object and inserting its row leaves.
+    let orphan = seg_dir.join("crash-between-object-and-row.0123456789abcdef");
+    std::fs::write(&orphan, b"bytes without a row").unwrap();
     cloud.restart();
+    assert!(
+        !orphan.exists(),
+        "an object without a row is swept at startup"
+    );
     // No row without its object: the segment is unknown or its bytes exist.
     let token = cloud.token();
     let got = cloud.app_get(
@@ -558,6 +582,34 @@ fn kill_9_during_an_upload_leaves_no_row_without_object_and_reupload_works() {
     );
     assert_eq!(got.status, 200);
     assert_eq!(got.body, data);
+
+    // An id first stored partial (an empty body), then uploaded whole: the
+    // partial object is queued for deletion with its replacement, and the
+    // reaper removes it, never the new bytes.
+    let s2 = &index.segments[1];
+    let path2 = format!(
+        "/v1/device/segments/{}?{}",
+        seg_id(s2),
+        query(&index, s2, 0, false)
+    );
+    let a = dev.send("PUT", &path2, b"");
+    assert_eq!(a.json()["state"], "partial", "{}", a.text());
+    let a = upload(&dev, &dir, &index, s2, &seg_id(s2), false);
+    assert_eq!(a.status, 200, "{}", a.text());
+    // (A "now" inside the plan's 7 days: the pass only reaps.)
+    let now = (START_UTC_MS + 60_000).to_string();
+    admin(&cloud.data, &["retention", "--now-ms", &now]).expect_success();
+    assert_eq!(
+        walk(&seg_dir).len(),
+        2,
+        "one object per live row: {:?}",
+        walk(&seg_dir)
+    );
+    let got = cloud.app_get(
+        &format!("/v1/devices/cam1/segments/{}", seg_id(s2)),
+        Some(&token),
+    );
+    assert_eq!(got.body, std::fs::read(dir.join(&s2.file)).unwrap());
 }
 
 #[test]
@@ -624,6 +676,12 @@ fn retention_and_trial_debit_follow_injected_time() {
         "{}",
         out.stdout_text()
     );
+    // A picture of no event goes by its own time, like a segment.
+    let jpeg = [
+        0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 1, 0xFF, 0xD9,
+    ];
+    let pic = format!("/v1/device/pictures/loose?channel=0&utc_ms={START_UTC_MS}");
+    assert_eq!(dev.send("PUT", &pic, &jpeg).status, 201);
     let token = cloud.token();
     let kept = |id: &str| {
         cloud
@@ -647,6 +705,7 @@ fn retention_and_trial_debit_follow_injected_time() {
     .expect_success();
     assert_eq!(kept(&seg_id(&segs[3])), 404, "goes with its event");
     assert!(walk(&cloud.data.join("objects/devices/cam1/segments")).is_empty());
+    assert!(walk(&cloud.data.join("objects/devices/cam1/pictures")).is_empty());
 }
 
 #[test]

@@ -130,7 +130,7 @@ impl App {
         let now = self.now_ms();
         Ok(PlanView {
             revision,
-            changed: since.is_none_or(|s| revision > s),
+            changed: since.is_none_or(|s| revision != s),
             server_time_ms: now,
             channels: (0..CHANNELS).map(|c| channel_plan(&rows, c, now)).collect(),
             ai: self.repo.ai_settings(device).await?,
@@ -214,6 +214,28 @@ impl App {
         } else {
             self.changed(device).await?;
         }
+        Ok(n)
+    }
+
+    /// Deletes objects that no row and no tombstone refers to: what a crash
+    /// between storing an object and inserting its row leaves, or a device
+    /// whose removal was interrupted. Only `serve` calls it, at startup
+    /// before it listens and while it holds the data directory's lock, so
+    /// no upload can be between its object and its row. Returns how many.
+    pub async fn sweep_orphans(&self) -> Result<u64> {
+        let mut n = 0;
+        for device in self.objects.children("devices/").await? {
+            let known: std::collections::HashSet<String> =
+                self.repo.object_keys(&device).await?.into_iter().collect();
+            for k in self.objects.list(&format!("devices/{device}/")).await? {
+                if !known.contains(&k) {
+                    tracing::info!(key = %k, "removing an object no row refers to");
+                    self.objects.delete(&k).await?;
+                    n += 1;
+                }
+            }
+        }
+        metrics::add(&self.metrics.objects_deleted_total, n);
         Ok(n)
     }
 

@@ -708,7 +708,10 @@ async fn picture_put(
         }
         None => None,
     };
-    app.objects.check_space(data.len() as u64)?;
+    if let Err(e) = app.objects.check_space(data.len() as u64) {
+        inc(&app.metrics.uploads_refused_disk_full_total);
+        return Err(e);
+    }
     let row = PictureRow {
         device_id: device.clone(),
         picture_id: id.clone(),

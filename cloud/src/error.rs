@@ -77,7 +77,14 @@ impl ErrorKind {
             ErrorKind::NoBalance => -612,
             ErrorKind::TooLarge => -606,
             ErrorKind::BadRequest | ErrorKind::UnsupportedMedia => -602,
-            _ => -603,
+            ErrorKind::Unauthorized => -603,
+            // Missing objects, conflicts, a closed backup window, a full
+            // disk, a cloud bug: to firmware these are failed uploads.
+            ErrorKind::NotFound
+            | ErrorKind::Conflict
+            | ErrorKind::Gone
+            | ErrorKind::InsufficientStorage
+            | ErrorKind::Internal => -613,
         }
     }
 }
@@ -179,5 +186,32 @@ impl IntoResponse for Error {
             "error": { "code": self.kind.code(), "message": self.msg, "iv_err": self.kind.iv_err() }
         });
         (self.kind.status(), Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mapping docs/ref/protocol.md promises, kind by kind.
+    #[test]
+    fn every_kind_has_its_documented_status_and_iv_err() {
+        let table = [
+            (ErrorKind::BadRequest, 400, -602),
+            (ErrorKind::Unauthorized, 401, -603),
+            (ErrorKind::NoService, 403, -607),
+            (ErrorKind::NoBalance, 403, -612),
+            (ErrorKind::NotFound, 404, -613),
+            (ErrorKind::Conflict, 409, -613),
+            (ErrorKind::Gone, 410, -613),
+            (ErrorKind::TooLarge, 413, -606),
+            (ErrorKind::UnsupportedMedia, 415, -602),
+            (ErrorKind::InsufficientStorage, 507, -613),
+            (ErrorKind::Internal, 500, -613),
+        ];
+        for (kind, status, iv_err) in table {
+            assert_eq!(kind.status().as_u16(), status, "{kind:?}");
+            assert_eq!(kind.iv_err(), iv_err, "{kind:?}");
+        }
     }
 }

@@ -50,11 +50,13 @@ impl Feed {
         *self.high.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits until `device`'s revision exceeds `since` or `wait` passes;
-    /// `current` is its revision as read from the database just before.
+    /// Waits until `device`'s revision differs from `since` or `wait`
+    /// passes; `current` is its revision as read from the database just
+    /// before. A `since` above `current` (a device that saw a restored
+    /// database, or an earlier device of the same id) differs already.
     /// Returns whether it changed.
     pub async fn wait(&self, device: &str, current: u64, since: u64, wait: Duration) -> bool {
-        if current > since {
+        if current != since {
             return true;
         }
         let mut rx = self.sender(device, current).subscribe();

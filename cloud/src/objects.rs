@@ -45,14 +45,22 @@ pub struct Objects {
     min_free_bytes: u64,
 }
 
-/// Key of a segment's bytes.
+/// Key of the bytes of one upload of a segment. Every upload gets a key of
+/// its own (`{id}.{16 random hex digits}`): a re-upload of an id whose old
+/// object is still queued for deletion must not share its key, or the
+/// reaper would delete the new bytes under a live row.
 pub fn segment_key(device: &str, segment: &str) -> String {
-    format!("devices/{device}/segments/{segment}")
+    format!("devices/{device}/segments/{segment}.{}", generation())
 }
 
-/// Key of a picture's bytes.
+/// Key of the bytes of one upload of a picture (fresh per upload, as
+/// [`segment_key`]).
 pub fn picture_key(device: &str, picture: &str) -> String {
-    format!("devices/{device}/pictures/{picture}")
+    format!("devices/{device}/pictures/{picture}.{}", generation())
+}
+
+fn generation() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 /// Hands `data` to a multipart upload, waiting while two of its chunks are
@@ -219,6 +227,19 @@ impl Objects {
             out.push(m.map_err(map_err)?.location.to_string());
         }
         Ok(out)
+    }
+
+    /// The names under `prefix` one level down (`devices/` gives device ids).
+    pub async fn children(&self, prefix: &str) -> Result<Vec<String>> {
+        let r = self
+            .store
+            .list_with_delimiter(Some(&ObjPath::from(prefix)))
+            .await
+            .map_err(map_err)?;
+        Ok(r.common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect())
     }
 
     /// Removes `name#suffix` staging files of multipart uploads that a

@@ -145,14 +145,16 @@ impl Repo {
     /// Adds a device; false if the id is taken.
     pub async fn add_device(&self, id: &str, secret: &str, now_ms: u64) -> Result<bool> {
         let r = sqlx::query(
-            "INSERT OR IGNORE INTO devices (id, secret, created_ms, revision)
-             VALUES (?, ?, ?, (SELECT COALESCE(MAX(revision), 0) + 1 FROM devices))",
+            "INSERT OR IGNORE INTO devices (id, secret, created_ms, revision) VALUES (?, ?, ?, 0)",
         )
         .bind(id)
         .bind(secret)
         .bind(i64_of(now_ms))
         .execute(&self.pool)
         .await?;
+        if r.rows_affected() == 1 {
+            self.bump_revision(id).await?;
+        }
         Ok(r.rows_affected() == 1)
     }
 
@@ -185,18 +187,32 @@ impl Repo {
             .ok_or_else(|| Error::not_found(format!("no device {id}")))
     }
 
-    /// Gives the device a new revision (greater than every other device's,
-    /// so one query finds all changes since a point) and returns it.
+    /// Gives the device a new revision from the service-wide sequence
+    /// (`revision_seq` in `settings`) and returns it. Greater than every
+    /// revision ever handed out, also to removed devices, so one query finds
+    /// all changes since a point and a re-added id never repeats a number
+    /// its predecessor's firmware has seen.
     pub async fn bump_revision(&self, id: &str) -> Result<u64> {
-        let r: Option<i64> = sqlx::query_scalar(
-            "UPDATE devices SET revision = (SELECT MAX(revision) + 1 FROM devices)
-             WHERE id = ? RETURNING revision",
+        let mut tx = self.pool.begin().await?;
+        // Databases from before the sequence start it above every device.
+        let next: i64 = sqlx::query_scalar(
+            "INSERT INTO settings (key, value)
+               VALUES ('revision_seq', (SELECT COALESCE(MAX(revision), 0) + 1 FROM devices))
+             ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1
+             RETURNING CAST(value AS INTEGER)",
         )
-        .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
-        r.map(u64_of)
-            .ok_or_else(|| Error::not_found(format!("no device {id}")))
+        let r = sqlx::query("UPDATE devices SET revision = ? WHERE id = ?")
+            .bind(next)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(Error::not_found(format!("no device {id}")));
+        }
+        tx.commit().await?;
+        Ok(u64_of(next))
     }
 
     /// Devices whose revision is above `since`: (id, revision).
@@ -369,8 +385,17 @@ impl Repo {
         r.as_ref().map(segment_of).transpose()
     }
 
-    /// Inserts or replaces a segment row (after its object is stored).
+    /// Inserts or replaces a segment row (after its object is stored). The
+    /// object of a replaced row is queued for deletion in the same
+    /// transaction.
     pub async fn put_segment(&self, s: &SegmentRow) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let row = (
+            s.device_id.as_str(),
+            s.segment_id.as_str(),
+            s.object_key.as_str(),
+        );
+        retire_replaced_object(&mut tx, RETIRE_SEGMENT_OBJECT, row, s.uploaded_ms).await?;
         sqlx::query(
             "INSERT OR REPLACE INTO segments (device_id, segment_id, channel, state, container,
                codec, event, backup, utc_start_ms, utc_end_ms, pts_start_ms, pts_end_ms,
@@ -399,8 +424,9 @@ impl Repo {
         .bind(&s.sha256)
         .bind(&s.object_key)
         .bind(i64_of(s.uploaded_ms))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -522,6 +548,23 @@ impl Repo {
         Ok(())
     }
 
+    /// Every object key a row or a tombstone of `device` refers to.
+    pub async fn object_keys(&self, device: &str) -> Result<Vec<String>> {
+        let prefix = format!("devices/{device}/");
+        Ok(sqlx::query_scalar(
+            "SELECT object_key FROM segments WHERE device_id = ?
+             UNION ALL SELECT object_key FROM pictures WHERE device_id = ?
+             UNION ALL SELECT object_key FROM tombstones
+               WHERE substr(object_key, 1, length(?)) = ?",
+        )
+        .bind(device)
+        .bind(device)
+        .bind(&prefix)
+        .bind(&prefix)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Removes the rows of tombstoned segments whose objects are gone.
     pub async fn purge_deleted_rows(&self) -> Result<()> {
         sqlx::query(
@@ -539,8 +582,9 @@ impl Repo {
         Ok(())
     }
 
-    /// Deletes events that ended before `cutoff_ms` (with their pictures
-    /// queued for deletion).
+    /// Deletes events that ended before `cutoff_ms` with their pictures,
+    /// and pictures of no event taken before it (objects queued for
+    /// deletion).
     pub async fn expire_events(
         &self,
         device: &str,
@@ -569,6 +613,27 @@ impl Repo {
         )
         .bind(i64_of(now_ms))
         .bind(device)
+        .bind(device)
+        .bind(i64::from(channel))
+        .bind(i64_of(cutoff_ms))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO tombstones (object_key, created_ms)
+             SELECT object_key, ? FROM pictures WHERE device_id = ? AND channel = ?
+               AND event_key IS NULL AND deleted_ms IS NULL AND utc_ms < ?",
+        )
+        .bind(i64_of(now_ms))
+        .bind(device)
+        .bind(i64::from(channel))
+        .bind(i64_of(cutoff_ms))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE pictures SET deleted_ms = ? WHERE device_id = ? AND channel = ?
+               AND event_key IS NULL AND deleted_ms IS NULL AND utc_ms < ?",
+        )
+        .bind(i64_of(now_ms))
         .bind(device)
         .bind(i64::from(channel))
         .bind(i64_of(cutoff_ms))
@@ -787,6 +852,13 @@ impl Repo {
 
     /// Inserts or replaces a picture row (after its object is stored).
     pub async fn put_picture(&self, p: &PictureRow) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let row = (
+            p.device_id.as_str(),
+            p.picture_id.as_str(),
+            p.object_key.as_str(),
+        );
+        retire_replaced_object(&mut tx, RETIRE_PICTURE_OBJECT, row, p.uploaded_ms).await?;
         sqlx::query(
             "INSERT OR REPLACE INTO pictures (device_id, picture_id, channel, utc_ms, event_key, mime,
                bytes, object_key, uploaded_ms, deleted_ms)
@@ -801,8 +873,9 @@ impl Repo {
         .bind(i64_of(p.bytes))
         .bind(&p.object_key)
         .bind(i64_of(p.uploaded_ms))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -897,6 +970,35 @@ impl Repo {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Before a segment row is replaced: queues the object of the row it
+/// replaces for deletion, unless that is the new object itself or already
+/// queued. Every upload writes a fresh key (see `objects::segment_key`), so
+/// the reaper of a replaced object can never delete its successor's bytes.
+const RETIRE_SEGMENT_OBJECT: &str = "INSERT OR IGNORE INTO tombstones (object_key, created_ms)
+     SELECT object_key, ? FROM segments WHERE device_id = ? AND segment_id = ? AND object_key != ?";
+
+/// [`RETIRE_SEGMENT_OBJECT`] for pictures.
+const RETIRE_PICTURE_OBJECT: &str = "INSERT OR IGNORE INTO tombstones (object_key, created_ms)
+     SELECT object_key, ? FROM pictures WHERE device_id = ? AND picture_id = ? AND object_key != ?";
+
+/// Runs a `RETIRE_*_OBJECT` statement for `row` = (device id, row id, new
+/// object key).
+async fn retire_replaced_object(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    sql: &'static str,
+    (device, id, new_key): (&str, &str, &str),
+    now_ms: u64,
+) -> Result<()> {
+    sqlx::query(sql)
+        .bind(i64_of(now_ms))
+        .bind(device)
+        .bind(id)
+        .bind(new_key)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 fn segment_of(r: &SqliteRow) -> Result<SegmentRow> {

@@ -102,6 +102,10 @@ async fn retention_job(app: Arc<App>) {
 pub async fn serve(app: Arc<App>) -> Result<()> {
     let _lock = lock_data_dir(&app.cfg.data)?;
     app.objects.sweep_staging()?;
+    let orphans = app.sweep_orphans().await?;
+    if orphans > 0 {
+        tracing::info!(objects = orphans, "removed objects without rows");
+    }
     let listener = tokio::net::TcpListener::bind(app.cfg.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data = %app.cfg.data.display(), "listening");
