@@ -440,6 +440,37 @@ fn a_plan_change_reaches_a_waiting_device_within_2_s() {
 }
 
 #[test]
+fn sigterm_ends_waiting_long_polls_and_the_service_exits() {
+    let mut cloud = start("cloud-shutdown", &[]);
+    let dev = cloud.add_device("cam1");
+    let rev = dev.send("GET", "/v1/device/plan", b"").json()["revision"]
+        .as_u64()
+        .unwrap();
+    let waiter = std::thread::spawn(move || {
+        dev.send(
+            "GET",
+            &format!("/v1/device/changes?since={rev}&wait_s=60"),
+            b"",
+        )
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cloud
+        .app_get("/metrics", None)
+        .text()
+        .contains("ivcs_change_feed_waiters 1")
+    {
+        assert!(Instant::now() < deadline, "the long-poll never arrived");
+        std::thread::yield_now();
+    }
+    // Well under the poll's 60 s: shutdown must not wait it out.
+    let status = cloud.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+    let a = waiter.join().unwrap();
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json()["changed"], false);
+}
+
+#[test]
 fn resource_destroy_leaves_no_object_and_no_row() {
     let (dir, index) = mux("cloud-destroy", Container::Ts);
     let cloud = start("cloud-destroy", &[]);

@@ -10,11 +10,23 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// Per-device revision watchers.
-#[derive(Default)]
 pub struct Feed {
     devices: Mutex<HashMap<String, watch::Sender<u64>>>,
     /// Highest revision published, for the poller.
     high: Mutex<u64>,
+    /// Set when the service shuts down: waiters answer at once, so a
+    /// graceful shutdown does not wait out their long polls.
+    closing: watch::Sender<bool>,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Feed {
+            devices: Mutex::default(),
+            high: Mutex::default(),
+            closing: watch::channel(false).0,
+        }
+    }
 }
 
 impl Feed {
@@ -60,8 +72,15 @@ impl Feed {
             return true;
         }
         let mut rx = self.sender(device, current).subscribe();
-        tokio::time::timeout(wait, rx.wait_for(|r| *r > since))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        let mut closing = self.closing.subscribe();
+        tokio::select! {
+            r = tokio::time::timeout(wait, rx.wait_for(|r| *r > since)) => r.is_ok_and(|r| r.is_ok()),
+            _ = closing.wait_for(|c| *c) => false,
+        }
+    }
+
+    /// Ends every wait, now and later (the service is shutting down).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 }

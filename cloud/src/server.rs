@@ -122,7 +122,13 @@ pub async fn serve(app: Arc<App>) -> Result<()> {
     let poller = tokio::spawn(change_poller(app.clone()));
     let retention = tokio::spawn(retention_job(app.clone()));
     let result = axum::serve(listener, router(app.clone()))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown({
+            let app = app.clone();
+            async move {
+                shutdown_signal().await;
+                app.feed.close();
+            }
+        })
         .await;
     poller.abort();
     retention.abort();

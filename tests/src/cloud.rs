@@ -10,6 +10,7 @@ use ivcs_cloud::clock::Clock;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 /// A running service. Killed on drop.
 pub struct Cloud {
@@ -162,6 +163,22 @@ impl Cloud {
     /// The service's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGTERM, then waits for the exit (a graceful shutdown) and returns
+    /// its status; panics if the service has not exited within `limit`.
+    pub fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("the service is running");
+        let pid = c.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(c.wait());
+        });
+        rx.recv_timeout(limit)
+            .unwrap_or_else(|_| panic!("the service did not exit within {limit:?} of SIGTERM"))
+            .expect("waiting for the service")
     }
 
     /// SIGKILL, no cleanup.
