@@ -195,7 +195,11 @@ impl Cloud {
             .clock_file
             .as_ref()
             .expect("set_now_ms needs a service started with a clock file");
-        std::fs::write(f, ms.to_string()).expect("writing the clock file");
+        // Written beside and renamed: the service must never read it half
+        // written (it would fall back to the system clock for that read).
+        let tmp = f.with_extension("clock.tmp");
+        std::fs::write(&tmp, ms.to_string()).expect("writing the clock file");
+        std::fs::rename(&tmp, f).expect("renaming the clock file");
     }
 
     /// The service's "now".
