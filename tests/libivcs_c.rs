@@ -57,7 +57,10 @@ fn program(link: Link) -> PathBuf {
         format!("-I{}", p(&d.join("include"))),
     ];
     if matches!(link, Link::StaticAsan) {
-        args.extend(["-fsanitize=address,undefined".into(), "-fno-omit-frame-pointer".into()]);
+        args.extend([
+            "-fsanitize=address,undefined".into(),
+            "-fno-omit-frame-pointer".into(),
+        ]);
     }
     args.push(p(&src));
     match link {
@@ -97,7 +100,10 @@ fn setup(name: &str) -> Setup {
         ("IVCS_DEVICE_ID".to_string(), device.clone()),
         ("IVCS_DEVICE_SECRET".to_string(), dev.secret.clone()),
         ("IVCS_LOG_LEVEL".to_string(), "warn".to_string()),
-        ("ASAN_OPTIONS".to_string(), "handle_segv=0:detect_leaks=1".to_string()),
+        (
+            "ASAN_OPTIONS".to_string(),
+            "handle_segv=0:detect_leaks=1".to_string(),
+        ),
     ];
     Setup {
         cloud,
@@ -179,10 +185,7 @@ fn full_time_plan_starts_push_and_plan_none_stops_it() {
     let all = lines.join("\n");
     assert!(status.success(), "{all}\n--- stderr ---\n{stderr}");
     // Blocking query before init, blocking and cached after: the plan.
-    assert!(
-        all.contains("BEFORE_INIT switch=1 days=7 type=1"),
-        "{all}"
-    );
+    assert!(all.contains("BEFORE_INIT switch=1 days=7 type=1"), "{all}");
     assert!(all.contains("BALANCE switch=1 days=7 type=1"), "{all}");
     assert!(all.contains("AFTER_STOP switch=0 days=0 type=0"), "{all}");
     assert!(all.contains("plans ok"), "{all}");
@@ -200,8 +203,14 @@ fn resource_destroy_resets_the_plan_before_init() {
     let s = setup("libivcs_destroy");
     s.plan("full-time", "30");
     let out = s.run(Link::Shared, &["destroy"]);
-    assert!(out.contains("BEFORE_DESTROY switch=1 days=30 type=1"), "{out}");
-    assert!(out.contains("AFTER_DESTROY switch=0 days=0 type=0"), "{out}");
+    assert!(
+        out.contains("BEFORE_DESTROY switch=1 days=30 type=1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("AFTER_DESTROY switch=0 days=0 type=0"),
+        "{out}"
+    );
     assert!(out.contains("destroy ok"), "{out}");
 }
 
@@ -296,7 +305,11 @@ fn the_example_firmware_builds_with_pkg_config_and_runs() {
         .output()
         .expect("running the example");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("iv_cs_init: 0"), "{stdout}");
     // No plan: the alarm becomes a direct report with the JPEG.
     assert!(stdout.contains("direct report: 0"), "{stdout}");

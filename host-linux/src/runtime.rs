@@ -329,7 +329,6 @@ impl EngineInstance {
         self.store.set_epoch_deadline(ticks.min(NO_DEADLINE));
     }
 
-
     /// The engine's own version string.
     pub fn engine_version(&mut self) -> Result<String> {
         self.world

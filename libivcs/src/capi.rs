@@ -60,9 +60,7 @@ fn answer<T>(r: Option<Result<Result<T, wt::EngineError>, CallError>>) -> Result
 /// Starts an operation on the engine thread and registers its waiter.
 fn start_op(
     svc: &Service,
-    f: impl FnOnce(&mut EngineCtx) -> Result<Result<u64, wt::EngineError>, CallError>
-    + Send
-    + 'static,
+    f: impl FnOnce(&mut EngineCtx) -> Result<Result<u64, wt::EngineError>, CallError> + Send + 'static,
 ) -> Result<u64, i32> {
     answer(svc.call(move |ctx| {
         let r = f(ctx);
@@ -209,7 +207,10 @@ fn optional_callbacks(f: &iv_cs_init_func_cb_s) -> wt::OptionalCallbacks {
         f.iv_cs_get_balance_cb.is_some(),
         wt::OptionalCallbacks::GET_BALANCE,
     );
-    set(f.iv_cs_dump_file_cb.is_some(), wt::OptionalCallbacks::DUMP_FILE);
+    set(
+        f.iv_cs_dump_file_cb.is_some(),
+        wt::OptionalCallbacks::DUMP_FILE,
+    );
     o
 }
 
@@ -325,6 +326,25 @@ pub unsafe extern "C" fn iv_cs_push_stream(
             return Err(IV_ERR_CS_INIT_PRM_RANGE);
         }
         answer(svc.call(move |ctx| {
+            // A frame over the channel's budget can never be buffered:
+            // refused before it is copied into the engine.
+            let budget = ctx.session().and_then(|s| {
+                s.params
+                    .channels
+                    .iter()
+                    .find(|c| c.channel == channel)
+                    .map(|c| c.max_gop_size as usize)
+            });
+            if budget.is_some_and(|b| frame.data.len() > b) {
+                return Ok(Err(wt::EngineError {
+                    code: IV_ERR_CS_PRM_MALLOC_FAIL,
+                    message: format!(
+                        "channel {channel}: frame seq {} of {} bytes is larger than u32MaxGopSize",
+                        frame.seq,
+                        frame.data.len()
+                    ),
+                }));
+            }
             let r = ctx.engine(|s, w| w.ivcs_engine_cs().call_push(s, channel, &frame));
             ctx.changed_lightly();
             r
@@ -424,7 +444,9 @@ pub unsafe extern "C" fn iv_cs_event_start(
     event_id: i32,
     info: *const c_char,
 ) -> c_int {
-    guard("iv_cs_event_start", || event(ch, event_id, info, 0, 0, true))
+    guard("iv_cs_event_start", || {
+        event(ch, event_id, info, 0, 0, true)
+    })
 }
 
 /// `iv_cs_event_stop`.
@@ -437,7 +459,9 @@ pub unsafe extern "C" fn iv_cs_event_stop(
     event_id: i32,
     info: *const c_char,
 ) -> c_int {
-    guard("iv_cs_event_stop", || event(ch, event_id, info, 0, 0, false))
+    guard("iv_cs_event_stop", || {
+        event(ch, event_id, info, 0, 0, false)
+    })
 }
 
 /// `iv_cs_event_start_ext`.
@@ -453,7 +477,14 @@ pub unsafe extern "C" fn iv_cs_event_start_ext(
     stream_start_time_s: u32,
 ) -> c_int {
     guard("iv_cs_event_start_ext", || {
-        event(ch, event_id, info, event_start_time_s, stream_start_time_s, true)
+        event(
+            ch,
+            event_id,
+            info,
+            event_start_time_s,
+            stream_start_time_s,
+            true,
+        )
     })
 }
 
@@ -470,7 +501,14 @@ pub unsafe extern "C" fn iv_cs_event_stop_ext(
     stream_stop_time_s: u32,
 ) -> c_int {
     guard("iv_cs_event_stop_ext", || {
-        event(ch, event_id, info, event_stop_time_s, stream_stop_time_s, false)
+        event(
+            ch,
+            event_id,
+            info,
+            event_stop_time_s,
+            stream_stop_time_s,
+            false,
+        )
     })
 }
 
@@ -503,7 +541,10 @@ pub unsafe extern "C" fn iv_cs_event_directly_report(
             Some(Err(IV_ERR_CS_INIT_PRM_RANGE))
         } else {
             // SAFETY: pic_len bytes at pic_addr.
-            Some(Ok(unsafe { std::slice::from_raw_parts(pic_addr, pic_len as usize) }.to_vec()))
+            Some(Ok(unsafe {
+                std::slice::from_raw_parts(pic_addr, pic_len as usize)
+            }
+            .to_vec()))
         };
         let checked = channel(ch).and_then(|c| {
             // SAFETY: the entry point's contract on `info`.

@@ -193,8 +193,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ivcs-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("ivcs.conf");
-        std::fs::write(&f, "cloud_url=http://file\ndevice_id=file-id\nbogus=1\nlog_level=debug\n")
-            .unwrap();
+        std::fs::write(
+            &f,
+            "cloud_url=http://file\ndevice_id=file-id\nbogus=1\nlog_level=debug\n",
+        )
+        .unwrap();
         let fp = f.to_string_lossy().into_owned();
         let env = |k: &str| match k {
             "IVCS_CONFIG" => Some(fp.clone()),

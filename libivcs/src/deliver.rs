@@ -72,7 +72,9 @@ pub fn post(s: &Session, ev: wt::HostEvent, svc: &Arc<Service>) {
             });
         }
         wt::HostEvent::EventResult(r) => {
-            let Some(cb) = fw.iv_cs_event_report_result_cb else { return };
+            let Some(cb) = fw.iv_cs_event_report_result_cb else {
+                return;
+            };
             let ch = u32::from(r.channel);
             let mut info = abi::iv_cs_event_result_info {
                 result_code: i32::from(r.success),
@@ -85,7 +87,9 @@ pub fn post(s: &Session, ev: wt::HostEvent, svc: &Arc<Service>) {
             });
         }
         wt::HostEvent::DumpFile(d) => {
-            let Some(cb) = fw.iv_cs_dump_file_cb else { return };
+            let Some(cb) = fw.iv_cs_dump_file_cb else {
+                return;
+            };
             let ch = u32::from(d.channel);
             let state = match d.state {
                 wt::DumpState::Start => 0,
@@ -103,12 +107,22 @@ pub fn post(s: &Session, ev: wt::HostEvent, svc: &Arc<Service>) {
                 };
                 // The return value is ignored: firmware uses this as a tap.
                 unsafe {
-                    cb(ch, state, d.start_ms, d.end_ms, name.as_ptr().cast_mut(), buf, len);
+                    cb(
+                        ch,
+                        state,
+                        d.start_ms,
+                        d.end_ms,
+                        name.as_ptr().cast_mut(),
+                        buf,
+                        len,
+                    );
                 }
             });
         }
         wt::HostEvent::BalanceRequest(b) => {
-            let Some(cb) = fw.iv_cs_get_balance_cb else { return };
+            let Some(cb) = fw.iv_cs_get_balance_cb else {
+                return;
+            };
             let svc = svc.clone();
             callbacks::post(sid, move || {
                 let ch = u32::from(b.channel);
@@ -119,16 +133,16 @@ pub fn post(s: &Session, ev: wt::HostEvent, svc: &Arc<Service>) {
                 let answer = (valid != 0).then(|| balance_from_c(&info));
                 let channel = b.channel;
                 svc.post(move |ctx| {
-                    let _ = ctx.engine(|s, w| {
-                        w.ivcs_engine_cs()
-                            .call_balance_answer(s, channel, answer)
-                    });
+                    let _ = ctx
+                        .engine(|s, w| w.ivcs_engine_cs().call_balance_answer(s, channel, answer));
                     ctx.changed_lightly();
                 });
             });
         }
         wt::HostEvent::AiService(a) => {
-            let Some(cb) = fw.iv_cs_ai_service_notify_cb else { return };
+            let Some(cb) = fw.iv_cs_ai_service_notify_cb else {
+                return;
+            };
             callbacks::post(sid, move || unsafe {
                 cb(u32::from(a.channel), a.ai_type, a.utc_expire);
             });

@@ -42,7 +42,13 @@ pub fn log(level: u8, msg: &str) {
             crate::callbacks::post(None, move || {
                 // SAFETY: firmware gave this callback for exactly this use;
                 // the string lives until it returns.
-                unsafe { cb(i32::from(level), text.as_ptr(), user as *mut core::ffi::c_void) };
+                unsafe {
+                    cb(
+                        i32::from(level),
+                        text.as_ptr(),
+                        user as *mut core::ffi::c_void,
+                    )
+                };
             });
         }
         None => stderr(level, msg),

@@ -20,8 +20,8 @@ use ivcs_host::bindings::exports::ivcs::engine::runtime::TickResult;
 use ivcs_host::bindings::ivcs::engine::types as wt;
 use ivcs_host::imports::CaptureRequest;
 use ivcs_host::net::{NetClient, NetConfig, WakeSignal};
-use ivcs_host::runtime::HostState;
 use ivcs_host::runtime::EngineInstance;
+use ivcs_host::runtime::HostState;
 use ivcs_host::{EngineRuntime, EngineSource};
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -37,7 +37,7 @@ type Job = Box<dyn FnOnce(&mut EngineCtx) + Send>;
 
 /// Fixed part of the engine's memory cap: code data, heap baseline, control
 /// plane, network buffers seen by the engine (see docs/design/libivcs.md).
-pub const MEMORY_FIXED: usize = 16 << 20;
+pub const MEMORY_FIXED: usize = 8 << 20;
 
 /// Longest one engine call may run by default.
 pub const DEFAULT_CALL_DEADLINE_MS: u64 = 2_000;
@@ -117,6 +117,8 @@ pub struct Service {
     pub trans_ms: Mutex<(u32, u32)>,
     /// Test hook: the next engine call gets a deadline that has passed.
     pub expire_next_call: AtomicBool,
+    /// Test hook: the next engine call may not grow the engine's memory.
+    pub squeeze_next_call: AtomicBool,
     stop: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
     watchdog: Arc<Watchdog>,
@@ -183,6 +185,7 @@ impl Service {
             initialised: AtomicBool::new(false),
             trans_ms: Mutex::new((30_000, 10_000)),
             expire_next_call: AtomicBool::new(false),
+            squeeze_next_call: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             threads: Mutex::new(vec![wd_thread]),
             watchdog,
@@ -257,6 +260,8 @@ pub struct EngineCtx {
     configured: bool,
     /// A restart is under way (a trap while restarting does not recurse).
     restarting: bool,
+    /// A firmware call's job is running (test hooks apply to those only).
+    in_job: bool,
 }
 
 /// How an engine call ended.
@@ -303,6 +308,7 @@ impl EngineCtx {
             wake_at: None,
             configured: false,
             restarting: false,
+            in_job: false,
         }
     }
 
@@ -313,8 +319,11 @@ impl EngineCtx {
             let seen = self.svc.wake.generation();
             let jobs: Vec<Job> = lock(&self.svc.jobs).drain(..).collect();
             for job in jobs {
+                self.in_job = true;
                 // Our own bug in a job must not end the engine thread.
-                if catch_unwind(AssertUnwindSafe(|| job(self))).is_err() {
+                let r = catch_unwind(AssertUnwindSafe(|| job(self)));
+                self.in_job = false;
+                if r.is_err() {
                     log::error("internal error in a libivcs call (recovered)");
                 }
             }
@@ -374,15 +383,15 @@ impl EngineCtx {
                 Some(bytes) => EngineRuntime::new(EngineSource::Precompiled(bytes))
                     .map_err(|e| format!("embedded engine: {e:#}"))?,
                 None => {
-                    return Err("this libivcs has no embedded engine: set IVCS_ENGINE or call \
+                    return Err(
+                        "this libivcs has no embedded engine: set IVCS_ENGINE or call \
                                 ivcs_host_set_engine_file"
-                        .to_string());
+                            .to_string(),
+                    );
                 }
             },
         };
-        self.svc
-            .watchdog
-            .set_engine(rt.wasmtime_engine().clone());
+        self.svc.watchdog.set_engine(rt.wasmtime_engine().clone());
         self.runtime = Some(rt);
         Ok(())
     }
@@ -434,7 +443,9 @@ impl EngineCtx {
                     let (store, world) = inst.parts();
                     store.set_epoch_deadline(1);
                     self.svc.watchdog.arm(Instant::now() + self.call_deadline);
-                    let r = world.ivcs_engine_runtime().call_import_state(&mut *store, &state);
+                    let r = world
+                        .ivcs_engine_runtime()
+                        .call_import_state(&mut *store, &state);
                     self.svc.watchdog.disarm();
                     match r {
                         Ok(Ok(())) => {}
@@ -495,16 +506,25 @@ impl EngineCtx {
         f: impl FnOnce(&mut Store<HostState>, &World) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         self.ensure_instance()?;
-        let expire = self.svc.expire_next_call.swap(false, Ordering::SeqCst);
+        let hooks = self.in_job;
+        let expire = hooks && self.svc.expire_next_call.swap(false, Ordering::SeqCst);
         let Some(inst) = self.inst.as_mut() else {
             return Err(CallError::Unavailable);
         };
         let refused_before = inst.host_state().refused_growths();
+        let squeeze = hooks && self.svc.squeeze_next_call.swap(false, Ordering::SeqCst);
+        if squeeze {
+            let now = inst.host_state().memory_in_use();
+            inst.host_state().set_memory_limit(now);
+        }
         let (store, world) = inst.parts();
         store.set_epoch_deadline(if expire { 0 } else { 1 });
         self.svc.watchdog.arm(Instant::now() + self.call_deadline);
         let r = f(store, world);
         self.svc.watchdog.disarm();
+        if squeeze && let Some(inst) = self.inst.as_mut() {
+            inst.host_state().set_memory_limit(self.mem_cap);
+        }
         match r {
             Ok(v) => {
                 self.collect_captures();
@@ -513,7 +533,10 @@ impl EngineCtx {
             Err(e) => {
                 let out_of_memory = inst_refused(&mut self.inst) > refused_before;
                 let why = if out_of_memory {
-                    format!("the engine ran out of its memory cap ({} bytes): {e:#}", self.mem_cap)
+                    format!(
+                        "the engine ran out of its memory cap ({} bytes): {e:#}",
+                        self.mem_cap
+                    )
                 } else {
                     format!("{e:#}")
                 };
@@ -600,9 +623,9 @@ impl EngineCtx {
         if eventful {
             self.dirty = true;
         }
-        if self.dirty && self.last_export.elapsed() >= EXPORT_EVERY {
-            self.export();
-        } else if eventful {
+        // Events change what firmware was told: save at once. Frames and
+        // quiet ticks: at most once per EXPORT_EVERY.
+        if eventful || (self.dirty && self.last_export.elapsed() >= EXPORT_EVERY) {
             self.export();
         }
     }
@@ -620,11 +643,17 @@ impl EngineCtx {
 
     fn capture(&mut self, req: CaptureRequest) {
         let Some(s) = &self.session else {
-            self.fulfil(req, Err((IV_ERR_CS_PRM_NOT_AVAILABLE, "not initialised".into())));
+            self.fulfil(
+                req,
+                Err((IV_ERR_CS_PRM_NOT_AVAILABLE, "not initialised".into())),
+            );
             return;
         };
         let Some(cb) = s.fw.iv_cs_event_capture_picture_cb else {
-            self.fulfil(req, Err((IV_ERR_CS_PRM_NOT_AVAILABLE, "no capture callback".into())));
+            self.fulfil(
+                req,
+                Err((IV_ERR_CS_PRM_NOT_AVAILABLE, "no capture callback".into())),
+            );
             return;
         };
         let result_cb = s.fw.iv_cs_event_picture_result_cb;
@@ -638,7 +667,10 @@ impl EngineCtx {
             let answer = if pic.is_null() || size <= 0 {
                 Err((
                     IV_ERR_CS_PRM_NOT_AVAILABLE,
-                    format!("channel {ch} event {}: no picture (callback returned {rc})", req.event_id),
+                    format!(
+                        "channel {ch} event {}: no picture (callback returned {rc})",
+                        req.event_id
+                    ),
                 ))
             } else {
                 // SAFETY: the spec: firmware keeps the picture until
@@ -706,8 +738,9 @@ impl EngineCtx {
                 self.next_session += 1;
                 self.session = Some(Session { id, fw, params });
                 self.svc.initialised.store(true, Ordering::SeqCst);
+                let in_use = self.memory_in_use();
                 log::info(&format!(
-                    "initialised; engine memory cap {} bytes",
+                    "initialised; engine memory cap {} bytes ({in_use} in use)",
                     self.mem_cap
                 ));
                 self.changed();
