@@ -107,7 +107,9 @@ pub struct Session {
 
 /// The shared half of the service.
 pub struct Service {
-    jobs: Mutex<VecDeque<Job>>,
+    /// Jobs, and whether the engine thread has ended (then jobs are
+    /// dropped at once, which answers their callers with -605).
+    jobs: Mutex<(VecDeque<Job>, bool)>,
     wake: Arc<WakeSignal>,
     /// Waiters of blocking calls.
     pub ops: OpTable,
@@ -179,7 +181,7 @@ impl Service {
         }
         let (watchdog, wd_thread) = Watchdog::start()?;
         let svc = Arc::new(Service {
-            jobs: Mutex::new(VecDeque::new()),
+            jobs: Mutex::new((VecDeque::new(), false)),
             wake: WakeSignal::new(),
             ops: OpTable::default(),
             initialised: AtomicBool::new(false),
@@ -223,7 +225,12 @@ impl Service {
 
     /// Queues `f` for the engine thread without waiting.
     pub fn post(&self, f: impl FnOnce(&mut EngineCtx) + Send + 'static) {
-        lock(&self.jobs).push_back(Box::new(f));
+        let mut q = lock(&self.jobs);
+        if q.1 {
+            return; // the engine thread has ended: dropping `f` answers its caller
+        }
+        q.0.push_back(Box::new(f));
+        drop(q);
         self.wake.notify();
     }
 
@@ -317,7 +324,7 @@ impl EngineCtx {
         let _ = self.ensure_instance();
         loop {
             let seen = self.svc.wake.generation();
-            let jobs: Vec<Job> = lock(&self.svc.jobs).drain(..).collect();
+            let jobs: Vec<Job> = lock(&self.svc.jobs).0.drain(..).collect();
             for job in jobs {
                 self.in_job = true;
                 // Our own bug in a job must not end the engine thread.
@@ -337,6 +344,13 @@ impl EngineCtx {
             let until = self.wake_at.map_or(idle, |t| t.min(idle));
             self.svc.wake.wait(seen, until);
         }
+        // Callers still waiting get None (-605) when their jobs are dropped.
+        let left = {
+            let mut q = lock(&self.svc.jobs);
+            q.1 = true;
+            std::mem::take(&mut q.0)
+        };
+        drop(left);
         // Dropping the instance cancels exchanges; dropping the client ends
         // the network thread.
         self.inst = None;
