@@ -1,7 +1,8 @@
 # ivcs build, test and benchmark entry points. See README.md.
 #
-#   make         build dist/ (headers, engine component, ivcs binary)
-#   make test    everything CI runs: lint, unit, media matrix, import check, fuzz smoke
+#   make         build dist/ (headers, engine component, ivcs binary, libivcs)
+#   make test    everything CI runs: lint, headers and C layouts, unit, media
+#                matrix and C API tests, import check, fuzz smoke, example
 #   make bench   benchmarks (prints ratio tables): ivcs mux vs ffmpeg, cloud vs nginx
 
 SHELL := /bin/bash
@@ -17,7 +18,7 @@ ENGINE_ENV := RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-
 ENGINE_FLAGS := -p ivcs-engine --target wasm32-wasip2 --profile wasm-release \
 	-Zbuild-std=std,panic_abort --target-dir $(ENGINE_TARGET_DIR)
 
-.PHONY: all dist engine cli test lint unit matrix check-imports check-headers fuzz-smoke bench fixtures clean
+.PHONY: all dist engine cli engine-cwasm lib example test lint unit matrix check-imports check-headers check-layout fuzz-smoke bench fixtures clean
 
 all: dist
 
@@ -29,17 +30,55 @@ engine:
 cli:
 	$(CARGO) build --release -p ivcs-cli
 
-dist: engine cli
+# The host's precompiled engine: libivcs embeds it (libivcs/build.rs), so it
+# is made by the freshly built CLI before the library is compiled.
+engine-cwasm: engine cli
+	target/release/ivcs engine precompile target/engine/engine.wasm target/engine/engine.cwasm
+
+# libivcs without Cranelift (loads precompiled engines only: small).
+lib: engine-cwasm
+	$(CARGO) build --release -p ivcs-lib
+	mkdir -p $(DIST)/lib/pkgconfig $(DIST)/include
+	cp target/release/libivcs.a target/release/libivcs.so $(DIST)/lib/
+	sed -e 's/@VERSION@/$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)/' \
+		libivcs/ivcs.pc.in > $(DIST)/lib/pkgconfig/ivcs.pc
+	cp include/*.h $(DIST)/include/
+
+dist: engine cli engine-cwasm lib
 	mkdir -p $(DIST)/bin $(DIST)/engine $(DIST)/include $(DIST)/lib
 	cp target/release/ivcs $(DIST)/bin/ivcs
 	cp target/engine/engine.wasm $(DIST)/engine/engine.wasm
-	$(DIST)/bin/ivcs engine precompile $(DIST)/engine/engine.wasm $(DIST)/engine/engine.cwasm
-	cp $(DIST)/engine/engine.cwasm target/engine/engine.cwasm
-	# C headers arrive with libivcs; copy whatever exists.
-	find include -maxdepth 1 -name '*.h' -exec cp {} $(DIST)/include/ \;
+	cp target/engine/engine.cwasm $(DIST)/engine/engine.cwasm
+	cp include/*.h $(DIST)/include/
+
+# The example firmware, linked through pkg-config: statically and shared.
+example: lib
+	mkdir -p target/c
+	gcc -std=c99 -Wall -Wextra -Werror -pedantic -pthread examples/firmware.c \
+		$$(PKG_CONFIG_PATH=$(DIST)/lib/pkgconfig pkg-config --cflags --static --libs ivcs | sed 's/-livcs/-l:libivcs.a/') \
+		-o target/c/firmware-static
+	gcc -std=c99 -Wall -Wextra -Werror -pedantic -pthread examples/firmware.c \
+		$$(PKG_CONFIG_PATH=$(DIST)/lib/pkgconfig pkg-config --cflags --libs ivcs) \
+		-Wl,-rpath,$(CURDIR)/$(DIST)/lib -o target/c/firmware-shared
 
 check-imports: dist
 	$(DIST)/bin/ivcs engine imports --check $(DIST)/engine/engine.wasm
+
+# C and Rust agree on every struct's size and field offsets, on x86_64 and
+# on a 32-bit target (i686: gcc -m32 and rustc --target i686-unknown-linux-gnu).
+check-layout:
+	mkdir -p target/c
+	for bits in 64 32; do \
+		gcc -std=c99 -Wall -Wextra -Werror -pedantic -m$$bits -Iinclude tests/c/layout.c -o target/c/layout-c$$bits && \
+		target/c/layout-c$$bits > target/c/layout-c$$bits.txt || exit 1; \
+	done
+	rustc --edition 2024 -O tests/layout/main.rs -o target/c/layout-rs64
+	rustc --edition 2024 -O --target i686-unknown-linux-gnu tests/layout/main.rs -o target/c/layout-rs32
+	target/c/layout-rs64 > target/c/layout-rs64.txt
+	target/c/layout-rs32 > target/c/layout-rs32.txt
+	diff -u target/c/layout-c64.txt target/c/layout-rs64.txt
+	diff -u target/c/layout-c32.txt target/c/layout-rs32.txt
+	@echo "layouts agree on x86_64 and i686 ($$(grep -c . target/c/layout-c64.txt) lines each)"
 
 check-headers:
 	mkdir -p target/c
@@ -55,7 +94,8 @@ lint:
 fixtures:
 	scripts/gen-fixtures.sh
 
-unit:
+# libivcs's Rust tests need the precompiled engine it embeds.
+unit: engine-cwasm
 	$(CARGO) test --release --workspace --exclude ivcs-tests
 
 matrix: dist fixtures
@@ -64,7 +104,7 @@ matrix: dist fixtures
 fuzz-smoke:
 	scripts/fuzz-smoke.sh 10
 
-test: lint check-headers check-imports unit matrix fuzz-smoke
+test: lint check-headers check-layout check-imports unit matrix fuzz-smoke example
 
 bench: dist
 	scripts/gen-fixtures.sh --bench

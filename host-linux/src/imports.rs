@@ -1,7 +1,9 @@
 //! The host side of the engine's imports.
 //!
 //! `clock` reads the system clocks. `snapshot` keeps pictures in the store's
-//! resource table. `network` forwards to the store's [`net::NetClient`]; a
+//! resource table; captures either fail at once (no picture source) or, when
+//! the host enabled [`Captures`], stay pending until the host fulfils them
+//! (libivcs asks firmware's capture callback on its callback thread). `network` forwards to the store's [`net::NetClient`]; a
 //! store without one answers every `start` with a clear `unreachable`, which
 //! the engine treats like any outage.
 
@@ -25,6 +27,70 @@ pub struct CaptureData {
     pub channel: u8,
     /// Event id the picture is for.
     pub event_id: i32,
+    serial: u64,
+    state: CaptureState,
+}
+
+enum CaptureState {
+    Pending,
+    Ready(Result<Bytes, types::EngineError>),
+    Taken,
+}
+
+/// A capture the engine asked for, to be fulfilled by the host with
+/// [`HostState::fulfil_capture`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaptureRequest {
+    /// Identifies the capture (unique per store).
+    pub serial: u64,
+    /// Channel the picture is for.
+    pub channel: u8,
+    /// Event id the picture is for.
+    pub event_id: i32,
+    rep: u32,
+}
+
+/// The host's picture source: captures requested and not yet handed out.
+#[derive(Default)]
+pub struct Captures {
+    requested: Vec<CaptureRequest>,
+    next_serial: u64,
+}
+
+impl HostState {
+    /// Captures the engine asked for since the last call (empty without
+    /// [`crate::EngineInstance::enable_captures`]).
+    pub fn take_capture_requests(&mut self) -> Vec<CaptureRequest> {
+        self.captures
+            .as_mut()
+            .map(|c| std::mem::take(&mut c.requested))
+            .unwrap_or_default()
+    }
+
+    /// A picture resource to hand to the engine (`cs.event-report`). The
+    /// bytes' owner is dropped when the engine and every request body that
+    /// attached them are done with them.
+    pub fn add_picture(&mut self, bytes: Bytes) -> anyhow::Result<Resource<PictureData>> {
+        Ok(self.table.push(PictureData { bytes })?)
+    }
+
+    /// Answers a capture: the picture's bytes, or the reason there is none.
+    /// Returns the bytes back when the engine has dropped the capture
+    /// meanwhile (the caller then owns them).
+    pub fn fulfil_capture(
+        &mut self,
+        req: &CaptureRequest,
+        result: Result<Bytes, types::EngineError>,
+    ) -> Option<Result<Bytes, types::EngineError>> {
+        let cap: Resource<CaptureData> = Resource::new_borrow(req.rep);
+        match self.table.get_mut(&cap) {
+            Ok(c) if c.serial == req.serial && matches!(c.state, CaptureState::Pending) => {
+                c.state = CaptureState::Ready(result);
+                None
+            }
+            _ => Some(result),
+        }
+    }
 }
 
 /// An HTTP exchange the engine started.
@@ -36,6 +102,17 @@ fn monotonic_origin() -> Instant {
     *ORIGIN.get_or_init(Instant::now)
 }
 
+/// The engine's monotonic clock (`clock.monotonic-ms`): milliseconds since
+/// the first use in this process. `tick-result.wake-at-ms` is on this scale.
+pub fn monotonic_ms() -> u64 {
+    u64::try_from(monotonic_origin().elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The instant `ms` on the [`monotonic_ms`] scale stands for.
+pub fn monotonic_instant(ms: u64) -> Instant {
+    monotonic_origin() + std::time::Duration::from_millis(ms)
+}
+
 impl clock::Host for HostState {
     fn now_utc_ms(&mut self) -> u64 {
         SystemTime::now()
@@ -45,7 +122,7 @@ impl clock::Host for HostState {
     }
 
     fn monotonic_ms(&mut self) -> u64 {
-        u64::try_from(monotonic_origin().elapsed().as_millis()).unwrap_or(u64::MAX)
+        monotonic_ms()
     }
 }
 
@@ -100,6 +177,36 @@ impl snapshot::HostCapture for HostState {
         &mut self,
         cap: Resource<CaptureData>,
     ) -> Option<Result<Resource<PictureData>, types::EngineError>> {
+        if self.captures.is_some() {
+            let ready = match self.table.get_mut(&cap) {
+                Ok(c) => match std::mem::replace(&mut c.state, CaptureState::Taken) {
+                    CaptureState::Pending => {
+                        c.state = CaptureState::Pending;
+                        return None;
+                    }
+                    CaptureState::Ready(r) => r,
+                    CaptureState::Taken => Err(types::EngineError {
+                        code: -602,
+                        message: format!(
+                            "channel {} event {}: capture already answered",
+                            c.channel, c.event_id
+                        ),
+                    }),
+                },
+                Err(_) => Err(types::EngineError {
+                    code: -602,
+                    message: "unknown capture".to_string(),
+                }),
+            };
+            return Some(ready.and_then(|bytes| {
+                self.table
+                    .push(PictureData { bytes })
+                    .map_err(|e| types::EngineError {
+                        code: -606,
+                        message: format!("too many open resources: {e}"),
+                    })
+            }));
+        }
         let what = match self.table.get(&cap) {
             Ok(c) => format!("channel {} event {}", c.channel, c.event_id),
             Err(_) => "unknown capture".to_string(),
@@ -120,9 +227,31 @@ impl snapshot::Host for HostState {
     fn capture_picture(&mut self, channel: u8, event_id: i32) -> Resource<CaptureData> {
         // A full table is a host bug, not an engine one; the capture then
         // reports "unknown capture" when polled.
-        self.table
-            .push(CaptureData { channel, event_id })
-            .unwrap_or_else(|_| Resource::new_own(u32::MAX))
+        let serial = match &mut self.captures {
+            Some(c) => {
+                c.next_serial += 1;
+                c.next_serial
+            }
+            None => 0,
+        };
+        let cap = self
+            .table
+            .push(CaptureData {
+                channel,
+                event_id,
+                serial,
+                state: CaptureState::Pending,
+            })
+            .unwrap_or_else(|_| Resource::new_own(u32::MAX));
+        if let Some(c) = &mut self.captures {
+            c.requested.push(CaptureRequest {
+                serial,
+                channel,
+                event_id,
+                rep: cap.rep(),
+            });
+        }
+        cap
     }
 }
 

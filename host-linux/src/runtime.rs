@@ -3,17 +3,19 @@
 //! One [`EngineRuntime`] per process holds the compiled component; each
 //! [`EngineInstance`] is one store with its own memory cap. The configuration
 //! is deliberately small: no async, no threads, no WASI, so the runtime stays
-//! small and a call costs a fraction of a microsecond.
+//! small and a call costs a fraction of a microsecond. Epoch interruption is
+//! on so that a host can bound each call (see [`EngineInstance::set_deadline`]);
+//! a fresh instance has no practical deadline.
 
 use crate::bindings::Engine as EngineWorld;
 use crate::net::NetClient;
 use anyhow::{Result, bail};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Config, Engine, ResourceLimiter, Store};
 
 /// Where the engine's code comes from.
 pub enum EngineSource<'a> {
-    /// A `.wasm` component, compiled here with Cranelift.
+    /// A `.wasm` component, compiled here with Cranelift (feature `compile`).
     Wasm(&'a [u8]),
     /// An artifact from [`EngineRuntime::precompile`] made by the same
     /// wasmtime version and configuration. Loading it runs its machine code,
@@ -36,9 +38,12 @@ impl<T> WasmtimeContext<T> for wasmtime::Result<T> {
 /// store's limits and the network client (if a cloud is configured).
 pub struct HostState {
     pub(crate) table: ResourceTable,
-    limits: StoreLimits,
+    limits: Limits,
     /// `None`: every `network.start` answers `unreachable`.
     pub(crate) net: Option<NetClient>,
+    /// `None`: every capture fails at once (no picture source). `Some`: the
+    /// host fulfils captures later (see [`crate::imports::Captures`]).
+    pub(crate) captures: Option<crate::imports::Captures>,
 }
 
 impl HostState {
@@ -46,12 +51,73 @@ impl HostState {
     pub(crate) fn new(memory_limit: usize) -> HostState {
         HostState {
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(memory_limit)
-                .instances(4)
-                .build(),
+            limits: Limits::new(memory_limit),
             net: None,
+            captures: None,
         }
+    }
+
+    /// Changes the cap on the store's memories. Memory already grown stays
+    /// (wasm memory never shrinks); the cap applies to later growth.
+    pub fn set_memory_limit(&mut self, memory_limit: usize) {
+        self.limits.memory_limit = memory_limit;
+    }
+
+    /// Bytes of linear memory the engine holds now (its largest memory).
+    pub fn memory_in_use(&self) -> usize {
+        self.limits.in_use
+    }
+
+    /// Times a memory growth was refused by the cap.
+    pub fn refused_growths(&self) -> u64 {
+        self.limits.refused
+    }
+}
+
+/// The store's resource limits: a cap on each memory, and what the engine
+/// holds now (for reports and tests).
+struct Limits {
+    memory_limit: usize,
+    in_use: usize,
+    refused: u64,
+}
+
+impl Limits {
+    fn new(memory_limit: usize) -> Limits {
+        Limits {
+            memory_limit,
+            in_use: 0,
+            refused: 0,
+        }
+    }
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit || maximum.is_some_and(|m| desired > m) {
+            self.refused += 1;
+            return Ok(false);
+        }
+        self.in_use = self.in_use.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|m| desired <= m))
+    }
+
+    fn instances(&self) -> usize {
+        4
     }
 }
 
@@ -67,18 +133,33 @@ pub struct EngineRuntime {
 pub fn config() -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true);
+    // No component-model async: plain synchronous calls are the cheapest.
+    c.concurrency_support(false);
+    // Lets a host bound every call (a looping engine traps instead of
+    // hanging the engine thread). Costs a counter check per loop header.
+    c.epoch_interruption(true);
+    #[cfg(feature = "compile")]
     c.cranelift_opt_level(wasmtime::OptLevel::Speed);
     c
 }
+
+/// A deadline so far away that it never passes (epochs only advance when a
+/// host bounds a call).
+const NO_DEADLINE: u64 = 1 << 62;
 
 impl EngineRuntime {
     /// Loads and links the engine.
     pub fn new(source: EngineSource<'_>) -> Result<Self> {
         let engine = Engine::new(&config())?;
         let component = match source {
+            #[cfg(feature = "compile")]
             EngineSource::Wasm(bytes) => {
                 Component::new(&engine, bytes).ctx("compiling the engine component")?
             }
+            #[cfg(not(feature = "compile"))]
+            EngineSource::Wasm(_) => bail!(
+                "this runtime was built without a compiler: give a precompiled engine (.cwasm)"
+            ),
             // SAFETY: the caller vouches for the artifact (see EngineSource).
             EngineSource::Precompiled(bytes) => unsafe { Component::deserialize(&engine, bytes) }
                 .ctx("loading the precompiled engine")?,
@@ -95,8 +176,15 @@ impl EngineRuntime {
         })
     }
 
+    /// The wasmtime engine (shared by all instances): a host bounds calls by
+    /// advancing its epoch ([`Engine::increment_epoch`]).
+    pub fn wasmtime_engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Compiles a `.wasm` component into an artifact for
     /// [`EngineSource::Precompiled`].
+    #[cfg(feature = "compile")]
     pub fn precompile(wasm: &[u8]) -> Result<Vec<u8>> {
         Engine::new(&config())?
             .precompile_component(wasm)
@@ -109,6 +197,7 @@ impl EngineRuntime {
     pub fn instantiate(&self, memory_limit: usize) -> Result<EngineInstance> {
         let mut store = Store::new(&self.engine, HostState::new(memory_limit));
         store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(NO_DEADLINE);
         let world = EngineWorld::instantiate(&mut store, &self.component, &self.linker)
             .ctx("instantiating the engine")?;
         let contract = world
@@ -131,6 +220,7 @@ pub struct ImportInfo {
 }
 
 /// Lists the imports of a `.wasm` component without instantiating it.
+#[cfg(feature = "compile")]
 pub fn component_imports(wasm: &[u8]) -> Result<Vec<ImportInfo>> {
     use wasmtime::component::types::ComponentItem;
     let engine = Engine::new(&config())?;
@@ -212,6 +302,31 @@ impl EngineInstance {
     /// with.
     pub fn set_network(&mut self, net: Option<NetClient>) {
         self.store.data_mut().net = net;
+    }
+
+    /// Gives the engine a picture source: captures stay pending until the
+    /// host fulfils them through the returned handle's queue (see
+    /// [`crate::imports::Captures`]).
+    pub fn enable_captures(&mut self) {
+        self.store.data_mut().captures = Some(crate::imports::Captures::default());
+    }
+
+    /// The store and the instance's exports, for hosts that drive the `cs`
+    /// and `runtime` interfaces themselves (libivcs).
+    pub fn parts(&mut self) -> (&mut Store<HostState>, &EngineWorld) {
+        (&mut self.store, &self.world)
+    }
+
+    /// The per-store host state.
+    pub fn host_state(&mut self) -> &mut HostState {
+        self.store.data_mut()
+    }
+
+    /// Bounds the next calls: the engine traps once the epoch advanced
+    /// `ticks` times from now (0: at its first check). [`NO_DEADLINE`]-like
+    /// values are restored with `set_deadline(u64::MAX)`.
+    pub fn set_deadline(&mut self, ticks: u64) {
+        self.store.set_epoch_deadline(ticks.min(NO_DEADLINE));
     }
 
     /// The engine's own version string.

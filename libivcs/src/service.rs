@@ -1,0 +1,885 @@
+//! The process-wide service: one engine thread (`ivcs-engine`) that owns the
+//! wasmtime store, a queue of jobs that firmware threads hand it, the
+//! waiters of blocking calls, and the restart-on-trap logic.
+//!
+//! Every `iv_cs_*` call becomes a job: a closure run on the engine thread
+//! with the [`EngineCtx`]; the calling thread waits for its answer (engine
+//! calls take microseconds). Blocking functions then wait, on their own
+//! thread, for the operation's `op-complete` ([`OpTable`]). The engine
+//! thread sleeps on the network [`WakeSignal`], which jobs also notify, until
+//! the engine's `wake-at-ms`.
+
+use crate::abi;
+use crate::callbacks;
+use crate::codes::*;
+use crate::config::HostConfig;
+use crate::log;
+use crate::watchdog::Watchdog;
+use ivcs_host::bindings::Engine as World;
+use ivcs_host::bindings::exports::ivcs::engine::runtime::TickResult;
+use ivcs_host::bindings::ivcs::engine::types as wt;
+use ivcs_host::imports::CaptureRequest;
+use ivcs_host::net::{NetClient, NetConfig, WakeSignal};
+use ivcs_host::runtime::EngineInstance;
+use ivcs_host::runtime::HostState;
+use ivcs_host::{EngineRuntime, EngineSource};
+use std::collections::{HashMap, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use wasmtime::Store;
+
+/// A job for the engine thread.
+type Job = Box<dyn FnOnce(&mut EngineCtx) + Send>;
+
+/// Fixed part of the engine's memory cap: code data, heap baseline, control
+/// plane, network buffers seen by the engine (see docs/design/libivcs.md).
+pub const MEMORY_FIXED: usize = 8 << 20;
+
+/// Longest one engine call may run by default.
+pub const DEFAULT_CALL_DEADLINE_MS: u64 = 2_000;
+
+/// How often the engine state is exported at most while only frames and
+/// ticks change it.
+const EXPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// Locks a mutex, taking over a poisoned one (our data stays consistent:
+/// every critical section is a few assignments).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Results of blocking operations, by op id. A waiter registers its id on
+/// the engine thread (in the same job that started the operation), so a
+/// completion can never arrive before its waiter.
+#[derive(Default)]
+pub struct OpTable {
+    done: Mutex<HashMap<u64, Option<wt::OpResult>>>,
+    changed: Condvar,
+}
+
+impl OpTable {
+    fn register(&self, id: u64) {
+        lock(&self.done).insert(id, None);
+    }
+
+    fn complete(&self, id: u64, r: wt::OpResult) {
+        let mut m = lock(&self.done);
+        if let Some(slot) = m.get_mut(&id) {
+            *slot = Some(r);
+            self.changed.notify_all();
+        }
+    }
+
+    /// Waits for op `id` until `deadline`; `None` on timeout. The entry is
+    /// removed either way (a late completion is then ignored).
+    pub fn wait(&self, id: u64, deadline: Instant) -> Option<wt::OpResult> {
+        let mut m = lock(&self.done);
+        loop {
+            if let Some(Some(_)) = m.get(&id) {
+                return m.remove(&id).flatten();
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                m.remove(&id);
+                return None;
+            };
+            m = match self.changed.wait_timeout(m, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+}
+
+/// Firmware's callbacks and the channels of one `iv_cs_init` .. `iv_cs_exit`.
+#[derive(Clone)]
+pub struct Session {
+    /// Distinguishes sessions in the callback queue.
+    pub id: u64,
+    /// The callbacks as firmware gave them.
+    pub fw: abi::iv_cs_init_func_cb_s,
+    /// The init parameters (to re-init a restarted engine that lost them).
+    pub params: wt::InitParams,
+}
+
+/// The shared half of the service.
+pub struct Service {
+    /// Jobs, and whether the engine thread has ended (then jobs are
+    /// dropped at once, which answers their callers with -605).
+    jobs: Mutex<(VecDeque<Job>, bool)>,
+    wake: Arc<WakeSignal>,
+    /// Waiters of blocking calls.
+    pub ops: OpTable,
+    /// Mirror of the engine's "initialised" (set on the engine thread).
+    pub initialised: AtomicBool,
+    /// Upload and reply timeouts last accepted by `iv_cs_set_trans_time`.
+    pub trans_ms: Mutex<(u32, u32)>,
+    /// Test hook: the next engine call gets a deadline that has passed.
+    pub expire_next_call: AtomicBool,
+    /// Test hook: the next engine call may not grow the engine's memory.
+    pub squeeze_next_call: AtomicBool,
+    stop: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    watchdog: Arc<Watchdog>,
+    /// Restarts so far.
+    pub restarts: Mutex<u64>,
+}
+
+static SERVICE: Mutex<Option<Arc<Service>>> = Mutex::new(None);
+
+/// The running service, started on first use.
+pub fn get() -> Result<Arc<Service>, i32> {
+    let mut g = lock(&SERVICE);
+    if let Some(s) = &*g {
+        return Ok(s.clone());
+    }
+    let s = Service::start().map_err(|e| {
+        log::error(&format!("cannot start libivcs: {e}"));
+        IV_ERR_CS_PRM_NOT_AVAILABLE
+    })?;
+    *g = Some(s.clone());
+    Ok(s)
+}
+
+/// The running service, if any (never starts one).
+pub fn running() -> Option<Arc<Service>> {
+    lock(&SERVICE).clone()
+}
+
+/// Stops the threads and frees the engine (`ivcs_host_shutdown`). A later
+/// `iv_cs_*` call starts a fresh service.
+pub fn shutdown() -> i32 {
+    if callbacks::on_callback_thread() {
+        return IV_ERR_CS_INIT_REPEAT;
+    }
+    let Some(s) = lock(&SERVICE).take() else {
+        callbacks::stop();
+        return IV_ERR_NONE;
+    };
+    s.stop.store(true, Ordering::SeqCst);
+    s.wake.notify();
+    s.watchdog.stop();
+    let threads = std::mem::take(&mut *lock(&s.threads));
+    for t in threads {
+        let _ = t.join();
+    }
+    callbacks::stop();
+    IV_ERR_NONE
+}
+
+impl Service {
+    fn start() -> std::io::Result<Arc<Service>> {
+        let (cfg, problems) = crate::config::resolve();
+        if let Some(l) = cfg.log_level {
+            log::set_level(l);
+        }
+        for p in problems {
+            log::warn(&format!("config: {p}"));
+        }
+        let (watchdog, wd_thread) = Watchdog::start()?;
+        let svc = Arc::new(Service {
+            jobs: Mutex::new((VecDeque::new(), false)),
+            wake: WakeSignal::new(),
+            ops: OpTable::default(),
+            initialised: AtomicBool::new(false),
+            trans_ms: Mutex::new((30_000, 10_000)),
+            expire_next_call: AtomicBool::new(false),
+            squeeze_next_call: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            threads: Mutex::new(vec![wd_thread]),
+            watchdog,
+            restarts: Mutex::new(0),
+        });
+        let svc2 = svc.clone();
+        let engine_thread = std::thread::Builder::new()
+            .name("ivcs-engine".into())
+            .spawn(move || {
+                let mut ctx = EngineCtx::new(svc2.clone(), cfg);
+                ctx.run();
+            });
+        match engine_thread {
+            Ok(h) => lock(&svc.threads).push(h),
+            Err(e) => {
+                svc.watchdog.stop();
+                return Err(e);
+            }
+        }
+        Ok(svc)
+    }
+
+    /// Runs `f` on the engine thread and returns its answer; `None` if the
+    /// service is stopping.
+    pub fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut EngineCtx) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.post(move |ctx| {
+            let _ = tx.send(f(ctx));
+        });
+        rx.recv().ok()
+    }
+
+    /// Queues `f` for the engine thread without waiting.
+    pub fn post(&self, f: impl FnOnce(&mut EngineCtx) + Send + 'static) {
+        let mut q = lock(&self.jobs);
+        if q.1 {
+            return; // the engine thread has ended: dropping `f` answers its caller
+        }
+        q.0.push_back(Box::new(f));
+        drop(q);
+        self.wake.notify();
+    }
+
+    /// The longest a blocking call without its own timeout waits: the
+    /// engine's own deadline for an operation (3 × reply + upload) plus
+    /// slack.
+    pub fn op_backstop(&self) -> Duration {
+        let (up, reply) = *lock(&self.trans_ms);
+        Duration::from_millis(3 * u64::from(reply) + u64::from(up) + 5_000)
+    }
+}
+
+/// The engine thread's state.
+pub struct EngineCtx {
+    svc: Arc<Service>,
+    cfg: HostConfig,
+    runtime: Option<EngineRuntime>,
+    inst: Option<EngineInstance>,
+    /// Why the engine cannot run (load failure), reported once.
+    load_error: Option<String>,
+    net: Option<NetClient>,
+    /// The last successful `export-state`.
+    last_state: Option<Vec<u8>>,
+    last_export: Instant,
+    /// Something changed since the last export.
+    dirty: bool,
+    /// The current memory cap.
+    mem_cap: usize,
+    call_deadline: Duration,
+    session: Option<Session>,
+    next_session: u64,
+    wake_at: Option<Instant>,
+    /// `configure` succeeded once.
+    configured: bool,
+    /// A restart is under way (a trap while restarting does not recurse).
+    restarting: bool,
+    /// A firmware call's job is running (test hooks apply to those only).
+    in_job: bool,
+}
+
+/// How an engine call ended.
+pub enum CallError {
+    /// The engine trapped (bug, memory cap, deadline) and was restarted.
+    Trapped {
+        /// The memory cap refused a growth during the call.
+        out_of_memory: bool,
+    },
+    /// No engine could be loaded.
+    Unavailable,
+}
+
+impl CallError {
+    /// The `IV_ERR_*` a C function answers.
+    pub fn code(&self) -> i32 {
+        match self {
+            CallError::Trapped {
+                out_of_memory: true,
+            } => IV_ERR_CS_PRM_MALLOC_FAIL,
+            _ => IV_ERR_CS_PRM_NOT_AVAILABLE,
+        }
+    }
+}
+
+impl EngineCtx {
+    fn new(svc: Arc<Service>, cfg: HostConfig) -> EngineCtx {
+        let call_deadline =
+            Duration::from_millis(cfg.call_deadline_ms.unwrap_or(DEFAULT_CALL_DEADLINE_MS));
+        EngineCtx {
+            svc,
+            cfg,
+            runtime: None,
+            inst: None,
+            load_error: None,
+            net: None,
+            last_state: None,
+            last_export: Instant::now(),
+            dirty: false,
+            mem_cap: MEMORY_FIXED,
+            call_deadline,
+            session: None,
+            next_session: 1,
+            wake_at: None,
+            configured: false,
+            restarting: false,
+            in_job: false,
+        }
+    }
+
+    fn run(&mut self) {
+        self.net = self.make_net();
+        let _ = self.ensure_instance();
+        loop {
+            let seen = self.svc.wake.generation();
+            let jobs: Vec<Job> = lock(&self.svc.jobs).0.drain(..).collect();
+            for job in jobs {
+                self.in_job = true;
+                // Our own bug in a job must not end the engine thread.
+                let r = catch_unwind(AssertUnwindSafe(|| job(self)));
+                self.in_job = false;
+                if r.is_err() {
+                    log::error("internal error in a libivcs call (recovered)");
+                }
+            }
+            if self.svc.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            if catch_unwind(AssertUnwindSafe(|| self.tick())).is_err() {
+                log::error("internal error in a libivcs tick (recovered)");
+            }
+            let idle = Instant::now() + Duration::from_secs(60);
+            let until = self.wake_at.map_or(idle, |t| t.min(idle));
+            self.svc.wake.wait(seen, until);
+        }
+        // Callers still waiting get None (-605) when their jobs are dropped.
+        let left = {
+            let mut q = lock(&self.svc.jobs);
+            q.1 = true;
+            std::mem::take(&mut q.0)
+        };
+        drop(left);
+        // Dropping the instance cancels exchanges; dropping the client ends
+        // the network thread.
+        self.inst = None;
+        self.net = None;
+    }
+
+    fn make_net(&self) -> Option<NetClient> {
+        let url = self.cfg.cloud_url.as_ref()?;
+        let mut nc = NetConfig::new(url.clone());
+        nc.wake = self.svc.wake.clone();
+        if let Some(ca) = &self.cfg.ca_file {
+            nc = match nc.read_ca_file(std::path::Path::new(ca)) {
+                Ok(nc) => nc,
+                Err(e) => {
+                    log::error(&format!("CA file: {e:#}; the cloud is unreachable"));
+                    return None;
+                }
+            };
+        }
+        match NetClient::new(nc) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                log::error(&format!("cloud URL {url}: {e:#}; the cloud is unreachable"));
+                None
+            }
+        }
+    }
+
+    fn load_runtime(&mut self) -> Result<(), String> {
+        if self.runtime.is_some() {
+            return Ok(());
+        }
+        let rt = match &self.cfg.engine_file {
+            Some(path) => {
+                let bytes = std::fs::read(path).map_err(|e| format!("engine file {path}: {e}"))?;
+                let source = if bytes.starts_with(b"\0asm") {
+                    EngineSource::Wasm(&bytes)
+                } else {
+                    EngineSource::Precompiled(&bytes)
+                };
+                EngineRuntime::new(source).map_err(|e| format!("engine file {path}: {e:#}"))?
+            }
+            None => match crate::embedded::EMBEDDED {
+                Some(bytes) => EngineRuntime::new(EngineSource::Precompiled(bytes))
+                    .map_err(|e| format!("embedded engine: {e:#}"))?,
+                None => {
+                    return Err(
+                        "this libivcs has no embedded engine: set IVCS_ENGINE or call \
+                                ivcs_host_set_engine_file"
+                            .to_string(),
+                    );
+                }
+            },
+        };
+        self.svc.watchdog.set_engine(rt.wasmtime_engine().clone());
+        self.runtime = Some(rt);
+        Ok(())
+    }
+
+    /// A fresh instance with network, captures and credentials.
+    fn fresh_instance(&mut self) -> Result<EngineInstance, String> {
+        self.load_runtime()?;
+        let rt = self.runtime.as_ref().ok_or("no runtime")?;
+        let mut inst = rt
+            .instantiate(self.mem_cap)
+            .map_err(|e| format!("instantiating the engine: {e:#}"))?;
+        inst.enable_captures();
+        inst.set_network(self.net.clone());
+        if let (Some(id), Some(secret)) = (&self.cfg.device_id, &self.cfg.device_secret) {
+            let dc = wt::DeviceConfig {
+                device_id: id.clone(),
+                device_secret: secret.as_bytes().to_vec(),
+            };
+            let (store, world) = inst.parts();
+            self.svc.watchdog.arm(Instant::now() + self.call_deadline);
+            store.set_epoch_deadline(1);
+            let r = world.ivcs_engine_cs().call_configure(&mut *store, &dc);
+            self.svc.watchdog.disarm();
+            match r {
+                Ok(Ok(())) => self.configured = true,
+                Ok(Err(e)) => log::error(&format!("device {id}: {} ({})", e.message, e.code)),
+                Err(e) => return Err(format!("engine trapped in configure: {e:#}")),
+            }
+        } else if !self.configured {
+            log::warn(
+                "no device id/secret configured (IVCS_DEVICE_ID, IVCS_DEVICE_SECRET or \
+                 ivcs_host_set_device_*): the cloud cannot be used",
+            );
+        }
+        Ok(inst)
+    }
+
+    /// Makes sure an instance exists: loads, restores the last state.
+    fn ensure_instance(&mut self) -> Result<(), CallError> {
+        if self.inst.is_some() {
+            return Ok(());
+        }
+        if self.load_error.is_some() {
+            return Err(CallError::Unavailable);
+        }
+        match self.fresh_instance() {
+            Ok(mut inst) => {
+                if let Some(state) = self.last_state.clone() {
+                    let (store, world) = inst.parts();
+                    store.set_epoch_deadline(1);
+                    self.svc.watchdog.arm(Instant::now() + self.call_deadline);
+                    let r = world
+                        .ivcs_engine_runtime()
+                        .call_import_state(&mut *store, &state);
+                    self.svc.watchdog.disarm();
+                    match r {
+                        Ok(Ok(())) => {}
+                        other => {
+                            let why = match other {
+                                Ok(Err(e)) => format!("{} ({})", e.message, e.code),
+                                Err(e) => format!("trap: {e:#}"),
+                                Ok(Ok(())) => String::new(),
+                            };
+                            log::error(&format!(
+                                "the engine's saved state does not load ({why}); starting clean"
+                            ));
+                            self.last_state = None;
+                            inst = match self.fresh_instance() {
+                                Ok(i) => i,
+                                Err(e) => return self.fail_load(e),
+                            };
+                            self.inst = Some(inst);
+                            self.reinit_session();
+                            return Ok(());
+                        }
+                    }
+                }
+                self.inst = Some(inst);
+                Ok(())
+            }
+            Err(e) => self.fail_load(e),
+        }
+    }
+
+    fn fail_load(&mut self, e: String) -> Result<(), CallError> {
+        log::error(&format!("the engine cannot run: {e}"));
+        // A file that does not load will not load later either; a failed
+        // instantiation (memory) may: only the former is remembered.
+        if self.runtime.is_none() {
+            self.load_error = Some(e);
+        }
+        Err(CallError::Unavailable)
+    }
+
+    /// After a clean restart: init again with the session's parameters, so
+    /// firmware keeps its session.
+    fn reinit_session(&mut self) {
+        let Some(params) = self.session.as_ref().map(|s| s.params.clone()) else {
+            return;
+        };
+        match self.engine(|s, w| w.ivcs_engine_cs().call_init(s, &params)) {
+            Ok(Ok(())) => log::warn("engine restarted clean; session initialised again"),
+            Ok(Err(e)) => log::error(&format!("re-init after restart: {}", e.message)),
+            Err(_) => {}
+        }
+    }
+
+    /// Calls into the engine under the call deadline. A trap restarts the
+    /// engine from its last exported state.
+    pub fn engine<R>(
+        &mut self,
+        f: impl FnOnce(&mut Store<HostState>, &World) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        self.ensure_instance()?;
+        let hooks = self.in_job;
+        let expire = hooks && self.svc.expire_next_call.swap(false, Ordering::SeqCst);
+        let Some(inst) = self.inst.as_mut() else {
+            return Err(CallError::Unavailable);
+        };
+        let refused_before = inst.host_state().refused_growths();
+        let squeeze = hooks && self.svc.squeeze_next_call.swap(false, Ordering::SeqCst);
+        if squeeze {
+            let now = inst.host_state().memory_in_use();
+            inst.host_state().set_memory_limit(now);
+        }
+        let (store, world) = inst.parts();
+        store.set_epoch_deadline(if expire { 0 } else { 1 });
+        self.svc.watchdog.arm(Instant::now() + self.call_deadline);
+        let r = f(store, world);
+        self.svc.watchdog.disarm();
+        if squeeze && let Some(inst) = self.inst.as_mut() {
+            inst.host_state().set_memory_limit(self.mem_cap);
+        }
+        match r {
+            Ok(v) => {
+                self.collect_captures();
+                Ok(v)
+            }
+            Err(e) => {
+                let out_of_memory = inst_refused(&mut self.inst) > refused_before;
+                let why = if out_of_memory {
+                    format!(
+                        "the engine ran out of its memory cap ({} bytes): {e:#}",
+                        self.mem_cap
+                    )
+                } else {
+                    format!("{e:#}")
+                };
+                self.restart(&why);
+                Err(CallError::Trapped { out_of_memory })
+            }
+        }
+    }
+
+    /// Replaces a trapped instance with one restored from the last state,
+    /// and tells firmware (log, and `IV_CS_COS_SERVICE_WRONG` per channel).
+    fn restart(&mut self, why: &str) {
+        *lock(&self.svc.restarts) += 1;
+        log::error(&format!(
+            "engine trapped ({why}); restarting it from its last saved state"
+        ));
+        // Dropping the old store drops its pictures (their owners queue the
+        // result callbacks) and aborts its exchanges.
+        self.inst = None;
+        if self.restarting {
+            return;
+        }
+        if let Some(s) = &self.session
+            && let Some(cb) = s.fw.iv_cs_notify_cb
+        {
+            for ch in s.params.channels.iter().map(|c| u32::from(c.channel)) {
+                callbacks::post(Some(s.id), move || {
+                    let mut info = abi::iv_cs_upload_info_s::default();
+                    let mut data = abi::iv_cs_notify_msg_data {
+                        av_result_info: &mut info,
+                    };
+                    // SAFETY: firmware's callback; both pointers live until it returns.
+                    unsafe { cb(ch, IV_CS_COS_SERVICE_WRONG, &mut data) };
+                });
+            }
+        }
+        self.restarting = true;
+        if self.ensure_instance().is_ok() {
+            log::warn("engine restarted");
+        }
+        self.restarting = false;
+    }
+
+    /// Exports the engine state (the restart point).
+    fn export(&mut self) {
+        let r = self.engine(|s, w| w.ivcs_engine_runtime().call_export_state(s));
+        match r {
+            Ok(Ok(blob)) => {
+                self.last_state = Some(blob);
+                self.dirty = false;
+                self.last_export = Instant::now();
+            }
+            Ok(Err(e)) => log::warn(&format!("export-state: {}", e.message)),
+            Err(_) => {}
+        }
+    }
+
+    /// Marks the state changed by a control call; exports at once.
+    pub fn changed(&mut self) {
+        self.dirty = true;
+        self.export();
+    }
+
+    /// Marks the state changed by a frame; exported with the next tick
+    /// export.
+    pub fn changed_lightly(&mut self) {
+        self.dirty = true;
+    }
+
+    fn tick(&mut self) {
+        if self.inst.is_none() && self.load_error.is_some() {
+            self.wake_at = None;
+            return;
+        }
+        let r: Result<TickResult, CallError> =
+            self.engine(|s, w| w.ivcs_engine_runtime().call_tick(s));
+        let Ok(t) = r else {
+            self.wake_at = Some(Instant::now() + Duration::from_millis(100));
+            return;
+        };
+        self.wake_at = t.wake_at_ms.map(ivcs_host::imports::monotonic_instant);
+        let eventful = !t.events.is_empty();
+        self.dispatch(t.events);
+        if eventful {
+            self.dirty = true;
+        }
+        // Events change what firmware was told: save at once. Frames and
+        // quiet ticks: at most once per EXPORT_EVERY.
+        if eventful || (self.dirty && self.last_export.elapsed() >= EXPORT_EVERY) {
+            self.export();
+        }
+    }
+
+    /// Sends captures the engine asked for to the callback thread.
+    fn collect_captures(&mut self) {
+        let Some(inst) = self.inst.as_mut() else {
+            return;
+        };
+        let reqs = inst.host_state().take_capture_requests();
+        for req in reqs {
+            self.capture(req);
+        }
+    }
+
+    fn capture(&mut self, req: CaptureRequest) {
+        let Some(s) = &self.session else {
+            self.fulfil(
+                req,
+                Err((IV_ERR_CS_PRM_NOT_AVAILABLE, "not initialised".into())),
+            );
+            return;
+        };
+        let Some(cb) = s.fw.iv_cs_event_capture_picture_cb else {
+            self.fulfil(
+                req,
+                Err((IV_ERR_CS_PRM_NOT_AVAILABLE, "no capture callback".into())),
+            );
+            return;
+        };
+        let result_cb = s.fw.iv_cs_event_picture_result_cb;
+        let svc = self.svc.clone();
+        callbacks::post(Some(s.id), move || {
+            let ch = u32::from(req.channel);
+            let mut pic: *mut u8 = std::ptr::null_mut();
+            let mut size: i32 = 0;
+            // SAFETY: firmware's callback with valid out-pointers.
+            let rc = unsafe { cb(ch, req.event_id, &mut pic, &mut size) };
+            let answer = if pic.is_null() || size <= 0 {
+                Err((
+                    IV_ERR_CS_PRM_NOT_AVAILABLE,
+                    format!(
+                        "channel {ch} event {}: no picture (callback returned {rc})",
+                        req.event_id
+                    ),
+                ))
+            } else {
+                // SAFETY: the spec: firmware keeps the picture until
+                // picture_result_cb, which the owner's drop triggers.
+                Ok(unsafe { crate::pictures::borrowed(pic, size as usize, ch, result_cb) })
+            };
+            svc.post(move |ctx| ctx.fulfil(req, answer));
+        });
+    }
+
+    fn fulfil(&mut self, req: CaptureRequest, answer: Result<bytes::Bytes, (i32, String)>) {
+        let answer = answer.map_err(|(code, message)| wt::EngineError { code, message });
+        if let Some(inst) = self.inst.as_mut() {
+            // Bytes the engine no longer wants are dropped here, which
+            // releases the picture to firmware.
+            drop(inst.host_state().fulfil_capture(&req, answer));
+        }
+    }
+
+    /// Host events → firmware callbacks (callback thread), op completions
+    /// (waiters), log lines.
+    fn dispatch(&mut self, events: Vec<wt::HostEvent>) {
+        for ev in events {
+            if let wt::HostEvent::OpComplete(op) = ev {
+                self.svc.ops.complete(op.id, op.outcome);
+                continue;
+            }
+            if let wt::HostEvent::Log(rec) = &ev {
+                let level = match rec.level {
+                    wt::LogLevel::Error => 0,
+                    wt::LogLevel::Warn => 1,
+                    wt::LogLevel::Info => 2,
+                    wt::LogLevel::Debug => 3,
+                    wt::LogLevel::Trace => 4,
+                };
+                log::log(level, &format!("engine: {}", rec.message));
+                continue;
+            }
+            let Some(s) = &self.session else {
+                continue;
+            };
+            crate::deliver::post(s, ev, &self.svc);
+        }
+    }
+
+    /// The session, if initialised.
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// Starts a session: raises the memory cap for its channels, then calls
+    /// the engine's `init`.
+    pub fn init(
+        &mut self,
+        params: wt::InitParams,
+        fw: abi::iv_cs_init_func_cb_s,
+    ) -> Result<Result<(), wt::EngineError>, CallError> {
+        let cap = memory_cap(&params);
+        let old_cap = self.mem_cap;
+        self.set_mem_cap(cap.max(old_cap));
+        let r = self.engine(|s, w| w.ivcs_engine_cs().call_init(s, &params));
+        match &r {
+            Ok(Ok(())) => {
+                let id = self.next_session;
+                self.next_session += 1;
+                self.session = Some(Session { id, fw, params });
+                self.svc.initialised.store(true, Ordering::SeqCst);
+                let in_use = self.memory_in_use();
+                log::info(&format!(
+                    "initialised; engine memory cap {} bytes ({in_use} in use)",
+                    self.mem_cap
+                ));
+                self.changed();
+            }
+            _ => self.set_mem_cap(old_cap),
+        }
+        r
+    }
+
+    /// Ends the session: the engine's `exit`, then firmware hears nothing
+    /// more of it except picture releases.
+    pub fn exit(&mut self) -> Result<Result<(), wt::EngineError>, CallError> {
+        let r = self.engine(|s, w| w.ivcs_engine_cs().call_exit(s));
+        if let Ok(Ok(())) = &r {
+            if let Some(s) = self.session.take() {
+                callbacks::purge(s.id);
+            }
+            self.svc.initialised.store(false, Ordering::SeqCst);
+            self.changed();
+        }
+        r
+    }
+
+    /// New connection settings (cloud URL, device, CA) while no session
+    /// runs: a new network client and `configure`.
+    pub fn reconfigure(&mut self, cfg: HostConfig) -> Result<(), i32> {
+        if self.session.is_some() {
+            return Err(IV_ERR_CS_INIT_REPEAT);
+        }
+        self.cfg.cloud_url = cfg.cloud_url;
+        self.cfg.device_id = cfg.device_id;
+        self.cfg.device_secret = cfg.device_secret;
+        self.cfg.ca_file = cfg.ca_file;
+        self.net = self.make_net();
+        let net = self.net.clone();
+        if let Some(inst) = self.inst.as_mut() {
+            inst.set_network(net);
+        }
+        let (Some(id), Some(secret)) = (self.cfg.device_id.clone(), self.cfg.device_secret.clone())
+        else {
+            return Ok(());
+        };
+        let dc = wt::DeviceConfig {
+            device_id: id,
+            device_secret: secret.into_bytes(),
+        };
+        let r = self.engine(|s, w| w.ivcs_engine_cs().call_configure(s, &dc));
+        self.changed();
+        match r {
+            Ok(Ok(())) => {
+                self.configured = true;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e.code),
+            Err(e) => Err(e.code()),
+        }
+    }
+
+    fn set_mem_cap(&mut self, cap: usize) {
+        self.mem_cap = cap;
+        if let Some(inst) = self.inst.as_mut() {
+            inst.host_state().set_memory_limit(cap);
+        }
+    }
+
+    /// The current memory cap (tests, logs).
+    pub fn mem_cap(&self) -> usize {
+        self.mem_cap
+    }
+
+    /// Bytes of linear memory the engine holds.
+    pub fn memory_in_use(&mut self) -> usize {
+        self.inst
+            .as_mut()
+            .map(|i| i.host_state().memory_in_use())
+            .unwrap_or(0)
+    }
+
+    /// Registers a waiter for op `id` (call in the job that got the id).
+    pub fn register_op(&self, id: u64) {
+        self.svc.ops.register(id);
+    }
+
+    /// Adds a picture resource to the current instance.
+    pub fn add_picture(
+        &mut self,
+        bytes: bytes::Bytes,
+    ) -> Result<wasmtime::component::Resource<ivcs_host::imports::PictureData>, CallError> {
+        self.ensure_instance()?;
+        let inst = self.inst.as_mut().ok_or(CallError::Unavailable)?;
+        inst.host_state()
+            .add_picture(bytes)
+            .map_err(|_| CallError::Trapped {
+                out_of_memory: true,
+            })
+    }
+}
+
+fn inst_refused(inst: &mut Option<EngineInstance>) -> u64 {
+    inst.as_mut()
+        .map(|i| i.host_state().refused_growths())
+        .unwrap_or(0)
+}
+
+/// The engine's memory cap for a session: the fixed allowance plus, per
+/// channel, twice its budget (`u32MaxGopSize` plus the spec's audio
+/// allowance: 120 KB mono / 160 KB stereo for PCM and G.711). Twice, because
+/// `export-state` serialises the buffered bytes inside the engine's memory.
+pub fn memory_cap(params: &wt::InitParams) -> usize {
+    let per_channel: usize = params
+        .channels
+        .iter()
+        .map(|c| {
+            let audio = match &c.av.audio {
+                Some(a) if a.codec != wt::AudioCodec::Aac => {
+                    if a.channels >= 2 {
+                        160 * 1024
+                    } else {
+                        120 * 1024
+                    }
+                }
+                _ => 0,
+            };
+            2 * (c.max_gop_size as usize + audio)
+        })
+        .sum();
+    MEMORY_FIXED.saturating_add(per_channel)
+}
