@@ -98,6 +98,11 @@ impl Config {
             let Some(key) = name.strip_prefix("IVCS_CLOUD_") else {
                 continue;
             };
+            // libivcs's variable (the cloud a camera talks to), often set in
+            // the same shell as admin commands: not a service setting.
+            if key == "URL" {
+                continue;
+            }
             let key = key.to_ascii_lowercase();
             let Some(old) = table.get(&key) else {
                 // The clock file is optional, so absent from the defaults.
@@ -142,6 +147,8 @@ mod tests {
                 "127.0.0.1:9001".to_string(),
             ),
             ("OTHER".to_string(), "x".to_string()),
+            // libivcs's, not the service's: ignored, not refused.
+            ("IVCS_CLOUD_URL".to_string(), "https://cloud.example".to_string()),
         ];
         let c = Config::load(Some(&path), env).unwrap();
         assert_eq!(c.backup_window_s, 60);
