@@ -36,6 +36,7 @@ pub mod codes;
 mod component;
 mod container;
 pub mod cs;
+pub mod data;
 pub mod error;
 pub mod events;
 pub mod host;
