@@ -285,6 +285,27 @@ impl<H: Host> Chan<H> {
             + self.dump_unflushed
     }
 
+    /// Bytes waiting for the network: recorded but not handed to the host
+    /// yet, or, while the cloud is unreachable, every byte held for it.
+    /// This is the congestion the watermarks report: bytes kept only so
+    /// that a broken upload can be repeated are not congestion while the
+    /// cloud answers. (Counting handed-over bytes as gone during an outage
+    /// would make the fill jump at every retry, since a host takes bytes
+    /// into its own queue before it knows the connection failed.)
+    pub fn backlog(&self, cloud_down: bool) -> u64 {
+        self.segs
+            .iter()
+            .filter(|s| !s.acked && s.failed.is_none())
+            .map(|s| {
+                if cloud_down {
+                    return s.buf.retained();
+                }
+                let sent = s.handed_over().min(s.buf.produced());
+                s.buf.produced() - sent.max(s.buf.produced() - s.buf.retained())
+            })
+            .sum()
+    }
+
     fn fits(&self, n: usize, cb: &OptionalCallbacks) -> bool {
         let need = muxed_estimate(n) * if cb.dump_file { 2 } else { 1 };
         self.used().saturating_add(need) <= self.budget()
@@ -311,8 +332,9 @@ impl<H: Host> Chan<H> {
     }
 
     fn note(&mut self, io: &mut Io<'_, H>) {
-        let u = self.used();
-        self.peak = self.peak.max(u);
+        self.peak = self.peak.max(self.used());
+        let down = io.client.link.reach() == crate::cloud::link::Reach::Down;
+        let u = self.backlog(down);
         if let Some(kind) = self.wm.update(u) {
             io.out.log(
                 LogLevel::Info,
