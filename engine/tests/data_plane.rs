@@ -60,7 +60,7 @@ impl Camera {
     }
 
     fn is_key(&self) -> bool {
-        self.i % self.aus.len() % 25 == 0
+        (self.i % self.aus.len()).is_multiple_of(25)
     }
 
     /// Pushes the next frame; keeps it when accepted.

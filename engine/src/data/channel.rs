@@ -893,10 +893,10 @@ impl<H: Host> Chan<H> {
             let Some(e) = self.events.get_mut(i) else {
                 break;
             };
-            if let Some(r) = e.poll(io, ch, settled) {
-                if cb.event_report_result {
-                    io.out.push(HostEvent::EventResult(r));
-                }
+            if let Some(r) = e.poll(io, ch, settled)
+                && cb.event_report_result
+            {
+                io.out.push(HostEvent::EventResult(r));
             }
             if e.is_done() {
                 self.events.remove(i);

@@ -71,9 +71,6 @@ impl PreRecord {
         if !self.has_key() && !f.key {
             return f.kind == StreamKind::Audio;
         }
-        if f.key && self.frames.is_empty() {
-            self.frames.clear();
-        }
         self.bytes = self.bytes.saturating_add(f.data.len() as u64);
         self.frames.push_back(f);
         self.trim(room, now_utc_ms.saturating_sub(MAX_PRERECORD_MS));
@@ -109,9 +106,8 @@ impl PreRecord {
             .frames
             .iter()
             .enumerate()
-            .filter(|(_, f)| f.key && f.utc_ms <= from_utc_ms)
+            .rfind(|(_, f)| f.key && f.utc_ms <= from_utc_ms)
             .map(|(i, _)| i)
-            .last()
             .unwrap_or(0);
         let mut all: Vec<Held> = std::mem::take(&mut self.frames).into();
         self.bytes = 0;
