@@ -704,3 +704,29 @@ fn export_import_keeps_acknowledged_segments_and_dumps() {
     cam.skip_to_idr();
     assert_eq!(cam.push(&mut w, 0), Ok(()));
 }
+
+#[test]
+fn exit_with_uploads_in_flight_returns_at_once_and_init_starts_clean() {
+    let mut w = start_full_time("exit-busy", params(&[video_channel(0, 800 << 10)], false));
+    let mut cam = Camera::new();
+    film(&mut w, &mut cam, 0, 4_000);
+    w.engine.event_start(0, 1, b"", 0, 0).unwrap();
+    let t = std::time::Instant::now();
+    w.engine.exit().unwrap();
+    assert!(t.elapsed() < std::time::Duration::from_millis(100));
+    assert_eq!(cam.push(&mut w, 0), Err(-605));
+    w.engine
+        .init(params(&[video_channel(0, 800 << 10)], false))
+        .unwrap();
+    w.run_until_state("push-start again", |w| {
+        w.count(|e| *e == HostEvent::PushStart(0)) == 2
+    });
+    cam.skip_to_idr();
+    film(&mut w, &mut cam, 0, 10_500);
+    w.run_until_state("a segment of the new session", |w| ok_slices(w, 0) == 1);
+    assert_eq!(
+        code(w.engine.event_stop(0, 1, b"", 0, 0)),
+        -609,
+        "events ended with exit"
+    );
+}
