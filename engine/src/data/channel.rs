@@ -85,6 +85,8 @@ struct Seg<X> {
     /// Why the upload failed for good.
     failed: Option<String>,
     acked: bool,
+    /// Answers that did not match what was sent (the body broke off).
+    mismatches: u8,
 }
 
 impl<X> Seg<X> {
@@ -604,6 +606,7 @@ impl<H: Host> Chan<H> {
                         up: Up::Queued,
                         failed: None,
                         acked: false,
+                        mismatches: 0,
                     });
                 }
                 Output::Data(d) => {
@@ -735,6 +738,20 @@ impl<H: Host> Chan<H> {
                                     seg_policy(),
                                     now,
                                 ));
+                            }
+                            Ok(a) if s.buf.rewindable() && s.mismatches < 3 => {
+                                // The body broke off (stored partial): again.
+                                s.mismatches += 1;
+                                io.out.log(
+                                    LogLevel::Warn,
+                                    format!(
+                                        "channel {ch} segment {}: the cloud stored {} of {} bytes; uploading it again",
+                                        s.id,
+                                        a.bytes,
+                                        s.buf.produced()
+                                    ),
+                                );
+                                s.up = Up::Queued;
                             }
                             Ok(a) => {
                                 fail = Some(format!(
