@@ -29,7 +29,7 @@ pub enum ErrorKind {
     AlreadyInitialised,
     /// The plan's trial time is used up (-612).
     NoBalance,
-    /// An upload failed for good, or there is no upload path (-613).
+    /// An upload failed for good (-613).
     UploadFailed,
 }
 

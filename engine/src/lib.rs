@@ -12,6 +12,8 @@
 //! - [`cs`]: the iv_cs control plane ([`cs::Engine`]): init, plans and the
 //!   change feed, operations, reachability, and the seam
 //!   ([`cs::data`]) the data plane plugs into.
+//! - [`data`]: the data plane: per-channel buffer within `u32MaxGopSize`,
+//!   segments uploaded while recorded, events with video, dump and backup.
 //! - [`cloud`]: the client of the cloud's device protocol (signing, the
 //!   request state machine, retries).
 //! - [`host`]: the [`host::Host`] trait mirroring the three imports.
@@ -36,6 +38,7 @@ pub mod codes;
 mod component;
 mod container;
 pub mod cs;
+pub mod data;
 pub mod error;
 pub mod events;
 pub mod host;

@@ -8,8 +8,10 @@
 //! - `CTRL`: the control plane (JSON, see `cs::saved`): configuration
 //!   check, timeouts, plan cache and revision, reachability, operations,
 //!   the `init` session, undelivered host events.
-//! - `DATA`: the data plane's own bytes (buffered media), absent while it
-//!   keeps nothing.
+//! - `DATA`: the data plane's section (JSON, see `data::mod`): segment and
+//!   event numbering, acknowledged segment ids, dump records for backups,
+//!   unacknowledged segments (reported failed after import), unfinished
+//!   events. Buffered media bytes are not kept (docs/design/engine-data.md).
 //!
 //! Readers skip sections they do not know, so a section can be added
 //! without a new version. Version 1 (no body) is what engine 0.1.0 wrote;

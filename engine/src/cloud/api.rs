@@ -183,3 +183,99 @@ pub struct AiAnswer {
     /// The setting.
     pub setting: AiView,
 }
+
+// ---- data plane ------------------------------------------------------------
+
+/// `PUT /v1/device/segments/{id}?{query}` with a body streamed while the
+/// segment is recorded (`STREAMING`, chunked, `expect: 100-continue`).
+pub fn segment_put(id: &str, query: &str) -> Spec {
+    Spec {
+        body: Body::Stream {
+            len: None,
+            sha256: None,
+        },
+        expect_continue: true,
+        ..Spec::new(Method::Put, format!("/v1/device/segments/{id}?{query}"))
+    }
+}
+
+/// `PUT /v1/device/segments/{id}?{query}&backup=1`: a one-shot upload of
+/// a dumped segment, its length and digest known before the body.
+pub fn backup_put(id: &str, query: &str, len: u64, sha256: String) -> Spec {
+    Spec {
+        body: Body::Stream {
+            len: Some(len),
+            sha256: Some(sha256),
+        },
+        expect_continue: true,
+        ..Spec::new(
+            Method::Put,
+            format!("/v1/device/segments/{id}?{query}&backup=1"),
+        )
+    }
+}
+
+/// `POST /v1/device/segments/{id}/commit`.
+pub fn segment_commit(id: &str, body: &serde_json::Value) -> Spec {
+    Spec::json(
+        Method::Post,
+        format!("/v1/device/segments/{id}/commit"),
+        body,
+    )
+}
+
+/// `PUT /v1/device/events/{key}`: an event with video starts.
+pub fn event_put(
+    key: &str,
+    channel: Channel,
+    event_id: i32,
+    utc_start_ms: u64,
+    info: &str,
+    report_opt: crate::cs::params::EventReportOpt,
+) -> Spec {
+    Spec::json(
+        Method::Put,
+        format!("/v1/device/events/{key}"),
+        &json!({
+            "channel": channel,
+            "event_id": event_id,
+            "utc_start_ms": utc_start_ms,
+            "info": info,
+            "report_opt": report_opt_name(report_opt),
+        }),
+    )
+}
+
+/// `POST /v1/device/events/{key}/stop`.
+pub fn event_stop(key: &str, utc_end_ms: u64) -> Spec {
+    Spec::json(
+        Method::Post,
+        format!("/v1/device/events/{key}/stop"),
+        &json!({ "utc_end_ms": utc_end_ms }),
+    )
+}
+
+/// What a segment `PUT` or commit answers.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct SegmentAnswer {
+    /// `partial|received|complete`.
+    #[serde(default)]
+    pub state: String,
+    /// Bytes stored.
+    #[serde(default)]
+    pub bytes: u64,
+    /// Their SHA-256.
+    #[serde(default)]
+    pub sha256: String,
+    /// The segment was complete already (the body was not read).
+    #[serde(default)]
+    pub duplicate: bool,
+}
+
+/// What an event stop answers.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct EventStatus {
+    /// `open|finished|partial|failed`.
+    #[serde(default)]
+    pub status: String,
+}

@@ -14,9 +14,13 @@
 //! optional deadline bounds all attempts together; at the deadline the call
 //! gives up with the last failure.
 //!
-//! Bodies are small JSON documents held by the call, or a host picture
-//! attached by handle (the data plane will add streamed segment bodies).
-//! Answers are read up to a size cap and returned whole.
+//! Bodies are small JSON documents held by the call, a host picture
+//! attached by handle, or a [`Source`] the caller owns (segment bytes as
+//! they are recorded, a backup file as firmware hands it over). A source
+//! body is written as its bytes become available; the upload timeout then
+//! runs per write (it restarts whenever bytes are taken, and does not run
+//! while the source has nothing to send). Answers are read up to a size
+//! cap and returned whole.
 
 use super::Io;
 use super::retry::backoff_ms;
@@ -49,14 +53,27 @@ pub enum Body {
         /// Lowercase hex SHA-256.
         sha256: String,
     },
+    /// Bytes from the [`Source`] given to [`Call::poll_source`]: a chunked
+    /// body signed as `STREAMING` when `len` is none, else a body of known
+    /// length and digest (a one-shot upload).
+    Stream {
+        /// Length, when known before the body starts.
+        len: Option<u64>,
+        /// Lowercase hex SHA-256, when known before the body starts.
+        sha256: Option<String>,
+    },
 }
 
+/// `x-ivcs-content-sha256` of a streamed body.
+pub const STREAMING: &str = "STREAMING";
+
 impl Body {
-    fn len(&self) -> u64 {
+    fn len(&self) -> Option<u64> {
         match self {
-            Body::Empty => 0,
-            Body::Json(b) => b.len() as u64,
-            Body::Picture { len, .. } => u64::from(*len),
+            Body::Empty => Some(0),
+            Body::Json(b) => Some(b.len() as u64),
+            Body::Picture { len, .. } => Some(u64::from(*len)),
+            Body::Stream { len, sha256 } => len.filter(|_| sha256.is_some()),
         }
     }
 
@@ -65,8 +82,26 @@ impl Body {
             Body::Empty => sha256_hex(b""),
             Body::Json(b) => sha256_hex(b),
             Body::Picture { sha256, .. } => sha256.clone(),
+            Body::Stream { sha256, len } => match (sha256, len) {
+                (Some(d), Some(_)) => d.clone(),
+                _ => STREAMING.to_string(),
+            },
         }
     }
+}
+
+/// Where a [`Body::Stream`] comes from. Offsets count from the first byte
+/// of the body.
+pub trait Source {
+    /// Bytes available now from offset `at` on (possibly fewer than all);
+    /// empty when none is available yet or `at` was released.
+    fn available(&self, at: u64) -> &[u8];
+    /// Whether every byte of the body is available (the body may end once
+    /// these are written).
+    fn complete(&self) -> bool;
+    /// Whether the body can be sent again from its first byte (a retry
+    /// needs it; a source that released sent bytes cannot).
+    fn rewindable(&self) -> bool;
 }
 
 /// What to send.
@@ -82,6 +117,8 @@ pub struct Spec {
     pub long_poll_ms: u32,
     /// Answer body cap, bytes.
     pub max_reply_bytes: usize,
+    /// Send `expect: 100-continue`, so a refusal arrives before the body.
+    pub expect_continue: bool,
 }
 
 impl Spec {
@@ -93,6 +130,7 @@ impl Spec {
             body: Body::Empty,
             long_poll_ms: 0,
             max_reply_bytes: MAX_REPLY_BYTES,
+            expect_continue: false,
         }
     }
 
@@ -275,6 +313,22 @@ impl<X> Call<X> {
         &self.spec
     }
 
+    /// Attempts started so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Bytes of the body the attempt in flight has handed to the host: the
+    /// offset reached while sending, everything once the body is finished,
+    /// none between attempts.
+    pub fn body_written(&self) -> u64 {
+        match &self.phase {
+            Phase::Send { sent, .. } => *sent as u64,
+            Phase::Wait { .. } | Phase::Read { .. } => u64::MAX,
+            Phase::Idle { .. } | Phase::Done => 0,
+        }
+    }
+
     /// When the call needs a tick at the latest: its next attempt, or the
     /// timeout of the attempt in flight. None when done.
     pub fn wake_at(&self) -> Option<u64> {
@@ -301,6 +355,16 @@ impl<X> Call<X> {
         io: &mut Io<'_, H>,
         pic: Option<&H::Picture>,
     ) -> Option<Result<Reply, CallError>> {
+        self.poll_source(io, pic, None)
+    }
+
+    /// [`Call::poll`] with the source of a [`Body::Stream`].
+    pub fn poll_source<H: Host<Exchange = X>>(
+        &mut self,
+        io: &mut Io<'_, H>,
+        pic: Option<&H::Picture>,
+        src: Option<&dyn Source>,
+    ) -> Option<Result<Reply, CallError>> {
         loop {
             let now = io.host.monotonic_ms();
             let attempt = match std::mem::replace(&mut self.phase, Phase::Done) {
@@ -313,9 +377,9 @@ impl<X> Call<X> {
                         self.phase = Phase::Idle { at };
                         return None;
                     }
-                    self.start(io, now)
+                    self.start(io, now, src)
                 }
-                Phase::Send { ex, sent, until } => self.send(io, pic, ex, sent, until, now),
+                Phase::Send { ex, sent, until } => self.send(io, pic, src, ex, sent, until, now),
                 Phase::Wait { ex, until } => self.wait(io, ex, until, now),
                 Phase::Read {
                     ex,
@@ -343,7 +407,17 @@ impl<X> Call<X> {
         }
     }
 
-    fn start<H: Host<Exchange = X>>(&mut self, io: &mut Io<'_, H>, now: u64) -> Attempt {
+    fn start<H: Host<Exchange = X>>(
+        &mut self,
+        io: &mut Io<'_, H>,
+        now: u64,
+        src: Option<&dyn Source>,
+    ) -> Attempt {
+        if matches!(self.spec.body, Body::Stream { .. }) && !src.is_some_and(|s| s.rewindable()) {
+            return Attempt::Failed(Failure::Protocol(
+                "the body cannot be sent again: its first bytes were released".into(),
+            ));
+        }
         self.attempts = self.attempts.saturating_add(1);
         let utc = io.host.now_utc_ms();
         let method = self.spec.method.as_str();
@@ -356,6 +430,9 @@ impl<X> Call<X> {
         if matches!(self.spec.body, Body::Json(_)) {
             headers.push(("content-type".into(), "application/json".into()));
         }
+        if self.spec.expect_continue {
+            headers.push(("expect".into(), "100-continue".into()));
+        }
         let trans = io.client.trans;
         let total = u64::from(trans.upload_timeout_ms)
             + u64::from(trans.reply_timeout_ms)
@@ -364,7 +441,7 @@ impl<X> Call<X> {
             method: self.spec.method,
             path: self.spec.path.clone(),
             headers,
-            content_length: Some(self.spec.body.len()),
+            content_length: self.spec.body.len(),
             timeout_ms: u32::try_from(total).unwrap_or(u32::MAX),
         };
         match io.host.start(&req) {
@@ -377,13 +454,15 @@ impl<X> Call<X> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn send<H: Host<Exchange = X>>(
         &mut self,
         io: &mut Io<'_, H>,
         pic: Option<&H::Picture>,
+        src: Option<&dyn Source>,
         ex: X,
         mut sent: usize,
-        until: u64,
+        mut until: u64,
         now: u64,
     ) -> Attempt {
         if now >= until {
@@ -409,6 +488,46 @@ impl<X> Call<X> {
                             return Attempt::Pending;
                         }
                         Ok(n) => sent = sent.saturating_add(n as usize),
+                        Err(e) => return Attempt::Failed(net_failure(&e)),
+                    }
+                }
+            }
+            Body::Stream { .. } => {
+                let Some(src) = src else {
+                    return Attempt::Failed(Failure::Protocol(
+                        "the source of this body is gone".into(),
+                    ));
+                };
+                let per_write = u64::from(io.client.trans.upload_timeout_ms);
+                loop {
+                    let data = src.available(sent as u64);
+                    if data.is_empty() {
+                        if src.complete() {
+                            break;
+                        }
+                        // Waiting for bytes that are not recorded yet: the
+                        // upload timeout does not run.
+                        let until = self.cap(now.saturating_add(per_write));
+                        self.phase = Phase::Send { ex, sent, until };
+                        return Attempt::Pending;
+                    }
+                    let cap = io.host.write_capacity(&ex) as usize;
+                    let chunk = data
+                        .get(..cap.min(IO_CHUNK).min(data.len()))
+                        .unwrap_or_default();
+                    if chunk.is_empty() {
+                        self.phase = Phase::Send { ex, sent, until };
+                        return Attempt::Pending;
+                    }
+                    match io.host.write(&ex, chunk) {
+                        Ok(0) => {
+                            self.phase = Phase::Send { ex, sent, until };
+                            return Attempt::Pending;
+                        }
+                        Ok(n) => {
+                            sent = sent.saturating_add(n as usize);
+                            until = self.cap(now.saturating_add(per_write));
+                        }
                         Err(e) => return Attempt::Failed(net_failure(&e)),
                     }
                 }

@@ -33,7 +33,7 @@ mod saved;
 use crate::bail;
 use crate::cloud::link::Reach;
 use crate::cloud::sign::Credentials;
-use crate::cloud::{Client, MAX_TRANS_TIMEOUT_MS};
+use crate::cloud::{Client, Io, MAX_TRANS_TIMEOUT_MS};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{
     AiSetting, Balance, Channel, DumpState, LogLevel, NotifyKind, OpId, OpResult, Outbox,
@@ -78,7 +78,7 @@ struct Session<H: Host> {
     params: InitParams,
     channels: Vec<ChannelState>,
     feed: Feed<H::Exchange>,
-    data: DataPlane,
+    data: DataPlane<H>,
     /// Firmware heard connect-fail and not yet connect-recover.
     told_down: bool,
     /// Next `balance-request` round, monotonic ms.
@@ -269,8 +269,9 @@ impl<H: Host> Engine<H> {
         );
         let down = self.client.link.reach() == Reach::Down;
         let notify = p.callbacks.notify;
+        let boot = self.client.rng().next_u64() as u32;
         self.session = Some(Session {
-            data: DataPlane::new(&p),
+            data: DataPlane::new(&p, boot),
             balance_poll_at: p.callbacks.get_balance.then_some(now),
             params: p,
             channels,
@@ -305,11 +306,15 @@ impl<H: Host> Engine<H> {
     pub fn push(&mut self, ch: Channel, f: &Frame<'_>) -> Result<()> {
         self.session_channel("push", ch)?;
         let gate = self.gate(ch)?;
-        let utc = self.host.now_utc_ms();
-        match &mut self.session {
-            Some(s) => s.data.push(ch, gate, f, utc),
-            None => Err(not_initialised("push")),
-        }
+        let Some(s) = &mut self.session else {
+            return Err(not_initialised("push"));
+        };
+        let mut io = Io {
+            host: &mut self.host,
+            client: &mut self.client,
+            out: &mut self.out,
+        };
+        s.data.push(&mut io, ch, gate, f)
     }
 
     fn event_call(
@@ -347,10 +352,17 @@ impl<H: Host> Engine<H> {
     ) -> Result<()> {
         let ev = self.event_call("event-start", ch, event_id, info, event_s, stream_s)?;
         let gate = self.gate(ch)?;
-        match &mut self.session {
-            Some(s) => s.data.event_start(ch, gate, &ev),
-            None => Err(not_initialised("event-start")),
-        }
+        let Some(s) = &mut self.session else {
+            return Err(not_initialised("event-start"));
+        };
+        let mut io = Io {
+            host: &mut self.host,
+            client: &mut self.client,
+            out: &mut self.out,
+        };
+        s.data.event_start(&mut io, ch, gate, &ev)?;
+        self.reconcile();
+        Ok(())
     }
 
     /// `event-stop` (`iv_cs_event_stop[_ext]`).
@@ -363,10 +375,17 @@ impl<H: Host> Engine<H> {
         stream_s: u32,
     ) -> Result<()> {
         let ev = self.event_call("event-stop", ch, event_id, info, event_s, stream_s)?;
-        match &mut self.session {
-            Some(s) => s.data.event_stop(ch, &ev),
-            None => Err(not_initialised("event-stop")),
-        }
+        let Some(s) = &mut self.session else {
+            return Err(not_initialised("event-stop"));
+        };
+        let mut io = Io {
+            host: &mut self.host,
+            client: &mut self.client,
+            out: &mut self.out,
+        };
+        s.data.event_stop(&mut io, ch, &ev)?;
+        self.reconcile();
+        Ok(())
     }
 
     /// `event-report` (`iv_cs_event_directly_report`): reports a point
@@ -573,7 +592,8 @@ impl<H: Host> Engine<H> {
         file_name: &str,
         data: &[u8],
     ) -> Result<()> {
-        let s = self.session_channel("backup-upload", ch)?;
+        self.session_channel("backup-upload", ch)?;
+        let cloud_now = self.cloud_now();
         let bare = !file_name.is_empty()
             && file_name.len() <= 96
             && file_name
@@ -586,7 +606,21 @@ impl<H: Host> Engine<H> {
                 "backup-upload: channel {ch}: {file_name:?} is not a file name the engine dumped"
             );
         }
-        s.data.backup_upload(ch, state, file_name, data)
+        let Some(s) = &mut self.session else {
+            return Err(not_initialised("backup-upload"));
+        };
+        let mut io = Io {
+            host: &mut self.host,
+            client: &mut self.client,
+            out: &mut self.out,
+        };
+        s.data
+            .backup_upload(&mut io, cloud_now, ch, state, file_name, data)
+    }
+
+    /// The data plane's state of a channel (tests, diagnostics).
+    pub fn data_channel(&self, ch: Channel) -> Option<&crate::data::channel::Chan<H>> {
+        self.session.as_ref()?.data.channel_state(ch)
     }
 }
 

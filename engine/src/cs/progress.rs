@@ -226,7 +226,11 @@ impl<H: Host> Engine<H> {
         let ai_cb = s.params.callbacks.ai_service_notify;
         for c in &mut s.channels {
             let gate = self.plans.gate(c.channel, now);
-            let want = gate == Ok(Gate::FullTime);
+            // Full-time plans record continuously; event and trial plans
+            // while an event is open (the spec: event start asks firmware
+            // to push, event stop to stop).
+            let want =
+                gate == Ok(Gate::FullTime) || (gate.is_ok() && s.data.events_open(c.channel));
             if want != c.pushing {
                 c.pushing = want;
                 let (ev, what) = if want {
@@ -236,10 +240,7 @@ impl<H: Host> Engine<H> {
                 };
                 self.out.log(
                     LogLevel::Info,
-                    format!(
-                        "channel {}: full-time recording {what} ({gate:?})",
-                        c.channel
-                    ),
+                    format!("channel {}: recording {what} ({gate:?})", c.channel),
                 );
                 self.out.push(ev);
             }

@@ -150,9 +150,15 @@ impl<H: Host> Engine<H> {
         }
         if let Some(s) = saved.session {
             let since = self.plans.known.then_some(self.plans.revision);
-            let mut data = DataPlane::new(&s.params);
+            let boot = self.client.rng().next_u64() as u32;
+            let mut data = DataPlane::new(&s.params, boot);
             if let Some(d) = &sections.data {
-                data.import(d)?;
+                let mut io = crate::cloud::Io {
+                    host: &mut self.host,
+                    client: &mut self.client,
+                    out: &mut self.out,
+                };
+                data.import(&mut io, d)?;
             }
             self.session = Some(Session {
                 balance_poll_at: s.params.callbacks.get_balance.then_some(now),

@@ -263,6 +263,16 @@ fn send(mut sock: &TcpStream, req: &Request, sh: &Shared) -> Result<(), NetError
 }
 
 fn read_head(r: &mut impl BufRead) -> std::io::Result<ResponseHead> {
+    loop {
+        let h = read_one_head(r)?;
+        // `100 Continue` (asked for with `expect`) precedes the answer.
+        if !(100..200).contains(&h.status) || h.status == 101 {
+            return Ok(h);
+        }
+    }
+}
+
+fn read_one_head(r: &mut impl BufRead) -> std::io::Result<ResponseHead> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
         return Err(std::io::Error::other("connection closed before the answer"));

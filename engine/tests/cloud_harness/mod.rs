@@ -245,7 +245,11 @@ impl World {
         h.utc_ms += ms;
         h.mono_ms += ms;
         let now = h.utc_ms;
-        std::fs::write(&self.clock_file, now.to_string()).unwrap();
+        // Atomically: the cloud reads the file concurrently, and a reader
+        // that sees it truncated falls back to the system clock.
+        let tmp = self.clock_file.with_extension("tmp");
+        std::fs::write(&tmp, now.to_string()).unwrap();
+        std::fs::rename(&tmp, &self.clock_file).unwrap();
     }
 
     /// One tick; its events are recorded and returned.

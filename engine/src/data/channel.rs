@@ -1,0 +1,1282 @@
+//! One channel of the data plane: recording runs, the segment queue and its
+//! uploads, the budget, overflow, watermarks, idle pause, pre-record,
+//! events with video, dumps and backups. See `docs/design/engine-data.md`.
+
+use super::EventCall;
+use super::dumps::{DumpRecord, Dumps};
+use super::event::{Event, EventMeta};
+use super::names;
+use super::prerecord::{Held, PreRecord};
+use super::segbuf::SegBuf;
+use super::watermark::Watermarks;
+use crate::bail;
+use crate::cloud::Io;
+use crate::cloud::api;
+use crate::cloud::request::{Call, CallError, Failure, Policy, Source};
+use crate::cloud::retry::MAX_DELAY_MS;
+use crate::cs::params::{ChannelParams, OptionalCallbacks};
+use crate::cs::plans::Gate;
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::{
+    Channel, DumpChunk, DumpState, HostEvent, LogLevel, Notify, NotifyKind, UploadSlice,
+    UploadState,
+};
+use crate::host::Host;
+use crate::pipeline::{MAX_FRAME_GAP_MS, Output, Pipeline, SegmentInfo};
+use crate::types::{Frame, StreamKind, VideoCodec};
+use ivcs_media::annexb;
+use serde_json::json;
+use std::collections::VecDeque;
+
+/// A channel without frames for this long closes its segment and pauses.
+pub const IDLE_PAUSE_MS: u64 = 120_000;
+
+/// The cloud's backup window after a segment's end, ms.
+pub const BACKUP_WINDOW_MS: u64 = 1_800_000;
+
+/// Bytes a backup upload may queue ahead of the network (outside the
+/// channel's budget: firmware paces backups, e.g. 8 KB every 100 ms).
+pub const BACKUP_QUEUE_BYTES: u64 = 256 << 10;
+
+/// Ids of acknowledged segments remembered per channel (state, tests).
+pub const ACKED_KEPT: usize = 64;
+
+/// Events (open or finishing) per channel.
+pub const MAX_EVENTS: usize = 64;
+
+/// Whether an access unit holds an IDR (H.264) or IRAP (H.265) picture.
+pub fn is_key(codec: VideoCodec, au: &[u8]) -> bool {
+    annexb::nal_units(au).any(|nal| {
+        let h = nal.first().copied().unwrap_or(0);
+        match codec {
+            VideoCodec::H264 => h & 0x1F == 5,
+            VideoCodec::H265 => (16..=23).contains(&((h >> 1) & 0x3F)),
+        }
+    })
+}
+
+/// Muxed size a frame of `n` bytes may take at most (PES/TS packet or
+/// moof overhead, segment headers).
+fn muxed_estimate(n: usize) -> u64 {
+    let n = n as u64;
+    n + n / 16 + 4096
+}
+
+enum Up<X> {
+    /// Waiting for the bodies before it.
+    Queued,
+    /// The streamed `PUT`.
+    Put(Call<X>),
+    /// The commit.
+    Commit(Call<X>),
+    /// Acknowledged or failed for good.
+    Over,
+}
+
+struct Seg<X> {
+    n: u64,
+    id: String,
+    start: SegmentInfo,
+    end: Option<SegmentInfo>,
+    event: bool,
+    last_video_pts: u64,
+    buf: SegBuf,
+    up: Up<X>,
+    /// Why the upload failed for good.
+    failed: Option<String>,
+    acked: bool,
+    /// Answers that did not match what was sent (the body broke off).
+    mismatches: u8,
+}
+
+impl<X> Seg<X> {
+    fn resolved(&self) -> bool {
+        self.end.is_some() && (self.acked || self.failed.is_some())
+    }
+
+    /// Bytes the cloud already has from the attempt in flight.
+    fn handed_over(&self) -> u64 {
+        match &self.up {
+            Up::Put(c) => c.body_written(),
+            Up::Commit(_) | Up::Over => u64::MAX,
+            Up::Queued => 0,
+        }
+    }
+
+    fn body_done(&self) -> bool {
+        match &self.up {
+            Up::Put(c) => c.body_written() == u64::MAX,
+            Up::Queued => false,
+            Up::Commit(_) | Up::Over => true,
+        }
+    }
+
+    fn slice(&self) -> UploadSlice {
+        let end = self.end.as_ref().unwrap_or(&self.start);
+        let total = u32::try_from(self.buf.produced()).unwrap_or(u32::MAX);
+        UploadSlice {
+            utc_start_s: self.start.utc_start_ms / 1000,
+            utc_end_s: end.utc_end_ms.max(self.start.utc_start_ms) / 1000,
+            pts_start_ms: self.start.pts_start_ms,
+            pts_end_ms: self.last_video_pts,
+            seq_start: self.start.seq_start,
+            seq_end: end.seq_end,
+            upload_size: if self.acked { total } else { 0 },
+            total_size: total,
+            state: if self.acked {
+                UploadState::Ok
+            } else {
+                UploadState::Err
+            },
+        }
+    }
+}
+
+/// Frames dropped after an overflow, until the next IDR that fits.
+#[derive(Clone, Debug)]
+struct Lost {
+    utc_start_ms: u64,
+    utc_end_ms: u64,
+    pts_start_ms: u64,
+    pts_end_ms: u64,
+    seq_start: u32,
+    seq_end: u32,
+    bytes: u64,
+    frames: u32,
+}
+
+impl Lost {
+    fn new(f: &Frame<'_>, utc: u64) -> Lost {
+        Lost {
+            utc_start_ms: utc,
+            utc_end_ms: utc,
+            pts_start_ms: f.pts_ms,
+            pts_end_ms: f.pts_ms,
+            seq_start: f.seq,
+            seq_end: f.seq,
+            bytes: 0,
+            frames: 0,
+        }
+    }
+
+    fn add(&mut self, f: &Frame<'_>, utc: u64) {
+        self.bytes = self.bytes.saturating_add(f.data.len() as u64);
+        self.frames = self.frames.saturating_add(1);
+        self.utc_end_ms = utc;
+        if f.kind == StreamKind::Video {
+            self.pts_end_ms = f.pts_ms;
+            self.seq_end = f.seq;
+        }
+    }
+}
+
+/// A recording run: one pipeline over frames that follow each other.
+struct Run {
+    pipeline: Pipeline,
+    /// A segment was opened (its UTC mapping is in use).
+    opened: bool,
+    last_video_pts: Option<u64>,
+}
+
+/// A backup upload in progress.
+struct Backup<X> {
+    rec: DumpRecord,
+    buf: SegBuf,
+    call: Call<X>,
+    outcome: Option<Result<()>>,
+}
+
+/// What survives `export-state` of a channel.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct SavedChannel {
+    /// Channel.
+    pub channel: Channel,
+    /// Next segment number.
+    pub next_seg: u64,
+    /// Next event number.
+    pub next_event: u64,
+    /// Last video frame accepted: (pts ms, seq, utc ms).
+    pub last_video: Option<(u64, u32, u64)>,
+    /// Recently acknowledged segment ids.
+    pub acked: Vec<String>,
+    /// Dumped segments (for backup).
+    pub dumps: Dumps,
+    /// Segments not acknowledged at export (their bytes are not kept).
+    pub unacked: Vec<UploadSlice>,
+    /// Events not finished.
+    pub events: Vec<EventMeta>,
+}
+
+/// See the module docs.
+pub struct Chan<H: Host> {
+    pub(super) params: ChannelParams,
+    cb: OptionalCallbacks,
+    boot: u32,
+    run: Option<Run>,
+    segs: VecDeque<Seg<H::Exchange>>,
+    ring: PreRecord,
+    dropping: Option<Lost>,
+    wm: Watermarks,
+    last_frame_mono: Option<u64>,
+    last_video: Option<(u64, u32, u64)>,
+    next_seg: u64,
+    next_event: u64,
+    events: Vec<Event<H>>,
+    dumps: Dumps,
+    backup: Option<Backup<H::Exchange>>,
+    slices: Vec<UploadSlice>,
+    /// Dump bytes queued in the outbox since the last tick.
+    dump_unflushed: u64,
+    acked: VecDeque<String>,
+    gate: Option<Gate>,
+    /// Highest fill seen, bytes (tests and logs).
+    pub peak: u64,
+}
+
+fn seg_policy() -> Policy {
+    Policy {
+        deadline_ms: None,
+        max_delay_ms: MAX_DELAY_MS,
+        max_attempts: 0,
+    }
+}
+
+fn call_error(e: &CallError) -> String {
+    format!("{} after {} attempt(s): {}", e.what, e.attempts, e.failure)
+}
+
+impl<H: Host> Chan<H> {
+    pub(super) fn new(params: ChannelParams, cb: OptionalCallbacks, boot: u32) -> Chan<H> {
+        Chan {
+            cb,
+            wm: Watermarks::new(params.congestion),
+            params,
+            boot,
+            run: None,
+            segs: VecDeque::new(),
+            ring: PreRecord::default(),
+            dropping: None,
+            last_frame_mono: None,
+            last_video: None,
+            next_seg: 0,
+            next_event: 0,
+            events: Vec::new(),
+            dumps: Dumps::default(),
+            backup: None,
+            slices: Vec::new(),
+            dump_unflushed: 0,
+            acked: VecDeque::new(),
+            gate: None,
+            peak: 0,
+        }
+    }
+
+    fn ch(&self) -> Channel {
+        self.params.channel
+    }
+
+    fn budget(&self) -> u64 {
+        u64::from(self.params.max_gop_size)
+    }
+
+    /// Bytes held against the budget: segment bytes not released, the
+    /// pre-record ring, dump bytes not yet handed to the host.
+    pub fn used(&self) -> u64 {
+        self.segs.iter().map(|s| s.buf.retained()).sum::<u64>()
+            + self.ring.bytes()
+            + self.dump_unflushed
+    }
+
+    /// Bytes waiting for the network: recorded but not handed to the host
+    /// yet, or, while the cloud is unreachable, every byte held for it.
+    /// This is the congestion the watermarks report: bytes kept only so
+    /// that a broken upload can be repeated are not congestion while the
+    /// cloud answers. (Counting handed-over bytes as gone during an outage
+    /// would make the fill jump at every retry, since a host takes bytes
+    /// into its own queue before it knows the connection failed.)
+    pub fn backlog(&self, cloud_down: bool) -> u64 {
+        self.segs
+            .iter()
+            .filter(|s| !s.acked && s.failed.is_none())
+            .map(|s| {
+                if cloud_down {
+                    return s.buf.retained();
+                }
+                let sent = s.handed_over().min(s.buf.produced());
+                s.buf.produced() - sent.max(s.buf.produced() - s.buf.retained())
+            })
+            .sum()
+    }
+
+    fn fits(&self, n: usize, cb: &OptionalCallbacks) -> bool {
+        let need = muxed_estimate(n) * if cb.dump_file { 2 } else { 1 };
+        self.used().saturating_add(need) <= self.budget()
+    }
+
+    /// Releases bytes the cloud already has, oldest segment first.
+    fn evict(&mut self) {
+        for s in &mut self.segs {
+            let w = s.handed_over();
+            s.buf.release_to(w);
+        }
+    }
+
+    pub(super) fn events_open(&self) -> bool {
+        self.events.iter().any(Event::is_open)
+    }
+
+    fn recording(&self, gate: Gate) -> bool {
+        gate == Gate::FullTime || self.events_open()
+    }
+
+    pub(super) fn set_gate(&mut self, gate: Option<Gate>) {
+        self.gate = gate;
+    }
+
+    fn note(&mut self, io: &mut Io<'_, H>) {
+        self.peak = self.peak.max(self.used());
+        let down = io.client.link.reach() == crate::cloud::link::Reach::Down;
+        let u = self.backlog(down);
+        if let Some(kind) = self.wm.update(u) {
+            io.out.log(
+                LogLevel::Info,
+                format!("channel {}: buffer at {u} bytes: {kind:?}", self.ch()),
+            );
+            self.notify(io, kind, Vec::new());
+        }
+    }
+
+    fn notify(&self, io: &mut Io<'_, H>, kind: NotifyKind, slices: Vec<UploadSlice>) {
+        if self.cb.notify {
+            io.out.push(HostEvent::Notify(Notify {
+                channel: self.ch(),
+                kind,
+                slices,
+            }));
+        }
+    }
+
+    // ---- frames -------------------------------------------------------------
+
+    /// A pushed frame (the control plane checked the session and plan).
+    pub(super) fn push(&mut self, io: &mut Io<'_, H>, gate: Gate, f: &Frame<'_>) -> Result<()> {
+        let mono = io.host.monotonic_ms();
+        let utc = io.host.now_utc_ms();
+        self.gate = Some(gate);
+        self.last_frame_mono = Some(mono);
+        if !self.recording(gate) {
+            if self.run.is_some() {
+                self.end_run(io, "the plan records events only and no event is open");
+            }
+            return self.push_prerecord(io, f, utc);
+        }
+        let r = self.record(io, f, utc);
+        self.note(io);
+        r
+    }
+
+    fn push_prerecord(&mut self, io: &mut Io<'_, H>, f: &Frame<'_>, utc: u64) -> Result<()> {
+        let key = f.kind == StreamKind::Video && is_key(self.params.av.video, f.data);
+        if f.data.is_empty() || f.data.len() > self.params.max_gop_size as usize {
+            bail!(
+                OutOfMemory,
+                "channel {} seq {}: frame of {} bytes does not fit the budget of {}",
+                self.ch(),
+                f.seq,
+                f.data.len(),
+                self.params.max_gop_size
+            );
+        }
+        let held = Held {
+            kind: f.kind,
+            key,
+            pts_ms: f.pts_ms,
+            seq: f.seq,
+            utc_ms: utc,
+            data: f.data.to_vec(),
+        };
+        let room = self.ring_room();
+        if !self.ring.push(held, room, utc) {
+            bail!(
+                NeedIdr,
+                "channel {} video seq {} pts {}: pre-record waits for an IDR frame",
+                self.ch(),
+                f.seq,
+                f.pts_ms
+            );
+        }
+        self.note(io);
+        Ok(())
+    }
+
+    /// Room the pre-record ring may use: replaying it must fit the budget
+    /// next to what is buffered (muxed copy, dump copy).
+    fn ring_room(&self) -> u64 {
+        let segs: u64 = self.segs.iter().map(|s| s.buf.retained()).sum();
+        let copies = if self.cb.dump_file { 3 } else { 2 };
+        self.budget()
+            .saturating_sub(segs + self.dump_unflushed)
+            .saturating_sub(self.budget() / 16)
+            / copies
+    }
+
+    /// A frame into the recording run.
+    fn record(&mut self, io: &mut Io<'_, H>, f: &Frame<'_>, utc: u64) -> Result<()> {
+        let cb = self.cb;
+        let ch = self.ch();
+        let key = f.kind == StreamKind::Video && is_key(self.params.av.video, f.data);
+        if self.dropping.is_some() {
+            let fits = self.fits(f.data.len(), &cb);
+            if !key || !fits {
+                if let Some(lost) = &mut self.dropping {
+                    lost.add(f, utc);
+                }
+                bail!(
+                    OutOfMemory,
+                    "channel {ch} seq {} pts {}: dropped: the buffer overflowed and recording resumes at the next IDR that fits",
+                    f.seq,
+                    f.pts_ms
+                );
+            }
+        }
+        if !self.fits(f.data.len(), &cb) {
+            self.evict();
+        }
+        if !self.fits(f.data.len(), &cb) {
+            if f.data.len() > self.params.max_gop_size as usize {
+                bail!(
+                    OutOfMemory,
+                    "channel {ch} seq {} pts {}: frame of {} bytes exceeds the budget of {} bytes",
+                    f.seq,
+                    f.pts_ms,
+                    f.data.len(),
+                    self.params.max_gop_size
+                );
+            }
+            self.end_run(io, "the buffer overflowed");
+            let mut lost = Lost::new(f, utc);
+            lost.add(f, utc);
+            io.out.log(
+                LogLevel::Warn,
+                format!(
+                    "channel {ch}: buffer full ({} of {} bytes unacknowledged): dropping frames from seq {} pts {} to the next IDR",
+                    self.used(),
+                    self.budget(),
+                    f.seq,
+                    f.pts_ms
+                ),
+            );
+            self.dropping = Some(lost);
+            bail!(
+                OutOfMemory,
+                "channel {ch} seq {} pts {}: the buffer is full (the cloud is not taking data fast enough)",
+                f.seq,
+                f.pts_ms
+            );
+        }
+        if let Some(lost) = self.dropping.take() {
+            self.report_lost(io, &lost);
+        }
+        // A new timeline (PTS reset or a long gap) starts a new run, so UTC
+        // always comes from the clock at its first frame.
+        if key
+            && let Some(run) = &self.run
+            && let Some(last) = run.last_video_pts
+            && (f.pts_ms <= last || f.pts_ms - last > MAX_FRAME_GAP_MS)
+        {
+            self.end_run(io, "the video PTS jumped");
+        }
+        if self.run.is_none() {
+            if f.kind == StreamKind::Audio {
+                // Audio before the first IDR: accepted and dropped.
+                return Ok(());
+            }
+            self.run = Some(Run {
+                pipeline: Pipeline::new(self.params.pipeline_config(utc))?,
+                opened: false,
+                last_video_pts: None,
+            });
+        }
+        let Some(run) = &mut self.run else {
+            return Ok(());
+        };
+        let res = run.pipeline.push(f);
+        let outs = run.pipeline.take_output();
+        if res.is_ok() && f.kind == StreamKind::Video {
+            run.last_video_pts = Some(f.pts_ms);
+        }
+        let drop_run = res.is_err() && !run.opened && outs.is_empty();
+        self.take(io, outs);
+        if drop_run {
+            // Nothing recorded yet: the next IDR starts the run (and its UTC).
+            self.run = None;
+        }
+        res.map_err(|e| e.context(&format!("channel {ch}")))?;
+        if f.kind == StreamKind::Video {
+            if let Some(s) = self.segs.back_mut().filter(|s| s.end.is_none()) {
+                s.last_video_pts = f.pts_ms;
+            }
+            self.last_video = Some((f.pts_ms, f.seq, utc));
+        }
+        Ok(())
+    }
+
+    fn report_lost(&mut self, io: &mut Io<'_, H>, lost: &Lost) {
+        io.out.log(
+            LogLevel::Warn,
+            format!(
+                "channel {}: lost {} frame(s), {} bytes, UTC {}..{} ms, video seq {}..{} (buffer overflow)",
+                self.ch(),
+                lost.frames,
+                lost.bytes,
+                lost.utc_start_ms,
+                lost.utc_end_ms,
+                lost.seq_start,
+                lost.seq_end
+            ),
+        );
+        self.slices.push(UploadSlice {
+            utc_start_s: lost.utc_start_ms / 1000,
+            utc_end_s: lost.utc_end_ms / 1000,
+            pts_start_ms: lost.pts_start_ms,
+            pts_end_ms: lost.pts_end_ms,
+            seq_start: lost.seq_start,
+            seq_end: lost.seq_end,
+            upload_size: 0,
+            total_size: u32::try_from(lost.bytes).unwrap_or(u32::MAX),
+            state: UploadState::Err,
+        });
+    }
+
+    /// Closes the run: its open segment ends at its last frame.
+    fn end_run(&mut self, io: &mut Io<'_, H>, why: &str) {
+        let Some(mut run) = self.run.take() else {
+            return;
+        };
+        if let Err(e) = run.pipeline.finish() {
+            io.out.log(
+                LogLevel::Warn,
+                format!(
+                    "channel {}: closing the recording: {}",
+                    self.ch(),
+                    e.message()
+                ),
+            );
+        }
+        let outs = run.pipeline.take_output();
+        self.take(io, outs);
+        io.out.log(
+            LogLevel::Info,
+            format!("channel {}: recording paused: {why}", self.ch()),
+        );
+    }
+
+    /// Pipeline output into segments, uploads and dumps.
+    fn take(&mut self, io: &mut Io<'_, H>, outs: Vec<Output>) {
+        let cb = self.cb;
+        let ch = self.ch();
+        for o in outs {
+            match o {
+                Output::SegmentStart(info) => {
+                    if let Some(r) = &mut self.run {
+                        r.opened = true;
+                    }
+                    let n = self.next_seg;
+                    self.next_seg += 1;
+                    let id = names::segment_id(ch, info.utc_start_ms, self.boot, n);
+                    if cb.dump_file {
+                        io.out.push(HostEvent::DumpFile(DumpChunk {
+                            channel: ch,
+                            state: DumpState::Start,
+                            start_ms: info.utc_start_ms,
+                            end_ms: 0,
+                            file_name: String::new(),
+                            data: Vec::new(),
+                        }));
+                    }
+                    let event = self.gate != Some(Gate::FullTime) || self.events_open();
+                    self.segs.push_back(Seg {
+                        n,
+                        id,
+                        last_video_pts: info.pts_start_ms,
+                        start: info,
+                        end: None,
+                        event,
+                        buf: SegBuf::default(),
+                        up: Up::Queued,
+                        failed: None,
+                        acked: false,
+                        mismatches: 0,
+                    });
+                }
+                Output::Data(d) => {
+                    let Some(s) = self.segs.back_mut().filter(|s| s.end.is_none()) else {
+                        continue;
+                    };
+                    s.buf.append(&d);
+                    if cb.dump_file {
+                        self.dump_unflushed = self.dump_unflushed.saturating_add(d.len() as u64);
+                        io.out.push(HostEvent::DumpFile(DumpChunk {
+                            channel: ch,
+                            state: DumpState::Running,
+                            start_ms: s.start.utc_start_ms,
+                            end_ms: 0,
+                            file_name: String::new(),
+                            data: d,
+                        }));
+                    }
+                }
+                Output::SegmentEnd(info) => {
+                    let Some(s) = self.segs.back_mut().filter(|s| s.end.is_none()) else {
+                        continue;
+                    };
+                    s.buf.close();
+                    let file = names::file_name(&s.id, self.params.container);
+                    if cb.dump_file {
+                        io.out.push(HostEvent::DumpFile(DumpChunk {
+                            channel: ch,
+                            state: DumpState::End,
+                            start_ms: s.start.utc_start_ms,
+                            end_ms: info.utc_end_ms,
+                            file_name: file.clone(),
+                            data: Vec::new(),
+                        }));
+                        self.dumps.insert(DumpRecord {
+                            file,
+                            id: s.id.clone(),
+                            channel: ch,
+                            container: self.params.container,
+                            codec: info.codec_string.clone(),
+                            event: s.event,
+                            utc_start_ms: info.utc_start_ms,
+                            utc_end_ms: info.utc_end_ms,
+                            pts_start_ms: info.pts_start_ms,
+                            pts_end_ms: info.pts_end_ms,
+                            seq_start: info.seq_start,
+                            seq_end: info.seq_end,
+                            init_bytes: info.init_bytes,
+                            video_frames: info.video_frames,
+                            audio_frames: info.audio_frames,
+                            bytes: s.buf.produced(),
+                            sha256: s.buf.digest().unwrap_or_default().to_string(),
+                        });
+                    }
+                    s.end = Some(info);
+                }
+            }
+        }
+        self.write_now(io);
+    }
+
+    /// Gives the open upload what is available at once (no wait for a
+    /// tick): the push that produced the bytes pays for handing them over.
+    fn write_now(&mut self, io: &mut Io<'_, H>) {
+        self.poll_segments(io);
+    }
+
+    // ---- uploads ------------------------------------------------------------
+
+    fn segment_query(&self, s: &Seg<H::Exchange>) -> String {
+        let c = match self.params.container {
+            crate::types::Container::Ts => "ts",
+            crate::types::Container::Fmp4 => "fmp4",
+        };
+        let mut q = format!(
+            "channel={}&container={c}&codec={}&utc_start_ms={}&pts_start_ms={}&seq_start={}",
+            self.ch(),
+            s.start.codec_string,
+            s.start.utc_start_ms,
+            s.start.pts_start_ms,
+            s.start.seq_start
+        );
+        if s.start.init_bytes > 0 {
+            q.push_str(&format!("&init_bytes={}", s.start.init_bytes));
+        }
+        if s.event {
+            q.push_str("&event=1");
+        }
+        q
+    }
+
+    fn poll_segments(&mut self, io: &mut Io<'_, H>) {
+        let now = io.host.monotonic_ms();
+        let ch = self.ch();
+        let mut bodies_done = true;
+        let mut i = 0;
+        while i < self.segs.len() {
+            let query = match self.segs.get(i) {
+                Some(s) if matches!(s.up, Up::Queued) && bodies_done && s.failed.is_none() => {
+                    Some(self.segment_query(s))
+                }
+                _ => None,
+            };
+            let Some(s) = self.segs.get_mut(i) else {
+                break;
+            };
+            if let Some(q) = query {
+                s.up = Up::Put(Call::new(api::segment_put(&s.id, &q), seg_policy(), now));
+            }
+            let mut fail: Option<String> = None;
+            match &mut s.up {
+                Up::Put(c) => {
+                    if let Some(r) = c.poll_source(io, None, Some(&s.buf as &dyn Source)) {
+                        match r.map_err(|e| call_error(&e)).and_then(|reply| {
+                            reply
+                                .json::<api::SegmentAnswer>("segment upload")
+                                .map_err(|e| e.message().to_string())
+                        }) {
+                            Ok(a) if a.duplicate => {
+                                s.acked = true;
+                                s.up = Up::Over;
+                            }
+                            Ok(a)
+                                if a.bytes == s.buf.produced()
+                                    && Some(a.sha256.as_str()) == s.buf.digest() =>
+                            {
+                                s.up = Up::Commit(Call::new(
+                                    api::segment_commit(&s.id, &commit_body(s)),
+                                    seg_policy(),
+                                    now,
+                                ));
+                            }
+                            Ok(a) if s.buf.rewindable() && s.mismatches < 3 => {
+                                // The body broke off (stored partial): again.
+                                s.mismatches += 1;
+                                io.out.log(
+                                    LogLevel::Warn,
+                                    format!(
+                                        "channel {ch} segment {}: the cloud stored {} of {} bytes; uploading it again",
+                                        s.id,
+                                        a.bytes,
+                                        s.buf.produced()
+                                    ),
+                                );
+                                s.up = Up::Queued;
+                            }
+                            Ok(a) => {
+                                fail = Some(format!(
+                                    "the cloud stored {} bytes ({}), not {} ({})",
+                                    a.bytes,
+                                    a.sha256,
+                                    s.buf.produced(),
+                                    s.buf.digest().unwrap_or("")
+                                ))
+                            }
+                            Err(e) => fail = Some(e),
+                        }
+                    }
+                }
+                Up::Commit(c) => {
+                    if let Some(r) = c.poll(io, None) {
+                        match r {
+                            Ok(_) => {
+                                s.acked = true;
+                                s.up = Up::Over;
+                            }
+                            Err(e)
+                                if matches!(e.failure, Failure::Status { status: 409, .. })
+                                    && s.buf.rewindable() =>
+                            {
+                                io.out.log(
+                                    LogLevel::Warn,
+                                    format!(
+                                        "channel {ch} segment {}: {}; uploading it again",
+                                        s.id,
+                                        call_error(&e)
+                                    ),
+                                );
+                                s.up = Up::Queued;
+                            }
+                            Err(e) => fail = Some(call_error(&e)),
+                        }
+                    }
+                }
+                Up::Queued | Up::Over => {}
+            }
+            if let Some(why) = fail {
+                io.out.log(
+                    LogLevel::Warn,
+                    format!(
+                        "channel {ch} segment {}: upload failed for good: {why}{}",
+                        s.id,
+                        if self.cb.dump_file {
+                            "; its dump can be sent with backup-upload"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+                s.failed = Some(why);
+                s.buf.discard();
+                s.up = Up::Over;
+            }
+            if s.acked {
+                s.buf.discard();
+            }
+            // Sent bytes of a segment whose whole body no longer fits stay
+            // only as long as the budget allows (see `evict`).
+            bodies_done = bodies_done && (s.body_done() || s.failed.is_some());
+            i += 1;
+        }
+        // Resolved segments leave the queue in order of completion.
+        let mut k = 0;
+        while k < self.segs.len() {
+            if self.segs.get(k).is_some_and(Seg::resolved) {
+                if let Some(s) = self.segs.remove(k) {
+                    if s.acked {
+                        self.acked.push_back(s.id.clone());
+                        while self.acked.len() > ACKED_KEPT {
+                            self.acked.pop_front();
+                        }
+                    }
+                    self.slices.push(s.slice());
+                }
+            } else {
+                k += 1;
+            }
+        }
+    }
+
+    /// Advances uploads, events, backups and timers; returns the wake time.
+    pub(super) fn poll(&mut self, io: &mut Io<'_, H>) -> Option<u64> {
+        let now = io.host.monotonic_ms();
+        self.dump_unflushed = 0;
+        if let Some(gate) = self.gate {
+            if !self.recording(gate) && self.run.is_some() {
+                self.end_run(io, "the plan no longer records continuously");
+            }
+            if gate == Gate::FullTime {
+                self.ring.clear();
+            }
+        } else {
+            if self.run.is_some() {
+                self.end_run(io, "no plan allows recording");
+            }
+            self.ring.clear();
+        }
+        if let Some(t) = self.last_frame_mono
+            && self.run.is_some()
+            && now >= t.saturating_add(IDLE_PAUSE_MS)
+        {
+            self.end_run(io, "no frames for 120 s");
+        }
+        self.poll_segments(io);
+        self.poll_events(io);
+        self.poll_backup(io);
+        let slices = std::mem::take(&mut self.slices);
+        for group in slices.chunks(10) {
+            self.notify(io, NotifyKind::UploadState, group.to_vec());
+        }
+        self.note(io);
+        let mut wake: Option<u64> = None;
+        let mut at = |t: Option<u64>| {
+            if let Some(t) = t {
+                wake = Some(wake.map_or(t, |w| w.min(t)));
+            }
+        };
+        if self.run.is_some() {
+            at(self
+                .last_frame_mono
+                .map(|t| t.saturating_add(IDLE_PAUSE_MS)));
+        }
+        for s in &self.segs {
+            match &s.up {
+                Up::Put(c) | Up::Commit(c) => at(c.wake_at()),
+                _ => {}
+            }
+        }
+        for e in &self.events {
+            at(e.wake_at());
+        }
+        if let Some(b) = &self.backup {
+            at(b.call.wake_at());
+        }
+        wake
+    }
+
+    // ---- events -------------------------------------------------------------
+
+    fn settled_below(&self, n: u64) -> bool {
+        !self.segs.iter().any(|s| s.n < n)
+    }
+
+    fn poll_events(&mut self, io: &mut Io<'_, H>) {
+        let ch = self.ch();
+        let cb = self.cb;
+        let mut i = 0;
+        while i < self.events.len() {
+            let through = self.events.get(i).map_or(0, |e| e.through_seg);
+            let settled = self.settled_below(through);
+            let Some(e) = self.events.get_mut(i) else {
+                break;
+            };
+            if let Some(r) = e.poll(io, ch, settled)
+                && cb.event_report_result
+            {
+                io.out.push(HostEvent::EventResult(r));
+            }
+            if e.is_done() {
+                self.events.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    pub(super) fn event_start(
+        &mut self,
+        io: &mut Io<'_, H>,
+        gate: Gate,
+        ev: &EventCall,
+    ) -> Result<()> {
+        let ch = self.ch();
+        if self
+            .events
+            .iter()
+            .any(|e| e.is_open() && e.meta.id == ev.event_id)
+        {
+            bail!(
+                InvalidEvent,
+                "event-start channel {ch} event {}: already running (stop it first)",
+                ev.event_id
+            );
+        }
+        if self.events.len() >= MAX_EVENTS {
+            bail!(
+                UploadFailed,
+                "event-start channel {ch} event {}: {MAX_EVENTS} events are still being reported",
+                ev.event_id
+            );
+        }
+        self.gate = Some(gate);
+        let first = !self.events_open();
+        let now = io.host.monotonic_ms();
+        let start_utc_ms = ev.event_utc_s.saturating_mul(1000);
+        let n = self.next_event;
+        self.next_event += 1;
+        let meta = EventMeta {
+            id: ev.event_id,
+            key: names::event_key(ch, ev.event_id, start_utc_ms, self.boot, n),
+            info: ev.info.clone(),
+            start_utc_ms,
+            report_opt: self.params.event_report_opt,
+            stop_utc_ms: None,
+            started: false,
+        };
+        let capture = self
+            .cb
+            .capture_picture
+            .then(|| io.host.capture_picture(ch, ev.event_id));
+        io.out.log(
+            LogLevel::Info,
+            format!(
+                "channel {ch} event {} starts at {} (video from {})",
+                ev.event_id, start_utc_ms, ev.stream_utc_s
+            ),
+        );
+        self.events.push(Event::new(ch, meta, capture, now));
+        if first && gate != Gate::FullTime {
+            // Pre-record: the first event of a set starts the video at
+            // `stream_start_time_s`, from the last IDR at or before it.
+            let frames = self.ring.take_from(ev.stream_utc_s.saturating_mul(1000));
+            let mut replayed = 0usize;
+            for h in &frames {
+                if self.record(io, &h.frame(), h.utc_ms).is_ok() {
+                    replayed += 1;
+                }
+            }
+            if !frames.is_empty() {
+                io.out.log(
+                    LogLevel::Debug,
+                    format!(
+                        "channel {ch}: pre-record replayed {replayed} of {} frame(s)",
+                        frames.len()
+                    ),
+                );
+            }
+            self.note(io);
+        }
+        Ok(())
+    }
+
+    pub(super) fn event_stop(&mut self, io: &mut Io<'_, H>, ev: &EventCall) -> Result<()> {
+        let ch = self.ch();
+        let Some(idx) = self
+            .events
+            .iter()
+            .position(|e| e.is_open() && e.meta.id == ev.event_id)
+        else {
+            bail!(
+                InvalidEvent,
+                "event-stop channel {ch} event {}: not started",
+                ev.event_id
+            );
+        };
+        let last = self.events.iter().filter(|e| e.is_open()).count() == 1;
+        if last && self.gate != Some(Gate::FullTime) {
+            self.end_run(io, "the last event stopped");
+        }
+        let through = self.next_seg;
+        let Some(e) = self.events.get_mut(idx) else {
+            return Ok(());
+        };
+        if e.meta.info != ev.info {
+            io.out.log(
+                LogLevel::Warn,
+                format!(
+                    "event-stop channel {ch} event {}: info {:?} differs from the start's {:?}; the start's is kept",
+                    ev.event_id, ev.info, e.meta.info
+                ),
+            );
+        }
+        let end = ev.event_utc_s.saturating_mul(1000).max(e.meta.start_utc_ms);
+        e.meta.stop_utc_ms = Some(end);
+        e.through_seg = through;
+        Ok(())
+    }
+
+    // ---- backup -------------------------------------------------------------
+
+    pub(super) fn backup_upload(
+        &mut self,
+        io: &mut Io<'_, H>,
+        cloud_now_ms: u64,
+        state: DumpState,
+        file: &str,
+        data: &[u8],
+    ) -> Result<()> {
+        let ch = self.ch();
+        let what = format!("backup-upload channel {ch} {file}");
+        match state {
+            DumpState::Start => {
+                let Some(rec) = self.dumps.get(file).cloned() else {
+                    bail!(
+                        InvalidArgument,
+                        "{what}: not a file this engine dumped (or too old to remember)"
+                    );
+                };
+                if cloud_now_ms > rec.utc_end_ms.saturating_add(BACKUP_WINDOW_MS) {
+                    bail!(
+                        UploadFailed,
+                        "{what}: the cloud's backup window of {} s after the segment's end has closed",
+                        BACKUP_WINDOW_MS / 1000
+                    );
+                }
+                if let Some(old) = self.backup.take() {
+                    io.out.log(
+                        LogLevel::Warn,
+                        format!(
+                            "{what}: the unfinished backup of {} is abandoned",
+                            old.rec.file
+                        ),
+                    );
+                }
+                let now = io.host.monotonic_ms();
+                let call = Call::new(
+                    api::backup_put(&rec.id, &rec.query(true), rec.bytes, rec.sha256.clone()),
+                    Policy {
+                        deadline_ms: None,
+                        max_delay_ms: MAX_DELAY_MS,
+                        max_attempts: 3,
+                    },
+                    now,
+                );
+                self.backup = Some(Backup {
+                    rec,
+                    buf: SegBuf::default(),
+                    call,
+                    outcome: None,
+                });
+            }
+            DumpState::Running | DumpState::End => {
+                let Some(b) = &mut self.backup else {
+                    bail!(
+                        InvalidArgument,
+                        "{what}: no backup of this file was started"
+                    );
+                };
+                if b.rec.file != file {
+                    bail!(
+                        InvalidArgument,
+                        "{what}: the backup in progress is {} (start this one first)",
+                        b.rec.file
+                    );
+                }
+                if let Some(Err(e)) = &b.outcome {
+                    let e = e.clone();
+                    self.backup = None;
+                    return Err(e);
+                }
+                if b.buf.closed() && !data.is_empty() {
+                    bail!(InvalidArgument, "{what}: data after the end");
+                }
+                if b.buf.produced().saturating_add(data.len() as u64) > b.rec.bytes {
+                    let e = Error::new(
+                        ErrorKind::InvalidArgument,
+                        format!(
+                            "{what}: more than the {} bytes that were dumped",
+                            b.rec.bytes
+                        ),
+                    );
+                    self.backup = None;
+                    return Err(e);
+                }
+                if b.buf.retained().saturating_add(data.len() as u64) > BACKUP_QUEUE_BYTES {
+                    bail!(
+                        OutOfMemory,
+                        "{what}: {} bytes are waiting for the network; send this chunk again later",
+                        b.buf.retained()
+                    );
+                }
+                b.buf.append(data);
+                if state == DumpState::End {
+                    b.buf.close();
+                    if b.buf.produced() != b.rec.bytes
+                        || b.buf.digest() != Some(b.rec.sha256.as_str())
+                    {
+                        let e = Error::new(
+                            ErrorKind::InvalidArgument,
+                            format!(
+                                "{what}: {} bytes with sha256 {} are not the {} dumped bytes",
+                                b.buf.produced(),
+                                b.buf.digest().unwrap_or(""),
+                                b.rec.bytes
+                            ),
+                        );
+                        self.backup = None;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        self.poll_backup(io);
+        if let Some(b) = &self.backup
+            && let Some(Err(e)) = &b.outcome
+        {
+            let e = e.clone();
+            self.backup = None;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn poll_backup(&mut self, io: &mut Io<'_, H>) {
+        let ch = self.ch();
+        let Some(b) = &mut self.backup else {
+            return;
+        };
+        if b.outcome.is_none()
+            && let Some(r) = b.call.poll_source(io, None, Some(&b.buf as &dyn Source))
+        {
+            let slice = UploadSlice {
+                utc_start_s: b.rec.utc_start_ms / 1000,
+                utc_end_s: b.rec.utc_end_ms / 1000,
+                pts_start_ms: b.rec.pts_start_ms,
+                pts_end_ms: b.rec.pts_end_ms,
+                seq_start: b.rec.seq_start,
+                seq_end: b.rec.seq_end,
+                upload_size: 0,
+                total_size: u32::try_from(b.rec.bytes).unwrap_or(u32::MAX),
+                state: UploadState::Err,
+            };
+            match r {
+                Ok(_) => {
+                    io.out.log(
+                        LogLevel::Info,
+                        format!("channel {ch}: backup of {} accepted", b.rec.file),
+                    );
+                    self.slices.push(UploadSlice {
+                        upload_size: slice.total_size,
+                        state: UploadState::Ok,
+                        ..slice
+                    });
+                    b.outcome = Some(Ok(()));
+                }
+                Err(e) => {
+                    let err = e.to_error(ErrorKind::UploadFailed);
+                    // A closed window (410) and every other refusal read as
+                    // an upload failure to firmware.
+                    let err = match err.kind() {
+                        ErrorKind::InvalidArgument | ErrorKind::UploadFailed => {
+                            Error::new(ErrorKind::UploadFailed, err.message().to_string())
+                        }
+                        _ => err,
+                    };
+                    io.out.log(
+                        LogLevel::Warn,
+                        format!("channel {ch}: backup of {}: {}", b.rec.file, err.message()),
+                    );
+                    self.slices.push(slice);
+                    b.outcome = Some(Err(err));
+                }
+            }
+        }
+        let w = b.call.body_written();
+        b.buf.release_to(w);
+        if matches!(b.outcome, Some(Ok(()))) {
+            self.backup = None;
+        }
+    }
+
+    // ---- state --------------------------------------------------------------
+
+    pub(super) fn save(&self) -> SavedChannel {
+        SavedChannel {
+            channel: self.ch(),
+            next_seg: self.next_seg,
+            next_event: self.next_event,
+            last_video: self.last_video,
+            acked: self.acked.iter().cloned().collect(),
+            dumps: self.dumps.clone(),
+            unacked: self.segs.iter().map(Seg::slice).collect(),
+            events: self.events.iter().map(|e| e.meta.clone()).collect(),
+        }
+    }
+
+    pub(super) fn restore(&mut self, io_now: u64, s: SavedChannel) -> Vec<UploadSlice> {
+        self.next_seg = s.next_seg;
+        self.next_event = s.next_event;
+        self.last_video = s.last_video;
+        self.acked = s.acked.into();
+        self.dumps = s.dumps;
+        for meta in s.events {
+            let stopped = meta.stop_utc_ms.is_some();
+            let mut e = Event::new(self.ch(), meta, None, io_now);
+            if stopped {
+                e.through_seg = 0;
+            }
+            self.events.push(e);
+        }
+        s.unacked
+            .into_iter()
+            .map(|mut sl| {
+                sl.upload_size = 0;
+                sl.state = UploadState::Err;
+                sl
+            })
+            .collect()
+    }
+
+    /// Recent acknowledged segment ids (oldest first).
+    pub fn acked(&self) -> impl Iterator<Item = &String> {
+        self.acked.iter()
+    }
+
+    /// Queues slices to report at the next tick.
+    pub(super) fn queue_slices(&mut self, s: Vec<UploadSlice>) {
+        self.slices.extend(s);
+    }
+}
+
+fn commit_body<X>(s: &Seg<X>) -> serde_json::Value {
+    let end = s.end.as_ref().unwrap_or(&s.start);
+    json!({
+        "sha256": s.buf.digest().unwrap_or(""),
+        "bytes": s.buf.produced(),
+        "utc_end_ms": end.utc_end_ms,
+        "pts_end_ms": end.pts_end_ms,
+        "seq_end": end.seq_end,
+        "video_frames": end.video_frames,
+        "audio_frames": end.audio_frames,
+    })
+}

@@ -1,0 +1,214 @@
+//! The data plane: everything with bytes of media. Frames pushed by
+//! firmware go through the channel's media pipeline into segments that are
+//! uploaded *while they are recorded* (a streamed `PUT`, then a commit once
+//! the segment closes), within the channel's budget `u32MaxGopSize`.
+//!
+//! - [`channel`]: one channel: recording runs, the segment queue and its
+//!   uploads, overflow (drop to the next IDR, report the lost span),
+//!   watermarks, idle pause, pre-record, events, dumps and backups.
+//! - [`segbuf`]: the bytes of one segment until the cloud acknowledges it.
+//! - [`prerecord`]: recent whole GOPs for events' pre-record.
+//! - [`watermark`]: LOW/WARN/HIGH with hysteresis.
+//! - [`event`]: one event with video (start, picture, stop, result).
+//! - [`dumps`]: what is remembered of dumped files for `backup-upload`.
+//! - [`names`]: segment ids, dump file names (and their parser), event keys.
+//!
+//! The control plane (`cs`) checks every call's arguments, the session and
+//! the plan, then hands the call here with the channel's gate. Design and
+//! memory bound: `docs/design/engine-data.md`.
+
+pub mod channel;
+pub mod dumps;
+pub mod event;
+pub mod names;
+pub mod prerecord;
+pub mod segbuf;
+pub mod watermark;
+
+use crate::cloud::Io;
+use crate::cs::params::{InitParams, OptionalCallbacks};
+use crate::cs::plans::Gate;
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::{Channel, DumpState, LogLevel};
+use crate::host::Host;
+use crate::types::Frame;
+use channel::{Chan, SavedChannel};
+use serde::{Deserialize, Serialize};
+
+/// An event call after the control plane's checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventCall {
+    /// Event id 1..32.
+    pub event_id: i32,
+    /// Checked info text.
+    pub info: String,
+    /// Event time, UTC s (resolved from relative/absolute).
+    pub event_utc_s: u64,
+    /// Video start (start) or end (stop), UTC s.
+    pub stream_utc_s: u64,
+}
+
+/// Version of the `DATA` section this engine writes.
+pub const DATA_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    version: u32,
+    channels: Vec<SavedChannel>,
+}
+
+/// The data plane of one `init`..`exit` session.
+pub struct DataPlane<H: Host> {
+    channels: Vec<Chan<H>>,
+    callbacks: OptionalCallbacks,
+}
+
+impl<H: Host> DataPlane<H> {
+    /// The data plane for parameters already checked by `init`; `boot`
+    /// tells this session's segment ids from every other's.
+    pub fn new(params: &InitParams, boot: u32) -> DataPlane<H> {
+        DataPlane {
+            channels: params
+                .channels
+                .iter()
+                .map(|p| Chan::new(*p, params.callbacks, boot))
+                .collect(),
+            callbacks: params.callbacks,
+        }
+    }
+
+    /// Which optional firmware callbacks exist.
+    pub fn callbacks(&self) -> OptionalCallbacks {
+        self.callbacks
+    }
+
+    fn channel(&mut self, ch: Channel) -> Result<&mut Chan<H>> {
+        self.channels
+            .iter_mut()
+            .find(|c| c.params.channel == ch)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("channel {ch} was not initialised"),
+                )
+            })
+    }
+
+    /// A channel's state, for tests and diagnostics.
+    pub fn channel_state(&self, ch: Channel) -> Option<&Chan<H>> {
+        self.channels.iter().find(|c| c.params.channel == ch)
+    }
+
+    /// A pushed frame on a channel whose plan allows recording.
+    pub fn push(
+        &mut self,
+        io: &mut Io<'_, H>,
+        ch: Channel,
+        gate: Gate,
+        f: &Frame<'_>,
+    ) -> Result<()> {
+        self.channel(ch)?.push(io, gate, f)
+    }
+
+    /// `event-start` after the control plane's checks.
+    pub fn event_start(
+        &mut self,
+        io: &mut Io<'_, H>,
+        ch: Channel,
+        gate: Gate,
+        ev: &EventCall,
+    ) -> Result<()> {
+        self.channel(ch)?.event_start(io, gate, ev)
+    }
+
+    /// `event-stop` after the control plane's checks.
+    pub fn event_stop(&mut self, io: &mut Io<'_, H>, ch: Channel, ev: &EventCall) -> Result<()> {
+        self.channel(ch)?.event_stop(io, ev)
+    }
+
+    /// Whether events are open on a channel (firmware was asked to push).
+    pub fn events_open(&self, ch: Channel) -> bool {
+        self.channel_state(ch).is_some_and(Chan::events_open)
+    }
+
+    /// `backup-upload` after the control plane's checks (a bare name).
+    pub fn backup_upload(
+        &mut self,
+        io: &mut Io<'_, H>,
+        cloud_now_ms: u64,
+        ch: Channel,
+        state: DumpState,
+        file: &str,
+        data: &[u8],
+    ) -> Result<()> {
+        if names::parse_file_name(file).is_none_or(|n| n.channel != ch) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "backup-upload channel {ch}: {file:?} is not a file name the engine dumped for this channel"
+                ),
+            ));
+        }
+        self.channel(ch)?
+            .backup_upload(io, cloud_now_ms, state, file, data)
+    }
+
+    /// A channel's plan changed: `None` = it may no longer record. Takes
+    /// effect at the next push or tick.
+    pub fn on_gate(&mut self, ch: Channel, gate: Option<Gate>) {
+        if let Ok(c) = self.channel(ch) {
+            c.set_gate(gate);
+        }
+    }
+
+    /// Advances uploads; returns when it needs the next tick.
+    pub fn poll(&mut self, io: &mut Io<'_, H>) -> Option<u64> {
+        let mut wake: Option<u64> = None;
+        for c in &mut self.channels {
+            if let Some(t) = c.poll(io) {
+                wake = Some(wake.map_or(t, |w| w.min(t)));
+            }
+        }
+        wake
+    }
+
+    /// Data-plane state for `export-state` (JSON; see the design doc).
+    pub fn export(&self) -> Vec<u8> {
+        let s = Saved {
+            version: DATA_VERSION,
+            channels: self.channels.iter().map(Chan::save).collect(),
+        };
+        serde_json::to_vec(&s).unwrap_or_default()
+    }
+
+    /// Restores [`DataPlane::export`]'s output. Segments that were not
+    /// acknowledged are reported as failed at the next tick (their bytes
+    /// are not in the state).
+    pub fn import(&mut self, io: &mut Io<'_, H>, blob: &[u8]) -> Result<()> {
+        let s: Saved = serde_json::from_slice(blob).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("import-state: the data-plane section is malformed: {e}"),
+            )
+        })?;
+        let now = io.host.monotonic_ms();
+        for sc in s.channels {
+            let ch = sc.channel;
+            let Ok(c) = self.channel(ch) else {
+                continue;
+            };
+            let lost = c.restore(now, sc);
+            if !lost.is_empty() {
+                io.out.log(
+                    LogLevel::Warn,
+                    format!(
+                        "import-state: channel {ch}: {} segment(s) were not acknowledged before the restart and are reported failed",
+                        lost.len()
+                    ),
+                );
+            }
+            c.queue_slices(lost);
+        }
+        Ok(())
+    }
+}
