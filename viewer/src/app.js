@@ -123,6 +123,18 @@ const player = new Player($("video"), {
   },
 });
 
+/** Back to "nothing playing": another device, channel or day. */
+function resetPlayer() {
+  player.stop();
+  player.cb.onCodec(null);
+  $("video").hidden = true;
+  $("placeholder").hidden = false;
+  $("clock").textContent = "--:--:--";
+  delete $("clock").dataset.ms;
+  timeline.setPlayhead(null);
+  setStatus("");
+}
+
 const playAt = act(async (ms) => {
   if (!state.device) return;
   $("placeholder").hidden = true;
@@ -167,21 +179,29 @@ function fillChannels(want) {
   sel.value = String(state.channel);
 }
 
+let monthSeq = 0;
+
+/** Shows month `d` in the calendar, unless another month was asked for meanwhile. */
 async function loadMonth(d) {
+  const seq = ++monthSeq;
   const days = await state.api.days(state.device, state.channel, monthKey(d), tzOffsetMin(d.getFullYear(), d.getMonth()));
-  calendar.show(d, days.days);
+  if (seq === monthSeq) calendar.show(d, days.days);
   return days.days;
 }
 
-/** Today if it has video, else the latest day with video in the last year. */
+/**
+ * Today if it has video, else the latest day with video in the last year.
+ * Gives up as soon as the user picks a day.
+ */
 async function pickLatestDay() {
   const today = new Date();
-  for (let back = 0; back < 12; back++) {
+  for (let back = 0; back < 12 && !state.day; back++) {
     const m = new Date(today.getFullYear(), today.getMonth() - back, 1);
     const days = (await loadMonth(m)).filter((k) => k <= dayKey(today));
+    if (state.day) return;
     if (days.length) return pickDay(parseDay(days[days.length - 1]));
   }
-  return pickDay(today);
+  if (!state.day) return pickDay(today);
 }
 
 const pickDay = act(async (day) => {
@@ -331,14 +351,14 @@ $("device").addEventListener("change", act(async (ev) => {
   state.device = ev.target.value;
   fillChannels(0);
   savePrefs();
-  player.stop();
+  resetPlayer();
   await loadMonth(state.day || new Date());
   await pickDay(state.day || new Date());
 }));
 $("channel").addEventListener("change", act(async (ev) => {
   state.channel = Number(ev.target.value);
   savePrefs();
-  player.stop();
+  resetPlayer();
   await loadMonth(state.day || new Date());
   await pickDay(state.day || new Date());
 }));
