@@ -1,7 +1,8 @@
 # ivcs build, test and benchmark entry points. See README.md.
 #
-#   make         build dist/ (headers, engine component, ivcs binary)
-#   make test    everything CI runs: lint, unit, media matrix, import check, fuzz smoke
+#   make         build dist/ (headers, engine component, ivcs binary, web viewer)
+#   make test    everything CI runs: lint, unit, media matrix (with the viewer in
+#                Chromium), import check, fuzz smoke
 #   make bench   benchmarks (prints ratio tables): ivcs mux vs ffmpeg, cloud vs nginx
 
 SHELL := /bin/bash
@@ -17,7 +18,7 @@ ENGINE_ENV := RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-
 ENGINE_FLAGS := -p ivcs-engine --target wasm32-wasip2 --profile wasm-release \
 	-Zbuild-std=std,panic_abort --target-dir $(ENGINE_TARGET_DIR)
 
-.PHONY: all dist engine cli test lint unit matrix check-imports check-headers fuzz-smoke bench fixtures clean
+.PHONY: all dist engine cli viewer viewer-unit test lint unit matrix check-imports check-headers fuzz-smoke bench fixtures clean
 
 all: dist
 
@@ -29,8 +30,17 @@ engine:
 cli:
 	$(CARGO) build --release -p ivcs-cli
 
+# The web viewer (npm ci for hls.js, then a copy; docs/design/viewer.md), next
+# to target/release/ivcs, which looks in <exe>/../share/ivcs/viewer.
+viewer:
+	scripts/build-viewer.sh target/share/ivcs/viewer
+
+viewer-unit:
+	cd viewer && node --test test/
+
 dist: engine cli
-	mkdir -p $(DIST)/bin $(DIST)/engine $(DIST)/include $(DIST)/lib
+	mkdir -p $(DIST)/bin $(DIST)/engine $(DIST)/include $(DIST)/lib $(DIST)/share/ivcs
+	scripts/build-viewer.sh $(DIST)/share/ivcs/viewer
 	cp target/release/ivcs $(DIST)/bin/ivcs
 	cp target/engine/engine.wasm $(DIST)/engine/engine.wasm
 	$(DIST)/bin/ivcs engine precompile $(DIST)/engine/engine.wasm $(DIST)/engine/engine.cwasm
@@ -64,7 +74,7 @@ matrix: dist fixtures
 fuzz-smoke:
 	scripts/fuzz-smoke.sh 10
 
-test: lint check-headers check-imports unit matrix fuzz-smoke
+test: lint check-headers check-imports unit viewer-unit matrix fuzz-smoke
 
 bench: dist
 	scripts/gen-fixtures.sh --bench
