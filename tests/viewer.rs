@@ -256,8 +256,12 @@ fn viewer_plays_seeks_and_exports_in_chromium() {
             .env("CHROMIUM", &chromium),
         "the browser test (tests/browser/viewer.test.mjs)",
     );
-    eprint!("{log}");
-    eprintln!("browser test took {:?}", started.elapsed());
+    // The browser's step log, shown with --nocapture (and on failure above).
+    #[allow(clippy::print_stderr)]
+    {
+        eprint!("{log}");
+        eprintln!("browser test took {:?}", started.elapsed());
+    }
 
     // The file the browser saved: exactly Content-Length bytes, a clean
     // decode, and as long as the selection (it starts on a key frame: the
