@@ -6,11 +6,13 @@
 // IVCS_ARTIFACTS; exits non-zero with the reason on the first failed check.
 
 import { chromium } from "playwright-core";
-import { mkdirSync, mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 
 const X = JSON.parse(process.env.IVCS_EXPECT);
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const OUT = process.env.IVCS_ARTIFACTS;
 const WAIT = { timeout: 30_000 };
 mkdirSync(OUT, { recursive: true });
@@ -56,6 +58,18 @@ async function main() {
     const aborted = /ERR_ABORTED/.test(r.failure()?.errorText || "");
     if (!aborted) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
   });
+  /** axe-core's WCAG 2.1 A/AA rules: no serious or critical violation. */
+  const accessible = async (name) => {
+    // evaluate() runs outside the page's CSP, which forbids injected scripts.
+    await page.evaluate(AXE);
+    const found = await page.evaluate(async () => {
+      const r = await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } });
+      return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) }));
+    });
+    const bad = found.filter((v) => v.impact === "serious" || v.impact === "critical");
+    assert.deepEqual(bad, [], `accessibility (${name})`);
+    pass(`accessibility (${name}): no serious or critical axe violations${found.length ? `; minor: ${found.map((v) => v.id).join(", ")}` : ""}`);
+  };
   const shot = async (name) => page.screenshot({ path: join(OUT, `viewer-${name}.png`), fullPage: true });
 
   // ---- token from the fragment, devices, day --------------------------------
@@ -86,6 +100,7 @@ async function main() {
   assert.match(summary, /2 recorded span\(s\).*1 event/);
   pass("timeline draws both spans, the gap between them and the event marker");
   await shot("day");
+  await accessible("day view");
 
   // ---- event list with thumbnail --------------------------------------------------
   const thumb = await page.waitForSelector("#events img.thumb", WAIT);
@@ -241,6 +256,16 @@ async function main() {
   };
   pass(`export saved ${dl.suggestedFilename()} (Content-Length ${contentLength})`);
   await shot("exported");
+  await accessible("after playing and exporting");
+
+  // ---- a phone-sized window: one column, nothing wider than the screen ----------------------
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForFunction(() => Number(document.querySelector("#timeline svg").getAttribute("width")) <= 390, null, WAIT);
+  const overflow = await page.evaluate(() => document.scrollingElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `page is ${overflow} px wider than a 390 px screen`);
+  await shot("phone");
+  pass("responsive: a 390 px wide window has no horizontal overflow");
+  await page.setViewportSize({ width: 1280, height: 900 });
 
   // ---- errors from the API are text --------------------------------------------------------
   await page.evaluate(() => localStorage.setItem("ivcs.viewer.token", "not-a-token"));

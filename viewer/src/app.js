@@ -244,7 +244,11 @@ function renderEvents(events, truncated) {
       b.dataset.key = e.event_key;
       const what = e.info || `event ${e.event_id}`;
       const len = e.utc_end_ms !== null && e.utc_end_ms > e.utc_start_ms ? `, ${duration(e.utc_end_ms - e.utc_start_ms)}` : "";
-      b.setAttribute("aria-label", `Play ${what} at ${clock(e.utc_start_ms)} (${e.status}${len})`);
+      // The visible text is the accessible name (WCAG 2.5.3), with a hidden verb first.
+      const verb = document.createElement("span");
+      verb.className = "sr-only";
+      verb.textContent = "Play event ";
+      b.appendChild(verb);
       if (e.thumbnail_url) {
         const img = document.createElement("img");
         img.src = e.thumbnail_url;
