@@ -178,6 +178,18 @@ async function main() {
   // A click in the gap plays from the start of the next recording, and says so.
   await playAndCheck("click in the gap plays from the next recording", () => clickAt(X.gap_click_ms), X.spans[1][0]);
   assert.match(await page.textContent("#status"), /Nothing recorded at .*; playing from/);
+  // Playing across the gap: the discontinuity is crossed without a stall,
+  // and the readout jumps from the end of the first recording to the start
+  // of the second.
+  const nearEnd = X.spans[0][1] - 3000;
+  await playAndCheck("click 3 s before the gap", () => clickAt(nearEnd), nearEnd);
+  await page.waitForFunction(
+    (b) => Number(document.getElementById("clock").dataset.ms) >= b + 1000 && !document.getElementById("video").paused,
+    X.spans[1][0],
+    WAIT,
+  );
+  assert.ok(await page.$eval("#error", (e) => e.hidden), `error shown: ${await page.textContent("#error")}`);
+  pass("playback crosses the gap: the readout jumps to the second recording and keeps going");
   // The event in the list plays its start.
   await playAndCheck("event click plays the event", () => page.click("#events button.event"), X.event_ms);
 

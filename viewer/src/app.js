@@ -117,7 +117,9 @@ const player = new Player($("video"), {
   },
   onEnded(lastMs) {
     // Carry on with the next recording of the day, if there is one.
-    const next = state.spans.find((s) => s.start_ms >= lastMs - 1000 && s.end_ms > lastMs + 1000);
+    // The playlist covered two hours: go on from where it ended, in the
+    // same span (a long recording) or the next one.
+    const next = state.spans.find((s) => s.end_ms > lastMs + 1000);
     if (next) playAt(Math.max(next.start_ms, lastMs));
     else setStatus("End of the recordings.");
   },
