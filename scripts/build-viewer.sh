@@ -10,6 +10,7 @@
 #   viewer/index.html           -> OUTDIR/index.html
 #   viewer/src/*                -> OUTDIR/
 #   hls.js's ES module + worker -> OUTDIR/vendor/ (with its licence)
+#   and a gzip copy of each text file (FILE.gz), served when accepted
 # The copy is made next to OUTDIR and renamed over it, so a running service
 # never serves a half-copied viewer.
 #
@@ -41,6 +42,10 @@ cp "$V/index.html" "$tmp/index.html"
 cp "$V"/src/*.js "$V"/src/*.css "$tmp/"
 cp "$HLS/dist/hls.light.min.mjs" "$HLS/dist/hls.worker.js" "$tmp/vendor/"
 cp "$HLS/LICENSE" "$tmp/vendor/hls.js-LICENSE.txt"
+# Precompressed copies, served to clients that accept gzip (cloud/src/viewer.rs).
+# -n: no name or time stamp inside, so the same input gives the same bytes.
+find "$tmp" -type f \( -name '*.html' -o -name '*.js' -o -name '*.mjs' -o -name '*.css' -o -name '*.txt' -o -name '*.svg' -o -name '*.json' \) \
+    -exec gzip -9 -n -k {} +
 rm -rf "$OUT.old.$$"
 [[ -e "$OUT" ]] && mv "$OUT" "$OUT.old.$$"
 mv "$tmp" "$OUT"

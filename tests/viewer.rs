@@ -389,6 +389,39 @@ fn viewer_files_are_served_from_the_install_prefix_without_traversal() {
         .expect("conditional GET");
     assert_eq!(r.status().as_u16(), 200);
 
+    // gzip when accepted: the build's .gz copy, a validator of its own.
+    let mut r = agent
+        .get(format!("{}/viewer/vendor/hls.light.min.mjs", cloud.base))
+        .header("accept-encoding", "gzip, br")
+        .call()
+        .expect("gzip GET");
+    assert_eq!(r.status().as_u16(), 200);
+    let h = |r: &ureq::http::Response<ureq::Body>, n: &str| {
+        r.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    assert_eq!(h(&r, "content-encoding").as_deref(), Some("gzip"));
+    assert_eq!(h(&r, "vary").as_deref(), Some("accept-encoding"));
+    assert_eq!(
+        h(&r, "content-type").as_deref(),
+        Some("text/javascript; charset=utf-8")
+    );
+    let gz_etag = h(&r, "etag").expect("ETag");
+    let plain = app.get("/viewer/vendor/hls.light.min.mjs");
+    assert_ne!(Some(gz_etag.as_str()), plain.header("etag"));
+    let body = r
+        .body_mut()
+        .with_config()
+        .limit(1 << 24)
+        .read_to_vec()
+        .expect("body");
+    let gz = viewer.join("vendor/hls.light.min.mjs.gz");
+    assert_eq!(body, std::fs::read(&gz).expect(".gz"));
+    let unzipped = tools::run("gzip", ["-dc", &tools::p(&gz)]).expect_success();
+    assert_eq!(unzipped.stdout, plain.body, "the .gz copy is the file");
+
     // No authentication for the files, and none given to the API by them.
     assert_eq!(app.get("/v1/devices").status, 401);
     assert_eq!(app.get("/viewer/nope.js").status, 404);

@@ -148,14 +148,16 @@ async function main() {
       return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
     }, q0.clock);
     assert.equal(text, expectText, "readout text");
-    // Playback advances: frames decoded, media time and wall clock move on together.
+    // Playback advances: a second of frames shown (decoded and not
+    // dropped), media time and wall clock moving on together.
     await page.waitForFunction(
-      ([f0, c0]) => {
+      ([shown0, c0]) => {
         const v = document.getElementById("video");
+        const q = v.getVideoPlaybackQuality();
         const c = Number(document.getElementById("clock").dataset.ms);
-        return v.getVideoPlaybackQuality().totalVideoFrames >= f0 + 25 && c >= c0 + 1500;
+        return q.totalVideoFrames - q.droppedVideoFrames >= shown0 + 25 && c >= c0 + 1500;
       },
-      [q0.total, q0.clock],
+      [q0.total - q0.dropped, q0.clock],
       WAIT,
     );
     const q1 = await quality();
@@ -164,12 +166,16 @@ async function main() {
     assert.ok(Math.abs(wallMoved - mediaMoved) <= 600, `readout moved ${wallMoved} ms while the video moved ${mediaMoved} ms`);
     assert.equal(q1.corrupted, 0, "corrupted frames");
     assert.equal(q1.error, null, "video error");
-    // Dropped frames measure this shared 2-core machine as much as the
-    // viewer; a broken stream drops nearly everything, so bound the share.
-    assert.ok(q1.dropped <= Math.max(5, q1.total / 5), `dropped ${q1.dropped} of ${q1.total} frames`);
+    // Dropped frames (decoded too late to show) measure this shared 2-core
+    // machine as much as the viewer: 10 of 44 were seen while cargo built
+    // next door. A broken stream fails to decode (errors, corrupted
+    // frames, no progress: checked above); bound the share, not the count.
+    const dropped = q1.dropped - q0.dropped;
+    const decoded = q1.total - q0.total;
+    assert.ok(dropped <= decoded / 2, `dropped ${dropped} of ${decoded} frames while playing`);
     assert.ok(await page.$eval("#error", (e) => e.hidden), `error shown: ${await page.textContent("#error")}`);
     assert.ok(await page.$eval("#codec", (e) => e.hidden), "the codec message must not show for H.264");
-    pass(`${name}: readout ${text} (want ${new Date(want).toISOString()} ±1 s), ${q1.total} frames, ${q1.dropped} dropped`);
+    pass(`${name}: readout ${text} (want ${new Date(want).toISOString()} ±1 s), ${q1.total} frames decoded, ${q1.dropped} dropped`);
     return q1;
   };
 

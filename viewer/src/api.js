@@ -28,7 +28,8 @@ export async function errorOf(resp, what) {
   } catch {
     // The body could not be read: the status says enough.
   }
-  return new ApiError(resp.status, code, `${what}: ${resp.status} ${resp.statusText || ""}${msg ? ` — ${msg}` : ""}`.replace("  ", " "));
+  const status = [resp.status, resp.statusText].filter(Boolean).join(" ");
+  return new ApiError(resp.status, code, `${what}: ${status}${msg ? ` — ${msg}` : ""}`);
 }
 
 export class Api {

@@ -207,6 +207,7 @@ async function pickLatestDay() {
 }
 
 const pickDay = act(async (day) => {
+  if (!state.api || !state.device) return;
   state.day = day;
   if (monthKey(calendar.month) !== monthKey(day)) await loadMonth(day);
   calendar.select(day);
