@@ -216,10 +216,11 @@ export class Timeline {
 
     el("rect", { x: 0, y: TRACK_TOP, width: this.width, height: TRACK_H, class: "track" }, svg);
     const visible = (a, b) => b > this.view[0] && a < this.view[1];
-    const rect = (a, b, cls, title, extra = {}) => {
+    // Recordings stay visible however far out the zoom is: at least 2 px.
+    const rect = (a, b, cls, title, extra = {}, minW = 1) => {
       const x0 = Math.max(this.x(a), 0);
       const x1 = Math.min(this.x(b), this.width);
-      const r = el("rect", { x: x0, y: TRACK_TOP, width: Math.max(x1 - x0, 1), height: TRACK_H, class: cls, "data-start-ms": a, "data-end-ms": b, ...extra }, svg);
+      const r = el("rect", { x: x0, y: TRACK_TOP, width: Math.max(x1 - x0, minW), height: TRACK_H, class: cls, "data-start-ms": a, "data-end-ms": b, ...extra }, svg);
       el("title", {}, r).textContent = title;
       return r;
     };
@@ -227,7 +228,7 @@ export class Timeline {
       if (visible(g.start_ms, g.end_ms)) rect(g.start_ms, g.end_ms, "gap", `No recording ${clock(g.start_ms)}–${clock(g.end_ms)}`, { fill: "url(#gap-hatch)" });
     }
     for (const s of this.data.spans) {
-      if (visible(s.start_ms, s.end_ms)) rect(s.start_ms, s.end_ms, "span", `Recorded ${clock(s.start_ms)}–${clock(s.end_ms)} (${duration(s.end_ms - s.start_ms)}, ${s.codec})`, { "data-codec": s.codec });
+      if (visible(s.start_ms, s.end_ms)) rect(s.start_ms, s.end_ms, "span", `Recorded ${clock(s.start_ms)}–${clock(s.end_ms)} (${duration(s.end_ms - s.start_ms)}, ${s.codec})`, { "data-codec": s.codec }, 2);
     }
     if (this.selection) {
       const [a, b] = this.selection;
@@ -262,7 +263,9 @@ export class Timeline {
     for (let t = first; t <= b; t += step) {
       const x = this.x(t);
       el("line", { x1: x, x2: x, y1: TRACK_TOP + TRACK_H, y2: TRACK_TOP + TRACK_H + 5, class: "tick" }, this.svg);
-      const label = el("text", { x, y: TRACK_TOP + TRACK_H + 18, class: "tick-label", "text-anchor": "middle" }, this.svg);
+      // Labels at the edges are anchored inwards, not cut in half.
+      const anchor = x < 24 ? "start" : x > this.width - 24 ? "end" : "middle";
+      const label = el("text", { x, y: TRACK_TOP + TRACK_H + 18, class: "tick-label", "text-anchor": anchor }, this.svg);
       label.textContent = step < 60e3 ? clock(t) : hhmm(t);
     }
   }
