@@ -117,11 +117,14 @@ const player = new Player($("video"), {
   },
   onEnded(lastMs) {
     // Carry on with the next recording of the day, if there is one.
-    // The playlist covered two hours: go on from where it ended, in the
-    // same span (a long recording) or the next one.
+    // A playlist covers 45 min: go on from where it ended, in the same
+    // span (a long recording) or the next one.
     const next = state.spans.find((s) => s.end_ms > lastMs + 1000);
     if (next) playAt(Math.max(next.start_ms, lastMs));
     else setStatus("End of the recordings.");
+  },
+  onExpired(ms) {
+    playAt(Math.floor(ms / 1000) * 1000);
   },
 });
 

@@ -13,9 +13,15 @@ import { parsePlaylist, wallToMedia, mediaToWall } from "./playlist.js";
 import { errorOf } from "./api.js";
 import { clock } from "./time.js";
 
-/** Playlist range around the clicked moment: some context before, two hours after. */
+/**
+ * Playlist range around the clicked moment: some context before, 45 min
+ * after. The segment URLs in a playlist expire `playback_url_ttl_s` (1 h by
+ * default) after it is served, so a playlist that plays out within that
+ * never meets an expired URL; at its end the viewer signs the next one
+ * (onEnded), and a 401 after a long pause signs a new one where it stopped.
+ */
 const BEFORE_MS = 10 * 60 * 1000;
-const AFTER_MS = 2 * 3600 * 1000;
+const AFTER_MS = 45 * 60 * 1000;
 
 export function isTypeSupported(type) {
   const MS = window.ManagedMediaSource || window.MediaSource;
@@ -27,7 +33,7 @@ export class Player {
   /**
    * @param {HTMLVideoElement} video
    * @param {{onWall(ms:number|null):void, onStatus(text:string):void, onError(text:string):void,
-   *          onCodec(msg:string|null):void, onEnded(lastMs:number):void}} cb
+   *          onCodec(msg:string|null):void, onEnded(lastMs:number):void, onExpired(ms:number):void}} cb
    */
   constructor(video, cb) {
     this.video = video;
@@ -125,6 +131,14 @@ export class Player {
     hls.on(Hls.Events.MANIFEST_PARSED, () => this.play());
     hls.on(Hls.Events.ERROR, (_e, data) => {
       if (gen !== this.gen || !data.fatal) return;
+      if (data.response && data.response.code === 401) {
+        // Signed segment URLs expired (a long pause): sign anew from here.
+        const ms = this.frags.length ? mediaToWall(this.frags, this.video.currentTime) : null;
+        if (ms !== null) {
+          this.cb.onExpired(ms);
+          return;
+        }
+      }
       if (data.type === Hls.ErrorTypes.MEDIA_ERROR && !recovered) {
         recovered = true;
         hls.recoverMediaError();
