@@ -74,6 +74,7 @@ export class Player {
     this.cb.onCodec(null);
     this.cb.onStatus(`Loading ${clock(ms)}…`);
     const signed = await api.playbackUrl(d, c, ms - BEFORE_MS, ms + AFTER_MS);
+    this.signedAt = Date.now();
     const resp = await fetch(signed.url, { cache: "no-store" });
     if (gen !== this.gen) return;
     if (resp.status === 404) {
@@ -131,8 +132,9 @@ export class Player {
     hls.on(Hls.Events.MANIFEST_PARSED, () => this.play());
     hls.on(Hls.Events.ERROR, (_e, data) => {
       if (gen !== this.gen || !data.fatal) return;
-      if (data.response && data.response.code === 401) {
+      if (data.response && data.response.code === 401 && Date.now() - this.signedAt > 60_000) {
         // Signed segment URLs expired (a long pause): sign anew from here.
+        // Not for a fresh playlist: a 401 then is no expiry, and would loop.
         const ms = this.frags.length ? mediaToWall(this.frags, this.video.currentTime) : null;
         if (ms !== null) {
           this.cb.onExpired(ms);
