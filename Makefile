@@ -1,8 +1,10 @@
 # ivcs build, test and benchmark entry points. See README.md.
 #
-#   make         build dist/ (headers, engine component, ivcs binary, libivcs)
-#   make test    everything CI runs: lint, headers and C layouts, unit, media
-#                matrix and C API tests, import check, fuzz smoke, example
+#   make         build dist/ (headers, engine component, ivcs binary, libivcs,
+#                web viewer)
+#   make test    everything CI runs: lint, headers and C layouts, unit, viewer
+#                unit, media matrix, cloud, C API and viewer-in-Chromium tests,
+#                import check, fuzz smoke, example
 #   make bench   benchmarks (prints ratio tables): ivcs mux vs ffmpeg, cloud vs nginx
 
 SHELL := /bin/bash
@@ -18,7 +20,7 @@ ENGINE_ENV := RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-
 ENGINE_FLAGS := -p ivcs-engine --target wasm32-wasip2 --profile wasm-release \
 	-Zbuild-std=std,panic_abort --target-dir $(ENGINE_TARGET_DIR)
 
-.PHONY: all dist engine cli engine-cwasm lib example test lint unit matrix check-imports check-headers check-layout fuzz-smoke bench fixtures clean
+.PHONY: all dist engine cli engine-cwasm lib example viewer viewer-unit test lint unit matrix check-imports check-headers check-layout fuzz-smoke bench fixtures clean
 
 all: dist
 
@@ -44,8 +46,17 @@ lib: engine-cwasm
 		libivcs/ivcs.pc.in > $(DIST)/lib/pkgconfig/ivcs.pc
 	cp include/*.h $(DIST)/include/
 
+# The web viewer (npm ci for hls.js, then a copy; docs/design/viewer.md), next
+# to target/release/ivcs, which looks in <exe>/../share/ivcs/viewer.
+viewer:
+	scripts/build-viewer.sh target/share/ivcs/viewer
+
+viewer-unit:
+	cd viewer && node --test test/
+
 dist: engine cli engine-cwasm lib
-	mkdir -p $(DIST)/bin $(DIST)/engine $(DIST)/include $(DIST)/lib
+	mkdir -p $(DIST)/bin $(DIST)/engine $(DIST)/include $(DIST)/lib $(DIST)/share/ivcs
+	scripts/build-viewer.sh $(DIST)/share/ivcs/viewer
 	cp target/release/ivcs $(DIST)/bin/ivcs
 	cp target/engine/engine.wasm $(DIST)/engine/engine.wasm
 	cp target/engine/engine.cwasm $(DIST)/engine/engine.cwasm
@@ -104,7 +115,7 @@ matrix: dist fixtures
 fuzz-smoke:
 	scripts/fuzz-smoke.sh 10
 
-test: lint check-headers check-layout check-imports unit matrix fuzz-smoke example
+test: lint check-headers check-layout check-imports unit viewer-unit matrix fuzz-smoke example
 
 bench: dist
 	scripts/gen-fixtures.sh --bench

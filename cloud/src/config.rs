@@ -43,6 +43,10 @@ pub struct Config {
     /// Log filter (`error`, `warn`, `info`, `debug`, `trace`, or a
     /// tracing-subscriber directive list).
     pub log: String,
+    /// Directory of the built web viewer (`index.html` and its assets),
+    /// served at `/` and `/viewer/...`. Default: `share/ivcs/viewer` next
+    /// to the executable's `bin/` directory, where `make dist` puts it.
+    pub viewer_dir: PathBuf,
     /// Test hook: when set, "now" is read from this file (decimal ms since
     /// 1970) whenever it exists, so tests can move time without sleeping.
     pub clock_file: Option<PathBuf>,
@@ -64,9 +68,22 @@ impl Default for Config {
             playback_url_ttl_s: 3600,
             fsync: true,
             log: "info".into(),
+            viewer_dir: default_viewer_dir(),
             clock_file: None,
         }
     }
+}
+
+/// `<exe>/../share/ivcs/viewer`: the layout of `dist/` (`bin/ivcs`,
+/// `share/ivcs/viewer/`) and of an install under a prefix (`/usr/bin/ivcs`,
+/// `/usr/share/ivcs/viewer`). Relative to the working directory when the
+/// executable's path is unknown.
+pub fn default_viewer_dir() -> PathBuf {
+    let rel = Path::new("share").join("ivcs").join("viewer");
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(|prefix| prefix.join(&rel)))
+        .unwrap_or(rel)
 }
 
 impl Config {
@@ -154,6 +171,10 @@ mod tests {
         assert_eq!(c.backup_window_s, 60);
         assert_eq!(c.listen.port(), 9001);
         assert_eq!(c.max_picture_bytes, 2 << 20);
+        assert!(c.viewer_dir.ends_with("share/ivcs/viewer"));
+        let env = [("IVCS_CLOUD_VIEWER_DIR".to_string(), "/srv/v".to_string())];
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.viewer_dir, PathBuf::from("/srv/v"));
     }
 
     #[test]

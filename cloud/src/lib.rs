@@ -19,6 +19,7 @@
 //! - [`time`]: RFC 3339 and civil dates.
 //! - [`openapi`]: the OpenAPI document of both APIs, served at
 //!   `/v1/openapi.json`.
+//! - [`viewer`]: the web viewer's static files at `/` and `/viewer/...`.
 pub mod app;
 pub mod app_api;
 pub mod auth;
@@ -37,5 +38,6 @@ pub mod openapi;
 pub mod repo;
 pub mod server;
 pub mod time;
+pub mod viewer;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,6 +1,7 @@
 //! The service's OpenAPI 3.1 document (`cloud/openapi.json`), served
 //! without authentication at `GET /v1/openapi.json`. It describes the app
-//! API, the device API, `/healthz`, `/metrics` and itself.
+//! API, the device API, `/healthz`, `/metrics`, the web viewer's files and
+//! itself.
 //!
 //! The JSON file is the source, written by hand and embedded at build time;
 //! it is not generated from the handlers. Tests keep the two in step: the
@@ -50,6 +51,7 @@ mod tests {
             ("device_api", include_str!("device_api.rs")),
             ("app_api", include_str!("app_api.rs")),
             ("openapi", include_str!("openapi.rs")),
+            ("viewer", include_str!("viewer.rs")),
         ]
     }
 
@@ -87,7 +89,8 @@ mod tests {
             let call = args(after);
             let open = call.find('"').expect("route path literal");
             let len = call[open + 1..].find('"').expect("end of route path");
-            let path = &call[open + 1..open + 1 + len];
+            // axum's catch-all `{*rest}` is the OpenAPI parameter `{rest}`.
+            let path = call[open + 1..open + 1 + len].replace("{*", "{");
             let handlers = &call[open + 1 + len + 1..];
             // Method routers are identifiers directly followed by `(`.
             let bytes = handlers.as_bytes();
@@ -100,7 +103,7 @@ mod tests {
                 if let Some(s) = start.take() {
                     let ident = &handlers[s..j];
                     if b == b'(' && METHODS.contains(&ident) {
-                        out.push((ident.to_ascii_uppercase(), path.to_string()));
+                        out.push((ident.to_ascii_uppercase(), path.clone()));
                     }
                 }
             }
@@ -120,6 +123,7 @@ mod tests {
                 )
                 .route("/c", axum::routing::delete(destroy))
                 .route("/d", post(make_get))
+                .route("/e/{*rest}", get(files))
         "#;
         let got: BTreeSet<_> = routes_in(src).into_iter().collect();
         let want: BTreeSet<_> = [
@@ -128,6 +132,7 @@ mod tests {
             ("GET", "/b/{y}/{z}"),
             ("DELETE", "/c"),
             ("POST", "/d"),
+            ("GET", "/e/{rest}"),
         ]
         .into_iter()
         .map(|(m, p)| (m.to_string(), p.to_string()))

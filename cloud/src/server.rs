@@ -1,5 +1,5 @@
 //! `ivcs cloud serve`: the router (device API, app API, health, metrics,
-//! OpenAPI document), the background jobs (change-feed poller, retention)
+//! OpenAPI document, the web viewer's files), the background jobs (change-feed poller, retention)
 //! and graceful shutdown.
 
 use crate::app::App;
@@ -23,6 +23,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::device_api::routes())
         .merge(crate::app_api::routes())
         .merge(crate::openapi::routes())
+        .merge(crate::viewer::routes())
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             count_request,
@@ -109,6 +110,13 @@ pub async fn serve(app: Arc<App>) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(app.cfg.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data = %app.cfg.data.display(), "listening");
+    if !app.cfg.viewer_dir.is_dir() {
+        // Not fatal: the APIs work without it, and `/` says the same.
+        tracing::warn!(
+            viewer_dir = %app.cfg.viewer_dir.display(),
+            "the web viewer is not installed; / answers 503 (set viewer_dir)"
+        );
+    }
     #[allow(clippy::print_stdout)]
     {
         println!("listening on {addr}");

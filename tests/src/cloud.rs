@@ -23,6 +23,8 @@ pub struct Cloud {
     /// `None`: the system clock only, as in production.
     pub clock_file: Option<PathBuf>,
     env: Vec<(String, String)>,
+    /// The `ivcs` binary it runs.
+    bin: PathBuf,
 }
 
 /// An HTTP answer.
@@ -109,8 +111,24 @@ impl Cloud {
         Cloud::launch(data, env, None)
     }
 
+    /// [`Cloud::start`] running another copy of the binary, e.g. one laid
+    /// out in an install prefix (`PREFIX/bin/ivcs`) to test the paths it
+    /// derives from its own location.
+    pub fn start_with_bin(bin: &Path, data: &Path, env: &[(&str, &str)]) -> Cloud {
+        let mut c = Cloud::new(data, env, Some(data.with_extension("clock")));
+        c.bin = bin.to_path_buf();
+        c.restart();
+        c
+    }
+
     fn launch(data: &Path, env: &[(&str, &str)], clock_file: Option<PathBuf>) -> Cloud {
-        let mut c = Cloud {
+        let mut c = Cloud::new(data, env, clock_file);
+        c.restart();
+        c
+    }
+
+    fn new(data: &Path, env: &[(&str, &str)], clock_file: Option<PathBuf>) -> Cloud {
+        Cloud {
             child: None,
             base: String::new(),
             data: data.to_path_buf(),
@@ -119,9 +137,8 @@ impl Cloud {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        };
-        c.restart();
-        c
+            bin: bin(),
+        }
     }
 
     /// (Re)starts the process on the same data directory (and, on a
@@ -132,7 +149,7 @@ impl Cloud {
             Some(addr) => addr.to_string(),
             None => "127.0.0.1:0".to_string(),
         };
-        let mut cmd = Command::new(bin());
+        let mut cmd = Command::new(&self.bin);
         cmd.args(["cloud", "--data"])
             .arg(&self.data)
             .args(["serve", "--listen", &listen])
