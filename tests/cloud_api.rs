@@ -137,6 +137,18 @@ fn round_trip(name: &str, container: Container) {
         "{text}"
     );
     assert!(!text.contains("#EXT-X-DISCONTINUITY"), "{text}");
+    // Segment URLs outlive the playlist URL by the range's length: a player
+    // reaches the last one that much later.
+    let exp_of = |u: &str| -> u64 {
+        let q = u.split_once("exp=").unwrap().1;
+        q.split('&').next().unwrap().parse().unwrap()
+    };
+    let seg_url = text.lines().find(|l| l.starts_with("/v1/")).unwrap();
+    let playlist_exp = exp_of(&playlist_url);
+    assert!(
+        exp_of(seg_url) >= playlist_exp + (end_ms - start_ms) / 1000,
+        "{seg_url} vs {playlist_url}"
+    );
     // ffmpeg plays the playlist over HTTP without any header: frame-exact.
     let got = framemd5::video_hashes(&["-i".into(), playlist_url]);
     framemd5::compare("playlist", &source_video_hashes(&H264_360P_GOP2_24S), &got)

@@ -367,7 +367,9 @@ async fn playlist(
         return Err(Error::not_found("no recording in this range"));
     }
     inc(&app.metrics.playlists_total);
-    let exp = app.now_ms() / 1000 + app.cfg.playback_url_ttl_s;
+    // A player reaches the last segment about the range's length after it
+    // loaded the playlist: its URLs live that much longer than the TTL.
+    let exp = (app.now_ms() + (q.end_ms - q.start_ms)) / 1000 + app.cfg.playback_url_ttl_s;
     let body = hls::playlist(&segs, |s, out| {
         let start = out.len();
         let _ = write!(out, "/v1/devices/{d}/segments/{}", s.segment_id);
