@@ -108,6 +108,23 @@ fn round_trip(name: &str, container: Container) {
     let spans = tl.json()["spans"].as_array().unwrap().clone();
     assert_eq!(spans.len(), 1, "contiguous segments merge: {spans:?}");
     assert_eq!(spans[0]["segments"], index.segments.len());
+    // What has not happened yet is not a gap: gaps end at the service's now.
+    let now = spans[0]["end_ms"].as_u64().unwrap() + 30_000;
+    cloud.set_now_ms(now);
+    let tl = cloud.app_get(
+        &format!(
+            "/v1/devices/cam1/channels/0/timeline?start_ms={start_ms}&end_ms={}",
+            now + 3_600_000
+        ),
+        Some(&token),
+    );
+    let v = tl.json();
+    assert_eq!(v["now_ms"], now, "{v}");
+    assert_eq!(
+        v["gaps"].as_array().unwrap().last().unwrap()["end_ms"],
+        now,
+        "{v}"
+    );
 
     let days = cloud.app_get(
         "/v1/devices/cam1/channels/0/days?month=2023-11",

@@ -237,18 +237,21 @@ async fn timeline(
     q.check()?;
     let segs = app.repo.segments_in(&d, c, q.start_ms, q.end_ms).await?;
     let spans = spans(&segs);
+    // What has not happened yet is not a gap: gaps end at "now".
+    let now = app.now_ms();
+    let gaps_end = q.end_ms.min(now);
     let mut gaps = Vec::new();
     let mut t = q.start_ms;
     for s in &spans {
-        if s.start_ms > t {
-            gaps.push(json!({ "start_ms": t, "end_ms": s.start_ms }));
+        if s.start_ms > t && t < gaps_end {
+            gaps.push(json!({ "start_ms": t, "end_ms": s.start_ms.min(gaps_end) }));
         }
         t = t.max(s.end_ms);
     }
-    if t < q.end_ms {
-        gaps.push(json!({ "start_ms": t, "end_ms": q.end_ms }));
+    if t < gaps_end {
+        gaps.push(json!({ "start_ms": t, "end_ms": gaps_end }));
     }
-    Ok(Json(json!({ "spans": spans, "gaps": gaps })).into_response())
+    Ok(Json(json!({ "spans": spans, "gaps": gaps, "now_ms": now })).into_response())
 }
 
 #[derive(Deserialize)]
