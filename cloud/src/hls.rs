@@ -32,9 +32,16 @@ pub fn playlist(segs: &[SegmentEntry], mut url: impl FnMut(&SegmentEntry, &mut S
     let _ = writeln!(out, "#EXT-X-VERSION:{}", if fmp4 { 7 } else { 3 });
     let _ = writeln!(out, "#EXT-X-TARGETDURATION:{target}");
     out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:0\n");
-    if let Some(codec) = segs.first().map(|s| s.codec.as_str()) {
-        // Clients that cannot play HEVC (Chromium) can tell before loading.
-        let _ = writeln!(out, "#EXT-X-IVCS-CODECS:\"{codec}\"");
+    // Every video codec of the range, in order of appearance: a client
+    // that cannot play one (HEVC in Chromium) can tell before loading.
+    let mut codecs: Vec<&str> = Vec::new();
+    for s in segs {
+        if !codecs.contains(&s.codec.as_str()) {
+            codecs.push(&s.codec);
+        }
+    }
+    if !codecs.is_empty() {
+        let _ = writeln!(out, "#EXT-X-IVCS-CODECS:\"{}\"", codecs.join(","));
     }
     let mut prev: Option<&SegmentEntry> = None;
     let mut u = String::new();
@@ -77,4 +84,38 @@ pub fn playlist(segs: &[SegmentEntry], mut url: impl FnMut(&SegmentEntry, &mut S
 
 fn duration_ms(s: &SegmentEntry) -> u64 {
     s.utc_end_ms.saturating_sub(s.utc_start_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, codec: &str, start_ms: u64) -> SegmentEntry {
+        SegmentEntry {
+            segment_id: id.to_string(),
+            container: "ts".to_string(),
+            codec: codec.to_string(),
+            utc_start_ms: start_ms,
+            utc_end_ms: start_ms + 10_000,
+            bytes: 1000,
+            init_bytes: 0,
+        }
+    }
+
+    /// A range that switches codec names both, and the switch is a
+    /// discontinuity even without a time gap.
+    #[test]
+    fn every_codec_of_the_range_is_announced() {
+        let segs = [
+            entry("a", "avc1.64001f", 0),
+            entry("b", "hvc1.1.6.L93.B0", 10_000),
+            entry("c", "avc1.64001f", 20_000),
+        ];
+        let text = playlist(&segs, |s, out| out.push_str(&s.segment_id));
+        assert!(
+            text.contains("#EXT-X-IVCS-CODECS:\"avc1.64001f,hvc1.1.6.L93.B0\"\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY").count(), 2, "{text}");
+    }
 }

@@ -20,15 +20,21 @@ export function codecName(codec) {
  * feeds MSE, TS included: it transmuxes to fMP4); else the message to show.
  * A missing codec string is not a reason to refuse: let the player try.
  */
-export function codecProblem(codec, isTypeSupported) {
+export function codecProblem(codecs, isTypeSupported) {
+  // The playlist lists every codec of the range, comma-separated: the first
+  // one the browser refuses is the problem.
+  const codec = (codecs || "")
+    .split(",")
+    .map((c) => c.trim())
+    .filter(Boolean)
+    .find((c) => {
+      try {
+        return !isTypeSupported(`video/mp4; codecs="${c}"`);
+      } catch {
+        return true;
+      }
+    });
   if (!codec) return null;
-  let ok = false;
-  try {
-    ok = Boolean(isTypeSupported(`video/mp4; codecs="${codec}"`));
-  } catch {
-    ok = false;
-  }
-  if (ok) return null;
   const name = codecName(codec);
   return (
     `This recording is ${name} (${codec}), which this browser cannot decode. ` +

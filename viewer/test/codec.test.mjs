@@ -20,6 +20,9 @@ test("a supported codec, or none announced, gets no message", () => {
   assert.equal(codecProblem("hvc1.1.6.L93.B0", () => true), null);
   assert.equal(codecProblem(null, () => false), null);
   assert.equal(codecProblem("", () => false), null);
+  // A range that switches codec: the refused one is named.
+  const mixed = codecProblem("avc1.4d401e,hvc1.1.6.L93.B0", chromiumWithoutHevc);
+  assert.match(mixed, /H\.265 \(HEVC\) \(hvc1\.1\.6\.L93\.B0\)/);
 });
 
 test("a throwing isTypeSupported counts as unsupported", () => {
