@@ -898,6 +898,40 @@ fn the_app_lists_pages_and_deletes_events() {
         2,
         "the deleted event's picture is gone"
     );
+
+    // AI: the app sets the type and keeps the arguments the device set.
+    let args = "AQID"; // base64 of [1, 2, 3]
+    let a = dev.json(
+        "PUT",
+        "/v1/device/ai/0/3",
+        &json!({"ai_type": 1, "args": args}),
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    let a = cloud.app_send(
+        "PUT",
+        "/v1/devices/cam1/ai/0/3",
+        &token,
+        r#"{"ai_type": 2}"#,
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json()["setting"]["ai_type"], 2);
+    assert_eq!(a.json()["setting"]["args"], args, "{}", a.text());
+    // What the framework cannot parse gets the same JSON error body.
+    for (path, body, status) in [
+        ("/v1/devices/cam1/ai/zero/3", r#"{"ai_type": 2}"#, 400),
+        ("/v1/devices/cam1/ai/0/3", "{not json", 400),
+        ("/v1/devices/cam1/ai/0/3", r#"{"type": 2}"#, 400),
+    ] {
+        let a = cloud.app_send("PUT", path, &token, body);
+        assert_eq!(a.status, status, "{path} {body}: {}", a.text());
+        assert_eq!(a.json()["error"]["code"], "bad_request", "{}", a.text());
+    }
+    let a = cloud.app_get(
+        "/v1/devices/cam1/channels/0/timeline?start_ms=soon",
+        Some(&token),
+    );
+    assert_eq!(a.status, 400);
+    assert_eq!(a.json()["error"]["iv_err"], -602, "{}", a.text());
 }
 
 #[test]

@@ -10,6 +10,7 @@ use crate::app::App;
 use crate::auth::sha256_hex;
 use crate::error::{Error, ErrorKind, Result};
 use crate::export;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::hls;
 use crate::ids;
 use crate::metrics::inc;
@@ -18,7 +19,7 @@ use crate::time;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -143,9 +144,9 @@ struct DaysQuery {
 
 async fn days(
     State(app): State<Arc<App>>,
-    Path((d, c)): Path<(String, u32)>,
+    ApiPath((d, c)): ApiPath<(String, u32)>,
     headers: HeaderMap,
-    Query(q): Query<DaysQuery>,
+    ApiQuery(q): ApiQuery<DaysQuery>,
 ) -> Result<Response> {
     bearer(&app, &headers).await?;
     device_channel(&d, c)?;
@@ -228,9 +229,9 @@ fn spans(segs: &[SegmentRow]) -> Vec<Span> {
 
 async fn timeline(
     State(app): State<Arc<App>>,
-    Path((d, c)): Path<(String, u32)>,
+    ApiPath((d, c)): ApiPath<(String, u32)>,
     headers: HeaderMap,
-    Query(q): Query<RangeQuery>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> Result<Response> {
     bearer(&app, &headers).await?;
     device_channel(&d, c)?;
@@ -276,9 +277,9 @@ struct EventView {
 
 async fn events(
     State(app): State<Arc<App>>,
-    Path((d, c)): Path<(String, u32)>,
+    ApiPath((d, c)): ApiPath<(String, u32)>,
     headers: HeaderMap,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Response> {
     bearer(&app, &headers).await?;
     device_channel(&d, c)?;
@@ -325,7 +326,7 @@ async fn events(
 
 async fn event_delete(
     State(app): State<Arc<App>>,
-    Path((d, key)): Path<(String, String)>,
+    ApiPath((d, key)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
     bearer(&app, &headers).await?;
@@ -356,7 +357,7 @@ async fn media_range(
 
 async fn playlist(
     State(app): State<Arc<App>>,
-    Path((d, c)): Path<(String, u32)>,
+    ApiPath((d, c)): ApiPath<(String, u32)>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response> {
@@ -388,9 +389,9 @@ async fn playlist(
 
 async fn playback_url(
     State(app): State<Arc<App>>,
-    Path((d, c)): Path<(String, u32)>,
+    ApiPath((d, c)): ApiPath<(String, u32)>,
     headers: HeaderMap,
-    Query(q): Query<RangeQuery>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> Result<Response> {
     bearer(&app, &headers).await?;
     device_channel(&d, c)?;
@@ -409,7 +410,7 @@ async fn playback_url(
 /// written while it is sent (see [`export`]).
 async fn export_mp4(
     State(app): State<Arc<App>>,
-    Path((d, c)): Path<(String, u32)>,
+    ApiPath((d, c)): ApiPath<(String, u32)>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response> {
@@ -485,7 +486,7 @@ fn parse_range(h: &str, size: u64) -> Option<(u64, u64)> {
 
 async fn segment_bytes(
     State(app): State<Arc<App>>,
-    Path((d, id)): Path<(String, String)>,
+    ApiPath((d, id)): ApiPath<(String, String)>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response> {
@@ -530,7 +531,7 @@ async fn segment_bytes(
 
 async fn picture_bytes(
     State(app): State<Arc<App>>,
-    Path((d, id)): Path<(String, String)>,
+    ApiPath((d, id)): ApiPath<(String, String)>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response> {
@@ -551,9 +552,9 @@ struct AiBody {
 
 async fn ai_put(
     State(app): State<Arc<App>>,
-    Path((d, c, e)): Path<(String, u32, u32)>,
+    ApiPath((d, c, e)): ApiPath<(String, u32, u32)>,
     headers: HeaderMap,
-    Json(b): Json<AiBody>,
+    ApiJson(b): ApiJson<AiBody>,
 ) -> Result<Response> {
     bearer(&app, &headers).await?;
     known_device(&app, &d).await?;
@@ -561,11 +562,20 @@ async fn ai_put(
     if !(1..=32).contains(&e) {
         return Err(Error::new(ErrorKind::BadRequest, "event id must be 1-32"));
     }
+    // The app sets the type; the arguments are the device's to set, kept.
+    let args = app
+        .repo
+        .ai_settings(&d)
+        .await?
+        .into_iter()
+        .find(|s| s.channel == c && s.event_id == e)
+        .map(|s| s.args)
+        .unwrap_or_default();
     let a = AiSetting {
         channel: c,
         event_id: e,
         ai_type: b.ai_type,
-        args: Vec::new(),
+        args,
     };
     app.repo.set_ai(&d, &a, app.now_ms()).await?;
     let revision = app.changed(&d).await?;

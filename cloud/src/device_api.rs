@@ -8,6 +8,7 @@ use crate::auth::{
     self, H_CONTENT_SHA256, H_DEVICE, H_NONCE, H_TIMESTAMP, STREAMING, SignedRequest,
 };
 use crate::error::{Error, ErrorKind, Result};
+use crate::extract::ApiPath;
 use crate::ids;
 use crate::metrics::{add, inc};
 use crate::model::{
@@ -17,7 +18,7 @@ use crate::model::{
 use crate::objects;
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -296,7 +297,7 @@ impl SegmentAnswer {
 
 async fn segment_put(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     req: Request,
 ) -> Result<Response> {
     let (parts, body) = req.into_parts();
@@ -468,7 +469,7 @@ struct CommitBody {
 
 async fn segment_commit(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     req: Request,
 ) -> Result<Response> {
     let (device, c): (String, CommitBody) = verified_json(&app, req).await?;
@@ -577,7 +578,7 @@ struct EventStart {
 
 async fn event_start(
     State(app): State<Arc<App>>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     req: Request,
 ) -> Result<Response> {
     let (device, b): (String, EventStart) = verified_json(&app, req).await?;
@@ -605,7 +606,7 @@ struct EventStop {
 
 async fn event_stop(
     State(app): State<Arc<App>>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     req: Request,
 ) -> Result<Response> {
     let (device, b): (String, EventStop) = verified_json(&app, req).await?;
@@ -633,7 +634,7 @@ struct EventReport {
 
 async fn event_report(
     State(app): State<Arc<App>>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     req: Request,
 ) -> Result<Response> {
     let (device, b): (String, EventReport) = verified_json(&app, req).await?;
@@ -681,7 +682,7 @@ fn picture_mime(data: &[u8]) -> Option<&'static str> {
 
 async fn picture_put(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     req: Request,
 ) -> Result<Response> {
     let (device, parts, data) = verified_body_max(&app, req, app.cfg.max_picture_bytes).await?;
@@ -772,7 +773,7 @@ fn ai_setting(channel: u32, event_id: u32, b: AiBody) -> Result<AiSetting> {
 
 async fn ai_put(
     State(app): State<Arc<App>>,
-    Path((channel, event_id)): Path<(u32, u32)>,
+    ApiPath((channel, event_id)): ApiPath<(u32, u32)>,
     req: Request,
 ) -> Result<Response> {
     let (device, b): (String, AiBody) = verified_json(&app, req).await?;
@@ -784,7 +785,7 @@ async fn ai_put(
 
 async fn ai_get(
     State(app): State<Arc<App>>,
-    Path((channel, event_id)): Path<(u32, u32)>,
+    ApiPath((channel, event_id)): ApiPath<(u32, u32)>,
     req: Request,
 ) -> Result<Response> {
     let (device, _, _) = verified_body(&app, req).await?;

@@ -2,7 +2,8 @@
 //! (SQLite + object store), plans, events, retention, and playback for apps.
 //!
 //! - [`config`]: settings from file, environment and flags.
-//! - [`error`]: the one error type, mapped to HTTP statuses and `IV_ERR_*`.
+//! - [`error`]: the one error type, mapped to HTTP statuses and `IV_ERR_*`;
+//!   [`extract`]: path, query and JSON extractors that reject with it.
 //! - [`ids`]: validation of client-chosen names.
 //! - [`model`]: stored records and their rules.
 //! - [`repo`]: every SQL statement (metadata).
@@ -28,6 +29,7 @@ pub mod config;
 pub mod device_api;
 pub mod error;
 pub mod export;
+pub mod extract;
 pub mod feed;
 pub mod hls;
 pub mod ids;
