@@ -412,6 +412,20 @@ fn forged_replayed_stale_and_foreign_requests_get_401() {
     assert_eq!(cloud.app_get(&url, None).status, 401, "expired");
 }
 
+/// Waits until the service reports one request waiting on the change feed
+/// (a condition, not a delay).
+fn wait_for_one_long_poll(cloud: &Cloud) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cloud
+        .app_get("/metrics", None)
+        .text()
+        .contains("ivcs_change_feed_waiters 1")
+    {
+        assert!(Instant::now() < deadline, "the long-poll never arrived");
+        std::thread::yield_now();
+    }
+}
+
 #[test]
 fn a_plan_change_reaches_a_waiting_device_within_2_s() {
     let cloud = start("cloud-feed", &[]);
@@ -430,15 +444,7 @@ fn a_plan_change_reaches_a_waiting_device_within_2_s() {
     });
     // The change must wake the long-poll, not precede it: wait until the
     // service reports it waiting.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cloud
-        .app_get("/metrics", None)
-        .text()
-        .contains("ivcs_change_feed_waiters 1")
-    {
-        assert!(Instant::now() < deadline, "the long-poll never arrived");
-        std::thread::yield_now();
-    }
+    wait_for_one_long_poll(&cloud);
     let t_change = Instant::now();
     plan(&cloud, "cam1", &["--type", "full-time", "--days", "3"]);
     let (a, _) = waiter.join().unwrap();
@@ -482,15 +488,7 @@ fn sigterm_ends_waiting_long_polls_and_the_service_exits() {
             b"",
         )
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cloud
-        .app_get("/metrics", None)
-        .text()
-        .contains("ivcs_change_feed_waiters 1")
-    {
-        assert!(Instant::now() < deadline, "the long-poll never arrived");
-        std::thread::yield_now();
-    }
+    wait_for_one_long_poll(&cloud);
     // Well under the poll's 60 s: shutdown must not wait it out.
     let status = cloud.terminate(Duration::from_secs(20));
     assert!(status.success(), "{status}");
