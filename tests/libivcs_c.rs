@@ -471,6 +471,7 @@ impl Setup {
     /// The cloud's row of a segment: (backup, state).
     fn segment_row(&self, id: &str) -> (bool, String) {
         let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .expect("a tokio runtime");
         rt.block_on(async {

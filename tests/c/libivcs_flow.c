@@ -450,20 +450,22 @@ static int cam_step(cam_t *c) {
     return rc;
 }
 
-/* Pushes `ms` of media (by PTS); returns the number of refused video frames. */
-static int cam_run(cam_t *c, uint64_t ms) {
-    uint64_t end = cam_pts(c) + ms;
-    int before = c->video_refused;
-    while (cam_pts(c) < end) cam_step(c);
-    return c->video_refused - before;
-}
-
 static void cam_report(const cam_t *c, const char *what) {
     printf("CAMERA %s ch=%d video_ok=%d video_refused=%d video_dropped=%d audio_ok=%d "
            "audio_refused=%d rc606=%d rc607=%d rc611=%d rc_other=%d\n",
            what, (int)c->ch, c->video_ok, c->video_refused, c->video_dropped, c->audio_ok,
            c->audio_refused, c->rc_hist[0], c->rc_hist[1], c->rc_hist[2], c->rc_hist[3]);
 }
+
+/* Pushes `ms` of media (by PTS); returns the number of refused video frames. */
+static int cam_run(cam_t *c, uint64_t ms) {
+    uint64_t end = cam_pts(c) + ms;
+    int before = c->video_refused;
+    while (cam_pts(c) < end) cam_step(c);
+    if (c->video_refused != before) cam_report(c, "refusals");
+    return c->video_refused - before;
+}
+
 
 /* Asks the driver to act on the cloud and waits for its "ok". */
 static void need(const char *what) {
@@ -552,12 +554,17 @@ static void scenario_events(void) {
     iv_cs_init_parm_s p = params(1, 2u << 20);
     cam_t c;
     struct timespec now;
+    iv_cs_balance_info_s b;
     int i, ok1 = 0, ok32 = 0;
+    /* Firmware asks for the plan once, blocking, at start (ABI.md). */
+    EXPECT(iv_cs_get_balance_info(CS_SINGLE_CH, &b, 5), IV_ERR_NONE);
+    EXPECT(b.cs_type, CS_TYPE_EVENT);
     EXPECT(iv_cs_init(&p), IV_ERR_NONE);
     /* An event plan: no push_stream_start_cb, but frames feed the pre-record
        ring. Real-time pace: pre-record is measured in wall-clock seconds. */
     cam_init(&c, CS_SINGLE_CH, 1.0);
     EXPECT(cam_run(&c, 6000), 0);
+    EXPECT(c.audio_refused, 0);
     EXPECT(get(&n_start[0]), 0);
     clock_gettime(CLOCK_REALTIME, &now);
     printf("EVENT1_CALL_MS %lld\n", (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
