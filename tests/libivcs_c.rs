@@ -274,8 +274,30 @@ fn direct_report_with_a_jpeg_works_without_a_plan_and_hands_the_picture_back_onc
 fn threads_push_three_channels_while_others_run_events_and_queries_under_asan() {
     let s = setup("libivcs_stress");
     s.plan("full-time", "7");
-    let out = s.run(Link::StaticAsan, &["stress", "3"]);
+    let frames = p(&media().file);
+    let out = s.run(Link::StaticAsan, &["stress", "3", &frames]);
     assert!(out.contains("stress ok"), "{out}");
+    // Every channel's acknowledged segments are in the cloud.
+    let token = s.cloud.token();
+    let now = s.cloud.now_ms();
+    for ch in 0..3 {
+        let tl = s.cloud.app_get(
+            &format!(
+                "/v1/devices/{}/channels/{ch}/timeline?start_ms={}&end_ms={}",
+                s.device,
+                now - 3_600_000,
+                // Frames pushed faster than real time run ahead of the clock.
+                now + 6 * 3_600_000
+            ),
+            Some(&token),
+        );
+        assert_eq!(tl.status, 200, "{}", tl.text());
+        let segs: u64 = tl.json()["spans"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x["segments"].as_u64()).sum())
+            .unwrap_or(0);
+        assert!(segs >= 3, "channel {ch}: {segs} segments stored in 3 rounds: {}", tl.text());
+    }
 }
 
 #[test]
