@@ -11,8 +11,8 @@
 
 use ivcs_tests::cloud::{Cloud, admin};
 use ivcs_tests::paths::{scratch_dir, workspace_root};
-use ivcs_tests::{fixtures, frames_file, framemd5};
 use ivcs_tests::tools::{self, p};
+use ivcs_tests::{fixtures, framemd5, frames_file};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -296,7 +296,11 @@ fn threads_push_three_channels_while_others_run_events_and_queries_under_asan() 
             .as_array()
             .map(|a| a.iter().filter_map(|x| x["segments"].as_u64()).sum())
             .unwrap_or(0);
-        assert!(segs >= 3, "channel {ch}: {segs} segments stored in 3 rounds: {}", tl.text());
+        assert!(
+            segs >= 3,
+            "channel {ch}: {segs} segments stored in 3 rounds: {}",
+            tl.text()
+        );
     }
 }
 
@@ -539,10 +543,18 @@ fn acknowledged_segments_are_stored(s: &Setup, lines: &[String], dump_dir: &Path
     for sl in &ok {
         let dump = dump_of(&d, sl);
         let bytes = s.segment(&token, segment_id(&dump.name));
-        assert_eq!(bytes.len() as u64, u64::from(sl.total), "{sl:?}: upload_size/total_size");
+        assert_eq!(
+            bytes.len() as u64,
+            u64::from(sl.total),
+            "{sl:?}: upload_size/total_size"
+        );
         assert_eq!(dump.bytes, u64::from(sl.total), "{sl:?} vs {dump:?}");
         let file = std::fs::read(dump_dir.join(&dump.name)).expect("the dump file");
-        assert!(file == bytes, "{}: stored bytes differ from the dump", dump.name);
+        assert!(
+            file == bytes,
+            "{}: stored bytes differ from the dump",
+            dump.name
+        );
     }
     ok
 }
@@ -571,7 +583,10 @@ fn full_time_flow_from_c_stores_segments_that_decode_frame_exact() {
     // The HLS playlist of the recorded range lists exactly these segments;
     // fetched through it, they decode to the pushed pictures, frame-exact.
     let d = dumps(&lines);
-    let (start, end) = (dump_of(&d, &ok[0]).start_ms, dump_of(&d, &ok[ok.len() - 1]).end_ms);
+    let (start, end) = (
+        dump_of(&d, &ok[0]).start_ms,
+        dump_of(&d, &ok[ok.len() - 1]).end_ms,
+    );
     let token = s.cloud.token();
     let pl = s.cloud.app_get(
         &format!(
@@ -598,11 +613,15 @@ fn full_time_flow_from_c_stores_segments_that_decode_frame_exact() {
     let cloud_ts = s.dir.join("cloud.ts");
     std::fs::write(&cloud_ts, &ts).expect("writing cloud.ts");
     let source = s.dir.join("source.h264");
-    let src: Vec<u8> = m.video[..frames].iter().flat_map(|(_, au)| au.clone()).collect();
+    let src: Vec<u8> = m.video[..frames]
+        .iter()
+        .flat_map(|(_, au)| au.clone())
+        .collect();
     std::fs::write(&source, src).expect("writing source.h264");
     let got = framemd5::video_hashes(&["-i".into(), p(&cloud_ts)]);
     let want = framemd5::video_hashes(&["-f".into(), "h264".into(), "-i".into(), p(&source)]);
-    framemd5::compare("cloud playlist vs pushed frames", &want, &got).unwrap_or_else(|e| panic!("{e}"));
+    framemd5::compare("cloud playlist vs pushed frames", &want, &got)
+        .unwrap_or_else(|e| panic!("{e}"));
     // The AAC pushed alongside is there too.
     let probe = tools::ffprobe_json(["-v", "error", "-show_streams", "-of", "json", &p(&cloud_ts)]);
     let streams = probe["streams"].as_array().cloned().unwrap_or_default();
@@ -618,9 +637,11 @@ fn event_plan_from_c_pre_records_and_reports_parallel_events_1_and_32_finished_w
     s.plan("event", "7");
     let m = media();
     let pic = jpeg(&s.dir);
-    let lines = run_flow(&mut s, &["events".into(), p(&m.file), p(&pic)], |what, _| {
-        panic!("unexpected NEED {what}")
-    });
+    let lines = run_flow(
+        &mut s,
+        &["events".into(), p(&m.file), p(&pic)],
+        |what, _| panic!("unexpected NEED {what}"),
+    );
     assert!(lines.iter().any(|l| l == "events ok"), "{lines:?}");
     let call_ms: u64 = lines
         .iter()
@@ -636,13 +657,18 @@ fn event_plan_from_c_pre_records_and_reports_parallel_events_1_and_32_finished_w
             .find(|e| e["event_id"] == id)
             .unwrap_or_else(|| panic!("no event {id} in {events:?}"));
         assert_eq!(e["status"], "finished", "{e}");
-        let pid = e["picture_id"].as_str().unwrap_or_else(|| panic!("no picture: {e}"));
+        let pid = e["picture_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no picture: {e}"));
         let a = s.cloud.app_get(
             &format!("/v1/devices/{}/pictures/{pid}", s.device),
             Some(&token),
         );
         assert_eq!(a.status, 200, "{}", a.text());
-        assert!(a.body == jpeg_bytes, "event {id}: the stored picture is the captured JPEG");
+        assert!(
+            a.body == jpeg_bytes,
+            "event {id}: the stored picture is the captured JPEG"
+        );
     }
     assert_eq!(events[0]["info"], "motion");
     // Pre-record: the video starts 4 s before the call (relative
@@ -659,7 +685,9 @@ fn event_plan_from_c_pre_records_and_reports_parallel_events_1_and_32_finished_w
     );
     assert_eq!(tl.status, 200, "{}", tl.text());
     let spans = tl.json()["spans"].as_array().cloned().unwrap_or_default();
-    let first = spans.first().unwrap_or_else(|| panic!("no video: {}", tl.text()));
+    let first = spans
+        .first()
+        .unwrap_or_else(|| panic!("no video: {}", tl.text()));
     let start = first["start_ms"].as_u64().expect("start_ms");
     let lead = call_ms as i64 - start as i64;
     assert!(
@@ -673,11 +701,15 @@ fn event_plan_from_c_pre_records_and_reports_parallel_events_1_and_32_finished_w
 fn no_plan_is_607_and_a_plan_ending_mid_stream_stops_push_then_607() {
     let mut s = setup("libivcs_noplan");
     let m = media();
-    let lines = run_flow(&mut s, &["noplan".into(), p(&m.file)], |what, s| match what {
-        "plan full-time" => s.plan("full-time", "7"),
-        "plan none" => s.plan("none", "0"),
-        _ => panic!("unexpected NEED {what}"),
-    });
+    let lines = run_flow(
+        &mut s,
+        &["noplan".into(), p(&m.file)],
+        |what, s| match what {
+            "plan full-time" => s.plan("full-time", "7"),
+            "plan none" => s.plan("none", "0"),
+            _ => panic!("unexpected NEED {what}"),
+        },
+    );
     assert!(lines.iter().any(|l| l == "noplan ok"), "{lines:?}");
     let dir = s.dir.clone();
     // Acknowledged means stored (no dump here: checked by length).
@@ -698,7 +730,13 @@ fn no_plan_is_607_and_a_plan_ending_mid_stream_stops_push_then_607() {
         .as_array()
         .map(|a| a.iter().filter_map(|x| x["segments"].as_u64()).sum())
         .unwrap_or(0);
-    assert_eq!(segs as usize, ok.len(), "{} in {}", tl.text(), dir.display());
+    assert_eq!(
+        segs as usize,
+        ok.len(),
+        "{} in {}",
+        tl.text(),
+        dir.display()
+    );
 }
 
 #[test]
@@ -753,10 +791,14 @@ fn a_stalled_cloud_raises_low_warn_high_and_draining_reports_low() {
         let st = Command::new("kill").args([sig, &pid]).status();
         assert!(st.is_ok_and(|x| x.success()), "kill {sig} {pid}");
     };
-    let lines = run_flow(&mut s, &["watermarks".into(), p(&m.file)], |what, s| match what {
-        "stop" => signal("-STOP", s),
-        "cont" => signal("-CONT", s),
-        _ => panic!("unexpected NEED {what}"),
-    });
+    let lines = run_flow(
+        &mut s,
+        &["watermarks".into(), p(&m.file)],
+        |what, s| match what {
+            "stop" => signal("-STOP", s),
+            "cont" => signal("-CONT", s),
+            _ => panic!("unexpected NEED {what}"),
+        },
+    );
     assert!(lines.iter().any(|l| l == "watermarks ok"), "{lines:?}");
 }

@@ -60,7 +60,11 @@ pub fn adts_frames(file: &Path) -> Vec<Vec<u8>> {
         let len = (usize::from(data[i + 3] & 0x03) << 11)
             | (usize::from(data[i + 4]) << 3)
             | usize::from(data[i + 5] >> 5);
-        assert!(len >= 7 && i + len <= data.len(), "{}: bad ADTS length", file.display());
+        assert!(
+            len >= 7 && i + len <= data.len(),
+            "{}: bad ADTS length",
+            file.display()
+        );
         out.push(data[i..i + len].to_vec());
         i += len;
     }

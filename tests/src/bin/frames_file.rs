@@ -60,7 +60,11 @@ fn main() {
         a.seconds * 1000,
     );
     frames_file::write(&a.out, &frames);
-    let bytes: usize = frames.iter().filter(|f| f.kind == 1).map(|f| f.data.len()).sum();
+    let bytes: usize = frames
+        .iter()
+        .filter(|f| f.kind == 1)
+        .map(|f| f.data.len())
+        .sum();
     let idr_max = frames
         .iter()
         .filter(|f| f.kind == 1 && f.frame_type == 0)
