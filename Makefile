@@ -5,7 +5,8 @@
 #   make test    everything CI runs: lint, headers and C layouts, unit, viewer
 #                unit, media matrix, cloud, C API and viewer-in-Chromium tests,
 #                import check, fuzz smoke, example
-#   make bench   benchmarks (prints ratio tables): ivcs mux vs ffmpeg, cloud vs nginx
+#   make bench   benchmarks (prints ratio tables): ivcs mux vs ffmpeg, cloud vs nginx,
+#                libivcs push latency / CPU / RSS / size against their targets
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -121,6 +122,7 @@ bench: dist
 	scripts/gen-fixtures.sh --bench
 	IVCS_BIN=$(CURDIR)/$(DIST)/bin/ivcs scripts/bench-mux.sh
 	IVCS_BIN=$(CURDIR)/$(DIST)/bin/ivcs scripts/bench-cloud.sh
+	IVCS_BIN=$(CURDIR)/$(DIST)/bin/ivcs scripts/bench-libivcs.sh
 
 clean:
 	rm -rf $(DIST) target

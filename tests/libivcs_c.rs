@@ -12,6 +12,7 @@
 use ivcs_tests::cloud::{Cloud, admin};
 use ivcs_tests::paths::{scratch_dir, workspace_root};
 use ivcs_tests::tools::{self, p};
+use ivcs_tests::{fixtures, framemd5, frames_file};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,17 +37,22 @@ fn dist() -> PathBuf {
 
 /// Compiles `tests/c/libivcs_test.c` once per link kind.
 fn program(link: Link) -> PathBuf {
+    compile("libivcs_test", link)
+}
+
+/// Compiles `tests/c/NAME.c` once per link kind.
+fn compile(name: &str, link: Link) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     static COMPILING: Mutex<()> = Mutex::new(());
     let dir = BUILT.get_or_init(|| scratch_dir("libivcs_c_bin")).clone();
     // Tests run in parallel: one compiles, the others wait for the file.
     let _guard = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
-    let out = dir.join(format!("libivcs_test_{link:?}").to_lowercase());
+    let out = dir.join(format!("{name}_{link:?}").to_lowercase());
     if out.is_file() {
         return out;
     }
     let d = dist();
-    let src = workspace_root().join("tests/c/libivcs_test.c");
+    let src = workspace_root().join(format!("tests/c/{name}.c"));
     let mut args: Vec<String> = vec![
         "-std=c99".into(),
         "-Wall".into(),
@@ -268,8 +274,34 @@ fn direct_report_with_a_jpeg_works_without_a_plan_and_hands_the_picture_back_onc
 fn threads_push_three_channels_while_others_run_events_and_queries_under_asan() {
     let s = setup("libivcs_stress");
     s.plan("full-time", "7");
-    let out = s.run(Link::StaticAsan, &["stress", "3"]);
+    let frames = p(&media().file);
+    let out = s.run(Link::StaticAsan, &["stress", "3", &frames]);
     assert!(out.contains("stress ok"), "{out}");
+    // Every channel's acknowledged segments are in the cloud.
+    let token = s.cloud.token();
+    let now = s.cloud.now_ms();
+    for ch in 0..3 {
+        let tl = s.cloud.app_get(
+            &format!(
+                "/v1/devices/{}/channels/{ch}/timeline?start_ms={}&end_ms={}",
+                s.device,
+                now - 3_600_000,
+                // Frames pushed faster than real time run ahead of the clock.
+                now + 6 * 3_600_000
+            ),
+            Some(&token),
+        );
+        assert_eq!(tl.status, 200, "{}", tl.text());
+        let segs: u64 = tl.json()["spans"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x["segments"].as_u64()).sum())
+            .unwrap_or(0);
+        assert!(
+            segs >= 3,
+            "channel {ch}: {segs} segments stored in 3 rounds: {}",
+            tl.text()
+        );
+    }
 }
 
 #[test]
@@ -315,4 +347,458 @@ fn the_example_firmware_builds_with_pkg_config_and_runs() {
     assert!(stdout.contains("direct report: 0"), "{stdout}");
     assert!(stdout.contains("picture_result_cb(0, err 0)"), "{stdout}");
     assert!(stdout.contains("iv_cs_exit: 0"), "{stdout}");
+}
+
+// ---- data flow: tests/c/libivcs_flow.c pushes real media ----------------------
+
+/// The media the flow programs push: 30 s of the 640x360 H.264 fixture (25
+/// fps, an IDR every 2 s) with 48 kHz mono AAC, as a frames file; and the
+/// video access units (the source of the frame-exact checks).
+struct Media {
+    file: PathBuf,
+    video: Vec<(bool, Vec<u8>)>,
+}
+
+fn media() -> &'static Media {
+    static MEDIA: OnceLock<Media> = OnceLock::new();
+    MEDIA.get_or_init(|| {
+        let dir = scratch_dir("libivcs_frames");
+        let v = &fixtures::H264_360P_GOP2_60S;
+        let video = frames_file::video_units(&v.path(), false);
+        let audio = frames_file::adts_frames(&fixtures::AAC_48K_MONO.path());
+        let frames = frames_file::interleave(&video, v.fps, Some((&audio, 48_000)), 30_000);
+        let file = dir.join("frames.bin");
+        frames_file::write(&file, &frames);
+        Media { file, video }
+    })
+}
+
+/// Runs `tests/c/libivcs_flow.c` with `args`; a `NEED X` line from the
+/// program runs `act(X)` and answers `ok` on its stdin. Returns stdout's
+/// lines; panics with both streams if the program fails.
+fn run_flow(s: &mut Setup, args: &[String], mut act: impl FnMut(&str, &mut Setup)) -> Vec<String> {
+    let mut child = Command::new(compile("libivcs_flow", Link::Static))
+        .args(args)
+        .envs(s.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running the C flow test");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let err_reader = std::thread::spawn(move || {
+        let mut e = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut e);
+        e
+    });
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("reading the C program's output");
+        if let Some(what) = line.strip_prefix("NEED ") {
+            act(what, s);
+            std::io::Write::write_all(&mut stdin, b"ok\n").expect("answering the C program");
+        }
+        lines.push(line);
+    }
+    let status = child.wait().expect("waiting for the C program");
+    let stderr = err_reader.join().unwrap_or_default();
+    assert!(
+        status.success(),
+        "{args:?} failed ({status})\n--- stdout ---\n{}\n--- stderr ---\n{stderr}",
+        lines.join("\n")
+    );
+    lines
+}
+
+/// An `IV_CS_AV_UPLOAD_STATE_MSG` slice as the program printed it.
+#[derive(Clone, Debug)]
+struct Slice {
+    ch: u32,
+    ok: bool,
+    utc_a: u64,
+    utc_b: u64,
+    seq_a: u32,
+    seq_b: u32,
+    total: u32,
+}
+
+fn slices(lines: &[String]) -> Vec<Slice> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("SLICE "))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let n = |i: usize| f[i].parse::<u64>().expect("a number");
+            Slice {
+                ch: n(0) as u32,
+                ok: f[1] == "ok",
+                utc_a: n(2),
+                utc_b: n(3),
+                seq_a: n(6) as u32,
+                seq_b: n(7) as u32,
+                total: n(9) as u32,
+            }
+        })
+        .collect()
+}
+
+/// A file `dump_file_cb` exported (`DUMP ch name start_ms end_ms bytes`).
+#[derive(Clone, Debug)]
+struct Dump {
+    name: String,
+    start_ms: u64,
+    end_ms: u64,
+    bytes: u64,
+}
+
+fn dumps(lines: &[String]) -> Vec<Dump> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("DUMP "))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Dump {
+                name: f[1].to_string(),
+                start_ms: f[2].parse().expect("start"),
+                end_ms: f[3].parse().expect("end"),
+                bytes: f[4].parse().expect("bytes"),
+            }
+        })
+        .collect()
+}
+
+/// The dump of a slice: its start second is the dump's `start_ts / 1000`.
+fn dump_of<'a>(dumps: &'a [Dump], s: &Slice) -> &'a Dump {
+    dumps
+        .iter()
+        .find(|d| d.start_ms / 1000 == s.utc_a)
+        .unwrap_or_else(|| panic!("no dump for {s:?} in {dumps:?}"))
+}
+
+fn segment_id(name: &str) -> &str {
+    name.strip_suffix(".ts")
+        .or_else(|| name.strip_suffix(".mp4"))
+        .unwrap_or(name)
+}
+
+impl Setup {
+    /// A stored segment's bytes (app API); panics unless 200.
+    fn segment(&self, token: &str, id: &str) -> Vec<u8> {
+        let a = self.cloud.app_get(
+            &format!("/v1/devices/{}/segments/{id}", self.device),
+            Some(token),
+        );
+        assert_eq!(a.status, 200, "segment {id}: {}", a.text());
+        a.body
+    }
+
+    /// The cloud's row of a segment: (backup, state).
+    fn segment_row(&self, id: &str) -> (bool, String) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a tokio runtime");
+        rt.block_on(async {
+            let repo = ivcs_cloud::repo::Repo::open(&self.cloud.data.join("ivcs.db"), false)
+                .await
+                .expect("opening the cloud's database");
+            let row = repo
+                .segment(&self.device, id)
+                .await
+                .expect("reading a segment row")
+                .unwrap_or_else(|| panic!("no segment row {id}"));
+            (row.backup, format!("{:?}", row.state))
+        })
+    }
+
+    /// The events of channel 0 within an hour of now.
+    fn events(&self, token: &str) -> Vec<serde_json::Value> {
+        let now = self.cloud.now_ms();
+        let a = self.cloud.app_get(
+            &format!(
+                "/v1/devices/{}/channels/0/events?start_ms={}&end_ms={}",
+                self.device,
+                now - 3_600_000,
+                now + 3_600_000
+            ),
+            Some(token),
+        );
+        assert_eq!(a.status, 200, "{}", a.text());
+        a.json()["events"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// Every acknowledged (`ok`) slice of channel 0 is stored in the cloud with
+/// exactly `total_size` bytes, the bytes `dump_file_cb` exported.
+fn acknowledged_segments_are_stored(s: &Setup, lines: &[String], dump_dir: &Path) -> Vec<Slice> {
+    let token = s.cloud.token();
+    let d = dumps(lines);
+    let mut ok: Vec<Slice> = slices(lines)
+        .into_iter()
+        .filter(|x| x.ok && x.ch == 0)
+        .collect();
+    ok.sort_by_key(|x| x.seq_a);
+    for sl in &ok {
+        let dump = dump_of(&d, sl);
+        let bytes = s.segment(&token, segment_id(&dump.name));
+        assert_eq!(
+            bytes.len() as u64,
+            u64::from(sl.total),
+            "{sl:?}: upload_size/total_size"
+        );
+        assert_eq!(dump.bytes, u64::from(sl.total), "{sl:?} vs {dump:?}");
+        let file = std::fs::read(dump_dir.join(&dump.name)).expect("the dump file");
+        assert!(
+            file == bytes,
+            "{}: stored bytes differ from the dump",
+            dump.name
+        );
+    }
+    ok
+}
+
+#[test]
+fn full_time_flow_from_c_stores_segments_that_decode_frame_exact() {
+    let mut s = setup("libivcs_flow");
+    s.plan("full-time", "7");
+    let m = media();
+    let dump_dir = s.dir.join("dumps");
+    std::fs::create_dir_all(&dump_dir).expect("dump dir");
+    let lines = run_flow(
+        &mut s,
+        &["flow".into(), p(&m.file), p(&dump_dir)],
+        |what, _| panic!("unexpected NEED {what}"),
+    );
+    assert!(lines.iter().any(|l| l == "flow ok"), "{lines:?}");
+    let ok = acknowledged_segments_are_stored(&s, &lines, &dump_dir);
+    assert!(ok.len() >= 2, "{ok:?}");
+    assert_eq!(ok[0].seq_a, 0, "recording starts at the first frame");
+    for w in ok.windows(2) {
+        assert_eq!(w[1].seq_a, w[0].seq_b + 1, "contiguous: {w:?}");
+    }
+    let frames = ok.last().map_or(0, |x| x.seq_b as usize + 1);
+
+    // The HLS playlist of the recorded range lists exactly these segments;
+    // fetched through it, they decode to the pushed pictures, frame-exact.
+    let d = dumps(&lines);
+    let (start, end) = (
+        dump_of(&d, &ok[0]).start_ms,
+        dump_of(&d, &ok[ok.len() - 1]).end_ms,
+    );
+    let token = s.cloud.token();
+    let pl = s.cloud.app_get(
+        &format!(
+            "/v1/devices/{}/channels/0/playlist.m3u8?start_ms={start}&end_ms={}",
+            s.device,
+            end - 1
+        ),
+        Some(&token),
+    );
+    assert_eq!(pl.status, 200, "{}", pl.text());
+    let uris: Vec<String> = pl
+        .text()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(uris.len(), ok.len(), "{}", pl.text());
+    let mut ts = Vec::new();
+    for u in &uris {
+        let a = s.cloud.app_get(u, None);
+        assert_eq!(a.status, 200, "{u}");
+        ts.extend_from_slice(&a.body);
+    }
+    let cloud_ts = s.dir.join("cloud.ts");
+    std::fs::write(&cloud_ts, &ts).expect("writing cloud.ts");
+    let source = s.dir.join("source.h264");
+    let src: Vec<u8> = m.video[..frames]
+        .iter()
+        .flat_map(|(_, au)| au.clone())
+        .collect();
+    std::fs::write(&source, src).expect("writing source.h264");
+    let got = framemd5::video_hashes(&["-i".into(), p(&cloud_ts)]);
+    let want = framemd5::video_hashes(&["-f".into(), "h264".into(), "-i".into(), p(&source)]);
+    framemd5::compare("cloud playlist vs pushed frames", &want, &got)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The AAC pushed alongside is there too.
+    let probe = tools::ffprobe_json(["-v", "error", "-show_streams", "-of", "json", &p(&cloud_ts)]);
+    let streams = probe["streams"].as_array().cloned().unwrap_or_default();
+    assert!(
+        streams.iter().any(|x| x["codec_name"] == "aac"),
+        "no AAC stream: {probe}"
+    );
+}
+
+#[test]
+fn event_plan_from_c_pre_records_and_reports_parallel_events_1_and_32_finished_with_pictures() {
+    let mut s = setup("libivcs_events");
+    s.plan("event", "7");
+    let m = media();
+    let pic = jpeg(&s.dir);
+    let lines = run_flow(
+        &mut s,
+        &["events".into(), p(&m.file), p(&pic)],
+        |what, _| panic!("unexpected NEED {what}"),
+    );
+    assert!(lines.iter().any(|l| l == "events ok"), "{lines:?}");
+    let call_ms: u64 = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("EVENT1_CALL_MS "))
+        .and_then(|v| v.parse().ok())
+        .expect("EVENT1_CALL_MS");
+    let token = s.cloud.token();
+    let events = s.events(&token);
+    let jpeg_bytes = std::fs::read(&pic).expect("the JPEG");
+    for id in [1, 32] {
+        let e = events
+            .iter()
+            .find(|e| e["event_id"] == id)
+            .unwrap_or_else(|| panic!("no event {id} in {events:?}"));
+        assert_eq!(e["status"], "finished", "{e}");
+        let pid = e["picture_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no picture: {e}"));
+        let a = s.cloud.app_get(
+            &format!("/v1/devices/{}/pictures/{pid}", s.device),
+            Some(&token),
+        );
+        assert_eq!(a.status, 200, "{}", a.text());
+        assert!(
+            a.body == jpeg_bytes,
+            "event {id}: the stored picture is the captured JPEG"
+        );
+    }
+    assert_eq!(events[0]["info"], "motion");
+    // Pre-record: the video starts 4 s before the call (relative
+    // stream_start_time_s = 4), at the last IDR at or before that instant:
+    // up to one GOP (2 s) earlier, plus the second the time is rounded to.
+    let tl = s.cloud.app_get(
+        &format!(
+            "/v1/devices/{}/channels/0/timeline?start_ms={}&end_ms={}",
+            s.device,
+            call_ms - 60_000,
+            call_ms + 60_000
+        ),
+        Some(&token),
+    );
+    assert_eq!(tl.status, 200, "{}", tl.text());
+    let spans = tl.json()["spans"].as_array().cloned().unwrap_or_default();
+    let first = spans
+        .first()
+        .unwrap_or_else(|| panic!("no video: {}", tl.text()));
+    let start = first["start_ms"].as_u64().expect("start_ms");
+    let lead = call_ms as i64 - start as i64;
+    assert!(
+        (3_000..=7_500).contains(&lead),
+        "video starts {lead} ms before the event call (want 4 s, ±1 GOP): {}",
+        tl.text()
+    );
+}
+
+#[test]
+fn no_plan_is_607_and_a_plan_ending_mid_stream_stops_push_then_607() {
+    let mut s = setup("libivcs_noplan");
+    let m = media();
+    let lines = run_flow(
+        &mut s,
+        &["noplan".into(), p(&m.file)],
+        |what, s| match what {
+            "plan full-time" => s.plan("full-time", "7"),
+            "plan none" => s.plan("none", "0"),
+            _ => panic!("unexpected NEED {what}"),
+        },
+    );
+    assert!(lines.iter().any(|l| l == "noplan ok"), "{lines:?}");
+    let dir = s.dir.clone();
+    // Acknowledged means stored (no dump here: checked by length).
+    let token = s.cloud.token();
+    let ok: Vec<Slice> = slices(&lines).into_iter().filter(|x| x.ok).collect();
+    assert!(!ok.is_empty());
+    let tl = s.cloud.app_get(
+        &format!(
+            "/v1/devices/{}/channels/0/timeline?start_ms={}&end_ms={}",
+            s.device,
+            ok[0].utc_a * 1000,
+            (ok[ok.len() - 1].utc_b + 1) * 1000
+        ),
+        Some(&token),
+    );
+    assert_eq!(tl.status, 200, "{}", tl.text());
+    let segs: u64 = tl.json()["spans"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["segments"].as_u64()).sum())
+        .unwrap_or(0);
+    assert_eq!(
+        segs as usize,
+        ok.len(),
+        "{} in {}",
+        tl.text(),
+        dir.display()
+    );
+}
+
+#[test]
+fn cloud_killed_mid_upload_loses_nothing_acknowledged_and_backup_recovers_from_the_dump() {
+    let mut s = setup("libivcs_killed");
+    s.plan("full-time", "7");
+    let m = media();
+    let dump_dir = s.dir.join("dumps");
+    std::fs::create_dir_all(&dump_dir).expect("dump dir");
+    let lines = run_flow(
+        &mut s,
+        &["killed".into(), p(&m.file), p(&dump_dir)],
+        |what, s| match what {
+            "kill" => s.cloud.kill9(),
+            "restart" => s.cloud.restart(),
+            _ => panic!("unexpected NEED {what}"),
+        },
+    );
+    assert!(lines.iter().any(|l| l == "killed ok"), "{lines:?}");
+    // Every segment firmware saw acknowledged is in the cloud, whole.
+    let ok = acknowledged_segments_are_stored(&s, &lines, &dump_dir);
+    assert!(!ok.is_empty());
+    // The failed segments came back through the backup path, byte-exact,
+    // marked as backups.
+    let token = s.cloud.token();
+    let backed: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("BACKUP_OK "))
+        .collect();
+    assert!(!backed.is_empty());
+    for name in backed {
+        let id = segment_id(name);
+        let bytes = s.segment(&token, id);
+        let file = std::fs::read(dump_dir.join(name)).expect("the dump file");
+        assert!(bytes == file, "{name}: the cloud has the dumped bytes");
+        let (backup, state) = s.segment_row(id);
+        assert!(backup, "{name} is marked as a backup");
+        assert_eq!(state, "Complete");
+    }
+}
+
+/// Watermarks need a backlog: the cloud process is stopped (SIGSTOP), so
+/// its sockets fill and the library's backlog grows (a bandwidth cap would
+/// need a traffic shaper); SIGCONT lets it drain.
+#[test]
+fn a_stalled_cloud_raises_low_warn_high_and_draining_reports_low() {
+    let mut s = setup("libivcs_marks");
+    s.plan("full-time", "7");
+    let m = media();
+    let signal = |sig: &str, s: &Setup| {
+        let pid = s.cloud.pid().expect("the cloud runs").to_string();
+        let st = Command::new("kill").args([sig, &pid]).status();
+        assert!(st.is_ok_and(|x| x.success()), "kill {sig} {pid}");
+    };
+    let lines = run_flow(
+        &mut s,
+        &["watermarks".into(), p(&m.file)],
+        |what, s| match what {
+            "stop" => signal("-STOP", s),
+            "cont" => signal("-CONT", s),
+            _ => panic!("unexpected NEED {what}"),
+        },
+    );
+    assert!(lines.iter().any(|l| l == "watermarks ok"), "{lines:?}");
 }

@@ -352,7 +352,10 @@ pub unsafe extern "C" fn iv_cs_push_stream(
     })
 }
 
-/// `iv_cs_upload_backup_video`.
+/// `iv_cs_upload_backup_video`: START and RUNNING return once the engine
+/// took the call (a refusal by the cloud shows as -613 on the next call);
+/// END returns when the cloud has the file (0), refused it (-613), or the
+/// upload timeout of `iv_cs_set_trans_time` passed (-608).
 ///
 /// # Safety
 /// `file_name` is NULL or a NUL-terminated string; `buf` holds `len` bytes.
@@ -380,14 +383,26 @@ pub unsafe extern "C" fn iv_cs_upload_backup_video(
         let name = unsafe { name(file_name) }?;
         // SAFETY: len bytes at buf.
         let data = unsafe { bytes(buf, len) }?;
-        answer(svc.call(move |ctx| {
+        let waiter = answer(svc.call(move |ctx| {
             let r = ctx.engine(|s, w| {
                 w.ivcs_engine_cs()
                     .call_backup_upload(s, channel, state, &name, &data)
             });
             ctx.changed_lightly();
-            r
-        }))
+            match r {
+                Ok(Ok(())) => Ok(Ok(ctx.backup_accepted(channel, state, &name, data.len()))),
+                other => {
+                    ctx.backup_refused(channel);
+                    other.map(|r| r.map(|()| None))
+                }
+            }
+        }))?;
+        // END blocks (the spec: a blocking call) until the engine's
+        // upload-state slice for the file: ok, or -613; -608 after the
+        // upload timeout of iv_cs_set_trans_time.
+        let Some(id) = waiter else { return Ok(()) };
+        let up = service::lock(&svc.trans_ms).0;
+        wait_op(&svc, id, Duration::from_millis(u64::from(up))).map(|_| ())
     })
 }
 

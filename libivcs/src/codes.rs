@@ -11,6 +11,7 @@ pub const IV_ERR_CS_PRM_NOT_AVAILABLE: i32 = -605;
 pub const IV_ERR_CS_PRM_MALLOC_FAIL: i32 = -606;
 pub const IV_ERR_CS_QUERY_SERVICE_TIMEOUT: i32 = -608;
 pub const IV_ERR_CS_INIT_REPEAT: i32 = -610;
+pub const IV_ERR_CS_HTTP_DATA_FAIL: i32 = -613;
 
 /// `iv_cs_notify_msg_type_e` values.
 pub const IV_CS_AV_UPLOAD_CONNECT_FAIL: u32 = 0;

@@ -96,7 +96,10 @@ pub fn post(s: &Session, ev: wt::HostEvent, svc: &Arc<Service>) {
                 wt::DumpState::Running => 1,
                 wt::DumpState::End => 2,
             };
-            let name = CString::new(d.file_name.replace('\0', "_")).unwrap_or_default();
+            // START and RUNNING carry no name: NULL, as the spec says
+            // (file_name is only set with END).
+            let name = (!d.file_name.is_empty())
+                .then(|| CString::new(d.file_name.replace('\0', "_")).unwrap_or_default());
             let mut data = d.data;
             callbacks::post(sid, move || {
                 let len = data.len() as u32;
@@ -112,7 +115,8 @@ pub fn post(s: &Session, ev: wt::HostEvent, svc: &Arc<Service>) {
                         state,
                         d.start_ms,
                         d.end_ms,
-                        name.as_ptr().cast_mut(),
+                        name.as_ref()
+                            .map_or(std::ptr::null_mut(), |n| n.as_ptr().cast_mut()),
                         buf,
                         len,
                     );

@@ -269,6 +269,39 @@ pub struct EngineCtx {
     restarting: bool,
     /// A firmware call's job is running (test hooks apply to those only).
     in_job: bool,
+    /// What the C layer knows of backups (blocking `iv_cs_upload_backup_video`).
+    backups: Backups,
+}
+
+/// How many dumped files per channel the C layer remembers (the engine
+/// remembers 200).
+const DUMPS_REMEMBERED: usize = 256;
+
+/// Ids of backup waiters in the [`OpTable`]: far from the engine's op ids.
+const BACKUP_WAIT_BASE: u64 = 1 << 62;
+
+/// The C layer's view of dumps and backups, so that `CS_UP_BK_END` can
+/// block until the engine's upload-state slice for the file says how the
+/// backup ended (docs/design/libivcs.md, "Backup upload blocks").
+#[derive(Default)]
+struct Backups {
+    /// Per channel: (file name, start ms, end ms) of the last dumped files.
+    dumped: HashMap<u8, VecDeque<(String, u64, u64)>>,
+    /// Per channel: the backup in progress (file name, bytes accepted).
+    current: HashMap<u8, (String, u64)>,
+    /// Backups that ended (END accepted) and wait for their slice.
+    waits: Vec<BackupWait>,
+    next_wait: u64,
+}
+
+/// One `CS_UP_BK_END` waiting for its slice.
+struct BackupWait {
+    id: u64,
+    channel: u8,
+    /// `utc_sec_a`/`utc_sec_b` of the file, when its dump was seen.
+    utc_s: Option<(u64, u64)>,
+    /// The file's length (what firmware sent).
+    total: u64,
 }
 
 /// How an engine call ended.
@@ -316,6 +349,7 @@ impl EngineCtx {
             configured: false,
             restarting: false,
             in_job: false,
+            backups: Backups::default(),
         }
     }
 
@@ -708,6 +742,7 @@ impl EngineCtx {
     /// (waiters), log lines.
     fn dispatch(&mut self, events: Vec<wt::HostEvent>) {
         for ev in events {
+            self.watch_backups(&ev);
             if let wt::HostEvent::OpComplete(op) = ev {
                 self.svc.ops.complete(op.id, op.outcome);
                 continue;
@@ -728,6 +763,95 @@ impl EngineCtx {
             };
             crate::deliver::post(s, ev, &self.svc);
         }
+    }
+
+    /// Remembers dumped files and resolves backup waiters from upload-state
+    /// slices: a slice of the waiter's channel with the file's UTC seconds
+    /// (when its dump was seen) and its length.
+    fn watch_backups(&mut self, ev: &wt::HostEvent) {
+        let b = &mut self.backups;
+        match ev {
+            wt::HostEvent::DumpFile(d) if d.state == wt::DumpState::End => {
+                let q = b.dumped.entry(d.channel).or_default();
+                q.retain(|(n, _, _)| *n != d.file_name);
+                if q.len() >= DUMPS_REMEMBERED {
+                    q.pop_front();
+                }
+                q.push_back((d.file_name.clone(), d.start_ms, d.end_ms));
+            }
+            wt::HostEvent::Notify(n) if n.kind == wt::NotifyKind::UploadState => {
+                for sl in &n.slices {
+                    let hit = b.waits.iter().position(|w| {
+                        w.channel == n.channel
+                            && u64::from(sl.total_size) == w.total
+                            && w.utc_s
+                                .is_none_or(|(a, z)| sl.utc_start_s == a && sl.utc_end_s == z)
+                    });
+                    let Some(i) = hit else { continue };
+                    let w = b.waits.remove(i);
+                    let outcome = match sl.state {
+                        wt::UploadState::Ok => wt::OpResult::Done,
+                        wt::UploadState::Err => wt::OpResult::Failed(wt::EngineError {
+                            code: IV_ERR_CS_HTTP_DATA_FAIL,
+                            message: "the cloud did not take the backup".into(),
+                        }),
+                    };
+                    self.svc.ops.complete(w.id, outcome);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Notes a backup call the engine accepted. After `End`, returns the id
+    /// of a registered waiter for the file's upload-state slice.
+    pub fn backup_accepted(
+        &mut self,
+        channel: u8,
+        state: wt::DumpState,
+        file: &str,
+        len: usize,
+    ) -> Option<u64> {
+        let b = &mut self.backups;
+        match state {
+            wt::DumpState::Start => {
+                b.current.insert(channel, (file.to_string(), 0));
+                None
+            }
+            wt::DumpState::Running => {
+                if let Some((name, n)) = b.current.get_mut(&channel)
+                    && name == file
+                {
+                    *n += len as u64;
+                }
+                None
+            }
+            wt::DumpState::End => {
+                let (_, total) = b.current.remove(&channel)?;
+                let utc_s = b.dumped.get(&channel).and_then(|q| {
+                    q.iter()
+                        .find(|(n, _, _)| n == file)
+                        .map(|(_, s, e)| (s / 1000, e / 1000))
+                });
+                let id = BACKUP_WAIT_BASE + b.next_wait;
+                b.next_wait += 1;
+                // One waiter per channel: an older one is abandoned.
+                b.waits.retain(|w| w.channel != channel);
+                b.waits.push(BackupWait {
+                    id,
+                    channel,
+                    utc_s,
+                    total,
+                });
+                self.svc.ops.register(id);
+                Some(id)
+            }
+        }
+    }
+
+    /// Forgets a backup (a refused call: firmware starts it again).
+    pub fn backup_refused(&mut self, channel: u8) {
+        self.backups.current.remove(&channel);
     }
 
     /// The session, if initialised.

@@ -10,8 +10,11 @@
  *   ai               set/get AI round trip
  *   destroy          iv_cs_resource_destroy resets the plan cache
  *   report JPEG      direct event report with a picture and no plan
- *   stress           threads pushing 3 channels while others start/stop events,
- *                    query balance and AI; exit with work in flight; re-init
+ *   stress N [FRAMES] threads pushing 3 channels while others start/stop events,
+ *                    query balance and AI; exit with work in flight; re-init.
+ *                    With FRAMES (real H.264+AAC, see tests/src/frames_file.rs)
+ *                    each round also needs accepted pushes and acknowledged
+ *                    segments (ok upload-state slices) on every channel
  *
  * Waits are on condition variables with a deadline, never sleeps. A failed
  * expectation prints "FAIL file:line ..." and exits 1. Device and cloud come
@@ -126,11 +129,21 @@ static int on_event_result(iv_cs_chn_e ch, iv_cs_event_result_info *info) {
     return 0;
 }
 
+static int n_ok_slices[5];
+
 static int on_notify(iv_cs_chn_e ch, iv_cs_notify_msg_type_e t, iv_cs_notify_msg_data *d) {
-    (void)ch;
-    (void)t;
+    int i;
     CHECK(d != NULL && d->av_result_info != NULL);
     CHECK(d->av_result_info->num >= 0 && d->av_result_info->num <= MAX_UPLOAD_INFO_NUM);
+    if (t == IV_CS_AV_UPLOAD_STATE_MSG && ch < 5) {
+        for (i = 0; i < d->av_result_info->num; i++) {
+            iv_cs_upload_slice_info_s *s = &d->av_result_info->slice_info[i];
+            if (s->state == IV_CS_UPLOAD_OK) {
+                CHECK(s->upload_size == s->total_size && s->total_size > 0);
+                bump(&n_ok_slices[ch]);
+            }
+        }
+    }
     bump(&n_notify);
     return 0;
 }
@@ -505,11 +518,99 @@ static int acceptable_push(int rc) {
 }
 
 static int pushes;
+static int accepted_video[3];
+
+/* Real access units (optional): "IVCSFRM1", then per unit u8 kind, u8 type,
+   u16 0, u32 length, u64 PTS ms (little-endian), bytes. */
+typedef struct {
+    uint8_t kind, type;
+    uint32_t len;
+    uint64_t pts;
+    uint8_t *data;
+} frame_t;
+static frame_t *frames;
+static size_t n_frames;
+
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void load_frames(const char *path) {
+    uint32_t len, off = 8;
+    uint8_t *buf = read_file(path, &len);
+    size_t cap = 1024;
+    CHECK(len >= 8 && memcmp(buf, "IVCSFRM1", 8) == 0);
+    frames = malloc(cap * sizeof *frames);
+    while (off + 16 <= len) {
+        frame_t f;
+        f.kind = buf[off];
+        f.type = buf[off + 1];
+        f.len = le32(buf + off + 4);
+        f.pts = (uint64_t)le32(buf + off + 8) | (uint64_t)le32(buf + off + 12) << 32;
+        f.data = buf + off + 16;
+        CHECK(off + 16 + f.len <= len);
+        off += 16 + f.len;
+        if (n_frames == cap) {
+            cap *= 2;
+            frames = realloc(frames, cap * sizeof *frames);
+        }
+        frames[n_frames++] = f;
+    }
+    CHECK(n_frames > 0);
+}
+
+/* Pushes the frames file in a loop, as fast as taken; after a refused
+   video frame, drops P frames until the next I frame (firmware's rule). */
+static void push_real(iv_cs_chn_e ch) {
+    size_t i = 0;
+    uint64_t base = 0, span = frames[n_frames - 1].pts + 40;
+    uint32_t vseq = 0, aseq = 0;
+    int need_idr = 0;
+    while (!stopped()) {
+        frame_t *f = &frames[i];
+        int rc;
+        if (f->kind == 1) {
+            iv_cm_venc_pack_s v;
+            v.pu8Addr = f->data;
+            v.u32Len = f->len;
+            v.u64PTS = base + f->pts;
+            v.eFrameType = f->type == 0 ? IV_CM_FRAME_TYPE_I : IV_CM_FRAME_TYPE_P;
+            v.u32Seq = vseq++;
+            if (need_idr && f->type != 0) {
+                rc = 1;
+            } else {
+                rc = iv_cs_push_stream(ch, IV_CM_STREAM_TYPE_VIDEO, &v);
+                need_idr = rc != 0;
+                if (rc == 0) bump(&accepted_video[ch]);
+            }
+        } else {
+            iv_cm_aenc_pack_s a;
+            a.pu8Addr = f->data;
+            a.u32Len = f->len;
+            a.u64PTS = base + f->pts;
+            a.u32Seq = aseq++;
+            rc = iv_cs_push_stream(ch, IV_CM_STREAM_TYPE_AUDIO, &a);
+        }
+        if (rc != 1 && !acceptable_push(rc)) {
+            fprintf(stderr, "FAIL push ch %d: %d\n", (int)ch, rc);
+            exit(1);
+        }
+        if (++i == n_frames) {
+            i = 0;
+            base += span;
+        }
+        bump(&pushes);
+    }
+}
 
 static void *pusher(void *arg) {
     iv_cs_chn_e ch = (iv_cs_chn_e)(size_t)arg;
     uint32_t seq = 0;
     uint64_t pts = 0;
+    if (frames != NULL) {
+        push_real(ch);
+        return NULL;
+    }
     while (!stopped()) {
         int rc = push_video(ch, seq % 25 == 0, pts, seq);
         if (!acceptable_push(rc)) {
@@ -593,14 +694,27 @@ static void scenario_stress(int rounds) {
         CHECK(wait_for(&event_calls, target, 120) >= target);
         target = read_counter(&queries) + 50;
         CHECK(wait_for(&queries, target, 120) >= target);
+        if (frames != NULL) {
+            /* Real media: frames are accepted and segments acknowledged on
+               every channel, while events and queries run alongside. */
+            for (i = 0; i < 3; i++) {
+                target = read_counter(&n_ok_slices[i]) + 1;
+                CHECK(wait_for(&n_ok_slices[i], target, 120) >= target);
+                CHECK(read_counter(&accepted_video[i]) > 0);
+            }
+        }
         EXPECT(iv_cs_exit(), IV_ERR_NONE);
         pthread_mutex_lock(&mu);
         stop_flag = 1;
         pthread_mutex_unlock(&mu);
         for (i = 0; i < 7; i++) pthread_join(th[i], NULL);
     }
-    printf("stress: %d rounds, %d pushes, %d event calls, %d queries\n", rounds,
-           read_counter(&pushes), read_counter(&event_calls), read_counter(&queries));
+    printf("stress: %d rounds, %d pushes, %d event calls, %d queries, accepted video %d/%d/%d, "
+           "ok slices %d/%d/%d\n",
+           rounds, read_counter(&pushes), read_counter(&event_calls), read_counter(&queries),
+           read_counter(&accepted_video[0]), read_counter(&accepted_video[1]),
+           read_counter(&accepted_video[2]), read_counter(&n_ok_slices[0]),
+           read_counter(&n_ok_slices[1]), read_counter(&n_ok_slices[2]));
     EXPECT(ivcs_host_shutdown(), IV_ERR_NONE);
     printf("stress ok\n");
 }
@@ -619,6 +733,7 @@ int main(int argc, char **argv) {
     } else if (strcmp(mode, "report") == 0 && argc > 2) {
         scenario_report(argv[2]);
     } else if (strcmp(mode, "stress") == 0) {
+        if (argc > 3) load_frames(argv[3]);
         scenario_stress(argc > 2 ? atoi(argv[2]) : 2);
     } else {
         fprintf(stderr, "usage: %s errors|plans|ai|destroy|report JPEG|stress [ROUNDS]\n", argv[0]);

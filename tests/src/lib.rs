@@ -13,6 +13,7 @@
 //!   (also the harness of `src/bin/cloud_bench.rs`, the cloud benchmark's
 //!   load generator);
 //! - [`index`]: `index.json` as serde types;
+//! - [`frames_file`]: access units for the C programs that drive libivcs;
 //! - [`framemd5`]: parsing and comparing ffmpeg's per-frame hashes;
 //! - [`hls`]: the HLS playlist written from `index.json` (fMP4 byte ranges);
 //! - [`annexb`], [`mp4`], [`ts`]: just enough bitstream parsing to check
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod cloud;
 pub mod fixtures;
 pub mod framemd5;
+pub mod frames_file;
 pub mod hls;
 pub mod index;
 pub mod mp4;

@@ -1,0 +1,304 @@
+/*
+ * libivcs benchmark program, run by scripts/bench-libivcs.sh against the
+ * real cloud on loopback (method and numbers: docs/design/libivcs.md,
+ * "Benchmarks"). Prints KEY=VALUE lines; asserts nothing about speed.
+ *
+ *   bench_libivcs push FRAMES PACE
+ *       full-time channel (u32MaxGopSize 4 MB), pushes every unit of FRAMES
+ *       at PACE x real time (PTS as the camera clock); times each
+ *       iv_cs_push_stream call (I frames, P frames, audio) and the process
+ *       CPU time (getrusage: every libivcs thread) over the run.
+ *   bench_libivcs rss FRAMES CLOUD_PID
+ *       one channel at u32MaxGopSize 800 KB; RSS after init, after 10 s of
+ *       video (warm), then the cloud is stopped (SIGSTOP) while 30 s more are
+ *       pushed: the peak RSS (VmHWM) against the warm baseline.
+ *
+ * The frames file format is tests/src/frames_file.rs's.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "iv_cs.h"
+#include "ivcs_host.h"
+
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);  \
+            exit(1);                                                         \
+        }                                                                    \
+    } while (0)
+
+typedef struct {
+    uint8_t kind, type;
+    uint32_t len;
+    uint64_t pts;
+    uint8_t *data;
+} frame_t;
+static frame_t *frames;
+static size_t n_frames;
+
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void load_frames(const char *path) {
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf;
+    long n;
+    size_t off = 8, cap = 1024;
+    CHECK(f != NULL);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)n);
+    CHECK(buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    CHECK(n >= 8 && memcmp(buf, "IVCSFRM1", 8) == 0);
+    frames = malloc(cap * sizeof *frames);
+    while (off + 16 <= (size_t)n) {
+        frame_t fr;
+        fr.kind = buf[off];
+        fr.type = buf[off + 1];
+        fr.len = le32(buf + off + 4);
+        fr.pts = (uint64_t)le32(buf + off + 8) | (uint64_t)le32(buf + off + 12) << 32;
+        fr.data = buf + off + 16;
+        off += 16 + fr.len;
+        if (n_frames == cap) {
+            cap *= 2;
+            frames = realloc(frames, cap * sizeof *frames);
+        }
+        frames[n_frames++] = fr;
+    }
+}
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int started;
+static int marks[8];
+
+static int on_start(iv_cs_chn_e ch) {
+    (void)ch;
+    pthread_mutex_lock(&mu);
+    started = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    return 0;
+}
+static int on_stop(iv_cs_chn_e ch) {
+    (void)ch;
+    return 0;
+}
+static int on_notify(iv_cs_chn_e ch, iv_cs_notify_msg_type_e t, iv_cs_notify_msg_data *d) {
+    (void)ch;
+    (void)d;
+    pthread_mutex_lock(&mu);
+    if ((int)t < 8) marks[t]++;
+    pthread_mutex_unlock(&mu);
+    return 0;
+}
+
+static void init(uint32_t budget) {
+    static iv_cs_channel_params_s c;
+    iv_cs_init_parm_s p;
+    struct timespec until;
+    memset(&p, 0, sizeof p);
+    memset(&c, 0, sizeof c);
+    c.channel_id = CS_SINGLE_CH;
+    c.u32MaxGopSize = budget;
+    c.av_fmt.eAudioType = IV_CM_AENC_TYPE_AAC;
+    c.av_fmt.u32AudioCodecOption = IV_CM_AAC_TYPE_LC;
+    c.av_fmt.eAudioMode = IV_CM_AENC_MODE_STEREO;
+    c.av_fmt.eAudioBitWidth = IV_CM_AENC_BIT_WIDTH_16;
+    c.av_fmt.eAudioSampleRate = IV_CM_AENC_SAMPLE_RATE_48000;
+    c.av_fmt.u32SampleNumPerFrame = 1024;
+    c.av_fmt.eVideoType = IV_CM_VENC_TYPE_H264;
+    c.av_fmt.u32VideoWidth = 1920;
+    c.av_fmt.u32VideoHeight = 1080;
+    c.av_fmt.u32Framerate = 25;
+    c.cs_fmt = IV_CS_FORMAT_TS;
+    p.channel_num = 1;
+    p.ch_params = &c;
+    p.func_cb.iv_cs_push_stream_start_cb = on_start;
+    p.func_cb.iv_cs_push_stream_stop_cb = on_stop;
+    p.func_cb.iv_cs_notify_cb = on_notify;
+    CHECK(iv_cs_init(&p) == 0);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 60;
+    pthread_mutex_lock(&mu);
+    while (!started)
+        if (pthread_cond_timedwait(&cv, &mu, &until) == ETIMEDOUT) break;
+    CHECK(started);
+    pthread_mutex_unlock(&mu);
+}
+
+static double now_s(clockid_t id) {
+    struct timespec t;
+    clock_gettime(id, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static double cpu_s(void) {
+    struct rusage r;
+    getrusage(RUSAGE_SELF, &r);
+    return (double)r.ru_utime.tv_sec + (double)r.ru_utime.tv_usec / 1e6 +
+           (double)r.ru_stime.tv_sec + (double)r.ru_stime.tv_usec / 1e6;
+}
+
+/* The camera: pushes frames [from, to) at `pace` x real time (0: as fast
+   as taken); PTS continue across calls through `base`. Records each call's
+   latency in ns into lat[kind]. Returns refused video frames. */
+static double *lat[3];
+static size_t n_lat[3];
+static uint64_t base_pts = 1000;
+
+static int push_range(size_t from, size_t to, double pace) {
+    double t0 = now_s(CLOCK_MONOTONIC);
+    uint64_t pts0 = frames[from].pts;
+    static uint32_t vseq, aseq;
+    int need_idr = 0, refused = 0;
+    size_t i;
+    for (i = from; i < to; i++) {
+        frame_t *f = &frames[i];
+        double a, b;
+        int rc, k;
+        if (pace > 0) {
+            double due = t0 + (double)(f->pts - pts0) / 1000.0 / pace;
+            struct timespec t;
+            t.tv_sec = (time_t)due;
+            t.tv_nsec = (long)((due - (double)t.tv_sec) * 1e9);
+            /* The camera's frame clock. */
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) == EINTR) {
+            }
+        }
+        if (f->kind == 1) {
+            iv_cm_venc_pack_s v;
+            if (need_idr && f->type != 0) continue;
+            v.pu8Addr = f->data;
+            v.u32Len = f->len;
+            v.u64PTS = base_pts + f->pts;
+            v.eFrameType = f->type == 0 ? IV_CM_FRAME_TYPE_I : IV_CM_FRAME_TYPE_P;
+            v.u32Seq = vseq++;
+            k = f->type == 0 ? 0 : 1;
+            a = now_s(CLOCK_MONOTONIC);
+            rc = iv_cs_push_stream(CS_SINGLE_CH, IV_CM_STREAM_TYPE_VIDEO, &v);
+            b = now_s(CLOCK_MONOTONIC);
+            need_idr = rc != 0;
+            if (rc != 0) refused++;
+        } else {
+            iv_cm_aenc_pack_s au;
+            au.pu8Addr = f->data;
+            au.u32Len = f->len;
+            au.u64PTS = base_pts + f->pts;
+            au.u32Seq = aseq++;
+            k = 2;
+            a = now_s(CLOCK_MONOTONIC);
+            rc = iv_cs_push_stream(CS_SINGLE_CH, IV_CM_STREAM_TYPE_AUDIO, &au);
+            b = now_s(CLOCK_MONOTONIC);
+        }
+        (void)rc;
+        if (lat[k] != NULL) lat[k][n_lat[k]++] = (b - a) * 1e9;
+    }
+    return refused;
+}
+
+static int cmp_d(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+static void print_pct(const char *name, double *v, size_t n) {
+    if (n == 0) return;
+    qsort(v, n, sizeof *v, cmp_d);
+    printf("%s_n=%zu\n%s_p50_us=%.1f\n%s_p99_us=%.1f\n%s_max_us=%.1f\n", name, n, name,
+           v[n / 2] / 1e3, name, v[(size_t)((double)n * 0.99)] / 1e3, name, v[n - 1] / 1e3);
+}
+
+static long status_kb(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    size_t k = strlen(key);
+    CHECK(f != NULL);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, k) == 0 && line[k] == ':') v = atol(line + k + 1);
+    fclose(f);
+    return v;
+}
+
+static void bench_push(double pace) {
+    double c0, c1, w0, w1, video_s;
+    int refused, i;
+    uint64_t bytes = 0;
+    size_t k;
+    for (i = 0; i < 3; i++) lat[i] = malloc(n_frames * sizeof(double));
+    init(4u << 20);
+    for (k = 0; k < n_frames; k++)
+        if (frames[k].kind == 1) bytes += frames[k].len;
+    video_s = (double)(frames[n_frames - 1].pts + 40) / 1000.0;
+    c0 = cpu_s();
+    w0 = now_s(CLOCK_MONOTONIC);
+    refused = push_range(0, n_frames, pace);
+    w1 = now_s(CLOCK_MONOTONIC);
+    c1 = cpu_s();
+    printf("pace=%.1f\nvideo_s=%.1f\nvideo_mbps=%.2f\nwall_s=%.2f\ncpu_s=%.3f\n", pace, video_s,
+           (double)bytes * 8 / video_s / 1e6, w1 - w0, c1 - c0);
+    printf("cpu_pct_of_core_per_video_s=%.3f\nrefused=%d\n", (c1 - c0) / video_s * 100, refused);
+    print_pct("i_frame", lat[0], n_lat[0]);
+    print_pct("p_frame", lat[1], n_lat[1]);
+    print_pct("audio", lat[2], n_lat[2]);
+    CHECK(iv_cs_exit() == 0);
+    CHECK(ivcs_host_shutdown() == 0);
+}
+
+/* First frame index at or after `ms` of PTS. */
+static size_t at_ms(uint64_t ms) {
+    size_t i = 0;
+    while (i < n_frames && frames[i].pts < ms) i++;
+    return i;
+}
+
+static void bench_rss(pid_t cloud) {
+    long before, after_init, warm, peak;
+    int refused;
+    before = status_kb("VmRSS");
+    init(800u << 10);
+    after_init = status_kb("VmRSS");
+    push_range(0, at_ms(10000), 4.0);
+    warm = status_kb("VmRSS");
+    CHECK(kill(cloud, SIGSTOP) == 0);
+    refused = push_range(at_ms(10000), at_ms(40000), 4.0);
+    peak = status_kb("VmHWM");
+    CHECK(kill(cloud, SIGCONT) == 0);
+    printf("rss_before_init_kb=%ld\nrss_after_init_kb=%ld\nrss_warm_kb=%ld\nrss_peak_kb=%ld\n",
+           before, after_init, warm, peak);
+    printf("stalled_refused=%d\nwatermark_high=%d\n", refused, marks[IV_CS_AV_UPLOAD_WATERMARK_HIGH]);
+    CHECK(iv_cs_exit() == 0);
+    CHECK(ivcs_host_shutdown() == 0);
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s push FRAMES PACE | rss FRAMES CLOUD_PID\n", argv[0]);
+        return 2;
+    }
+    load_frames(argv[2]);
+    if (strcmp(argv[1], "push") == 0) {
+        bench_push(atof(argv[3]));
+    } else if (strcmp(argv[1], "rss") == 0) {
+        bench_rss((pid_t)atol(argv[3]));
+    } else {
+        return 2;
+    }
+    return 0;
+}

@@ -1,0 +1,791 @@
+/*
+ * Data-flow tests of libivcs from C, run by tests/libivcs_flow.rs against the
+ * real cloud (`ivcs cloud serve`). The program is the firmware: it pushes
+ * real H.264 + AAC access units read from a frames file the Rust driver
+ * wrote (see `load_frames`), reacts to callbacks, saves what dump_file_cb
+ * exports and backs it up again. One scenario per argv[1]:
+ *
+ *   flow FRAMES DUMPDIR        full-time: 25 s pushed, segments acknowledged
+ *   events FRAMES JPEG         event plan: pre-record, events 1 and 32 with
+ *                              pictures, push start/stop, results 1
+ *   noplan FRAMES              -607 without a plan; full-time, then none
+ *                              mid-stream: push_stream_stop_cb, then -607
+ *   killed FRAMES DUMPDIR      cloud killed and restarted mid-upload; failed
+ *                              segments backed up from the dump
+ *   watermarks FRAMES          a stalled cloud (SIGSTOP) raises LOW/WARN/HIGH,
+ *                              draining reports LOW
+ *
+ * Protocol with the driver (stdout, line by line): `SLICE`, `DUMP`,
+ * `NOTIFY`, `EVENT_RESULT` lines report what the callbacks saw; `NEED X`
+ * asks the driver to act on the cloud (plan, kill, restart, stop, cont) and
+ * waits for its answer on stdin. Waits are on condition variables with a
+ * deadline. The camera is paced (frames at PTS / pace on the monotonic
+ * clock) where wall-clock time matters to what is checked (pre-record);
+ * elsewhere frames go as fast as the library takes them.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "iv_cs.h"
+#include "ivcs_host.h"
+
+#define EXPECT(expr, want)                                                                  \
+    do {                                                                                    \
+        long long got_ = (long long)(expr);                                                 \
+        if (got_ != (long long)(want)) {                                                    \
+            fprintf(stderr, "FAIL %s:%d: %s = %lld, want %lld\n", __FILE__, __LINE__, #expr, \
+                    got_, (long long)(want));                                               \
+            exit(1);                                                                        \
+        }                                                                                   \
+    } while (0)
+
+#define CHECK(cond)                                                                         \
+    do {                                                                                    \
+        if (!(cond)) {                                                                      \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                 \
+            exit(1);                                                                        \
+        }                                                                                   \
+    } while (0)
+
+/* ---- frames file ------------------------------------------------------------
+ * "IVCSFRM1", then per access unit: u8 kind (0 audio, 1 video), u8 type (0 I,
+ * 1 P), u16 0, u32 length, u64 PTS in ms (little-endian), the bytes. In PTS
+ * order; the first video frame is an IDR with SPS/PPS. */
+
+typedef struct {
+    uint8_t kind, type;
+    uint32_t len;
+    uint64_t pts;
+    uint8_t *data;
+} frame_t;
+
+static frame_t *frames;
+static size_t n_frames;
+static uint64_t frames_span_ms; /* loop length: last PTS + one video frame */
+
+static uint8_t *read_file(const char *path, uint32_t *len) {
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf;
+    long n;
+    if (f == NULL) {
+        fprintf(stderr, "FAIL cannot open %s\n", path);
+        exit(1);
+    }
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)n + 1);
+    CHECK(buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    *len = (uint32_t)n;
+    return buf;
+}
+
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void load_frames(const char *path) {
+    uint32_t len, off = 8;
+    uint8_t *buf = read_file(path, &len);
+    size_t cap = 1024;
+    CHECK(len >= 8 && memcmp(buf, "IVCSFRM1", 8) == 0);
+    frames = malloc(cap * sizeof *frames);
+    while (off + 16 <= len) {
+        frame_t f;
+        f.kind = buf[off];
+        f.type = buf[off + 1];
+        f.len = le32(buf + off + 4);
+        f.pts = (uint64_t)le32(buf + off + 8) | (uint64_t)le32(buf + off + 12) << 32;
+        f.data = buf + off + 16;
+        CHECK(off + 16 + f.len <= len);
+        off += 16 + f.len;
+        if (n_frames == cap) {
+            cap *= 2;
+            frames = realloc(frames, cap * sizeof *frames);
+        }
+        frames[n_frames++] = f;
+        if (f.kind == 1 && f.pts + 40 > frames_span_ms) frames_span_ms = f.pts + 40;
+    }
+    CHECK(n_frames > 0 && frames[0].kind == 1 && frames[0].type == 0);
+}
+
+/* ---- what the callbacks saw -------------------------------------------------- */
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+
+#define MAX_SLICES 4096
+typedef struct {
+    int ch;
+    iv_cs_upload_slice_info_s s;
+} slice_t;
+static slice_t slices[MAX_SLICES];
+static int n_slices, n_ok_slices[5], n_err_slices[5];
+static int n_start[5], n_stop[5];
+static int n_kind[5][IV_CS_MSG_BUTT];
+static int marks[256], n_marks; /* watermark kinds in order (channel 0) */
+static int n_captures, n_pic_results, bad_pic_result;
+static int n_results, result_ids[64], result_codes[64];
+static int bad_dump;
+static const char *dump_dir;
+static FILE *dump_part[5];
+static uint64_t dump_bytes[5];
+static uint8_t *jpeg;
+static uint32_t jpeg_len;
+
+static void changed(void) {
+    pthread_cond_broadcast(&cv);
+}
+
+/* Waits until pred() holds or `seconds` pass (called with mu held). */
+static int wait_until(int (*pred)(void), int seconds) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += seconds;
+    while (!pred()) {
+        if (pthread_cond_timedwait(&cv, &mu, &until) == ETIMEDOUT) return pred();
+    }
+    return 1;
+}
+
+static int on_start(iv_cs_chn_e ch) {
+    pthread_mutex_lock(&mu);
+    if (ch < 5) n_start[ch]++;
+    changed();
+    pthread_mutex_unlock(&mu);
+    printf("PUSH_START %d\n", (int)ch);
+    return 0;
+}
+
+static int on_stop(iv_cs_chn_e ch) {
+    pthread_mutex_lock(&mu);
+    if (ch < 5) n_stop[ch]++;
+    changed();
+    pthread_mutex_unlock(&mu);
+    printf("PUSH_STOP %d\n", (int)ch);
+    return 0;
+}
+
+static int on_notify(iv_cs_chn_e ch, iv_cs_notify_msg_type_e t, iv_cs_notify_msg_data *d) {
+    int i;
+    CHECK(ch < 5 && t < IV_CS_MSG_BUTT);
+    CHECK(d != NULL && d->av_result_info != NULL);
+    pthread_mutex_lock(&mu);
+    n_kind[ch][t]++;
+    if (t == IV_CS_AV_UPLOAD_STATE_MSG) {
+        iv_cs_upload_info_s *u = d->av_result_info;
+        /* At most MAX_UPLOAD_INFO_NUM slices per call, at least one. */
+        CHECK(u->num >= 1 && u->num <= MAX_UPLOAD_INFO_NUM);
+        for (i = 0; i < u->num; i++) {
+            iv_cs_upload_slice_info_s *s = &u->slice_info[i];
+            if (s->state == IV_CS_UPLOAD_OK) {
+                CHECK(s->upload_size == s->total_size && s->total_size > 0);
+                n_ok_slices[ch]++;
+            } else {
+                CHECK(s->state == IV_CS_UPLOAD_ERR && s->upload_size <= s->total_size);
+                n_err_slices[ch]++;
+            }
+            CHECK(s->utc_sec_a <= s->utc_sec_b && s->pts_ms_a <= s->pts_ms_b &&
+                  s->frame_seq_a <= s->frame_seq_b);
+            if (n_slices < MAX_SLICES) {
+                slices[n_slices].ch = (int)ch;
+                slices[n_slices].s = *s;
+                n_slices++;
+            }
+            printf("SLICE %d %s %llu %llu %llu %llu %u %u %u %u\n", (int)ch,
+                   s->state == IV_CS_UPLOAD_OK ? "ok" : "err", (unsigned long long)s->utc_sec_a,
+                   (unsigned long long)s->utc_sec_b, (unsigned long long)s->pts_ms_a,
+                   (unsigned long long)s->pts_ms_b, s->frame_seq_a, s->frame_seq_b,
+                   s->upload_size, s->total_size);
+        }
+    } else {
+        if (ch == 0 && t >= IV_CS_AV_UPLOAD_WATERMARK_LOW && t <= IV_CS_AV_UPLOAD_WATERMARK_HIGH &&
+            n_marks < 256)
+            marks[n_marks++] = (int)t;
+        printf("NOTIFY %d %d\n", (int)ch, (int)t);
+    }
+    changed();
+    pthread_mutex_unlock(&mu);
+    return 0;
+}
+
+/* Saves the dump like firmware would: DUMPDIR/chN.part while it runs,
+   renamed to the file name at END. */
+static int on_dump(iv_cs_chn_e ch, iv_cs_up_bk_state_e st, uint64_t start_ts, uint64_t end_ts,
+                   char *name, uint8_t *buf, uint32_t len) {
+    char part[1024], path[1024];
+    int bad = 0;
+    if (ch >= 5 || dump_dir == NULL) return 0;
+    snprintf(part, sizeof part, "%s/ch%d.part", dump_dir, (int)ch);
+    switch (st) {
+    case CS_UP_BK_START:
+        /* The spec: no name, no data, end 0. */
+        bad = name != NULL || buf != NULL || len != 0 || end_ts != 0 || start_ts == 0;
+        if (dump_part[ch]) fclose(dump_part[ch]);
+        dump_part[ch] = fopen(part, "wb");
+        dump_bytes[ch] = 0;
+        break;
+    case CS_UP_BK_RUNNING:
+        bad = name != NULL || buf == NULL || len == 0 || end_ts != 0 || dump_part[ch] == NULL;
+        if (!bad) {
+            CHECK(fwrite(buf, 1, len, dump_part[ch]) == len);
+            dump_bytes[ch] += len;
+        }
+        break;
+    case CS_UP_BK_END:
+        bad = name == NULL || buf != NULL || len != 0 || end_ts < start_ts ||
+              dump_part[ch] == NULL || strchr(name, '/') != NULL;
+        if (!bad) {
+            fclose(dump_part[ch]);
+            dump_part[ch] = NULL;
+            snprintf(path, sizeof path, "%s/%s", dump_dir, name);
+            CHECK(rename(part, path) == 0);
+            printf("DUMP %d %s %llu %llu %llu\n", (int)ch, name, (unsigned long long)start_ts,
+                   (unsigned long long)end_ts, (unsigned long long)dump_bytes[ch]);
+        }
+        break;
+    default:
+        bad = 1;
+    }
+    if (bad) {
+        fprintf(stderr, "bad dump_file_cb call: state %d name %s buf %p len %u start %llu end %llu\n",
+                (int)st, name ? name : "(null)", (void *)buf, len, (unsigned long long)start_ts,
+                (unsigned long long)end_ts);
+        pthread_mutex_lock(&mu);
+        bad_dump++;
+        pthread_mutex_unlock(&mu);
+    }
+    return 0; /* firmware often returns 0: must not abort anything */
+}
+
+static int on_capture(iv_cs_chn_e ch, int32_t id, uint8_t **pic, int32_t *size) {
+    (void)ch;
+    (void)id;
+    pthread_mutex_lock(&mu);
+    n_captures++;
+    pthread_mutex_unlock(&mu);
+    *pic = jpeg;
+    *size = (int32_t)jpeg_len;
+    return 0;
+}
+
+static int on_pic_result(iv_cs_chn_e ch, uint8_t **pic, int32_t err) {
+    (void)ch;
+    (void)err;
+    pthread_mutex_lock(&mu);
+    if (pic == NULL || *pic != jpeg) bad_pic_result++;
+    n_pic_results++;
+    changed();
+    pthread_mutex_unlock(&mu);
+    return 0;
+}
+
+static int on_result(iv_cs_chn_e ch, iv_cs_event_result_info *r) {
+    pthread_mutex_lock(&mu);
+    if (n_results < 64) {
+        result_ids[n_results] = r->event_id;
+        result_codes[n_results] = r->result_code;
+    }
+    n_results++;
+    changed();
+    pthread_mutex_unlock(&mu);
+    printf("EVENT_RESULT %d %d %d %u %u\n", (int)ch, (int)r->event_id, (int)r->result_code,
+           r->start_time_s, r->end_time_s);
+    return 0;
+}
+
+/* ---- init --------------------------------------------------------------------- */
+
+static iv_cs_channel_params_s chans[5];
+
+static iv_cs_init_parm_s params(uint32_t n, uint32_t budget) {
+    iv_cs_init_parm_s p;
+    uint32_t i;
+    memset(&p, 0, sizeof p);
+    memset(chans, 0, sizeof chans);
+    for (i = 0; i < n; i++) {
+        chans[i].channel_id = (iv_cs_chn_e)i;
+        chans[i].u32MaxGopSize = budget;
+        chans[i].congestion_cfg.low_mark = budget / 10;
+        chans[i].congestion_cfg.warn_mark = budget * 4 / 10;
+        chans[i].congestion_cfg.high_mark = budget * 8 / 10;
+        chans[i].congestion_cfg.enable = 1;
+        chans[i].av_fmt.eAudioType = IV_CM_AENC_TYPE_AAC;
+        chans[i].av_fmt.u32AudioCodecOption = IV_CM_AAC_TYPE_LC;
+        chans[i].av_fmt.eAudioMode = IV_CM_AENC_MODE_MONO;
+        chans[i].av_fmt.eAudioBitWidth = IV_CM_AENC_BIT_WIDTH_16;
+        chans[i].av_fmt.eAudioSampleRate = IV_CM_AENC_SAMPLE_RATE_48000;
+        chans[i].av_fmt.u32SampleNumPerFrame = 1024;
+        chans[i].av_fmt.eVideoType = IV_CM_VENC_TYPE_H264;
+        chans[i].av_fmt.u32VideoWidth = 640;
+        chans[i].av_fmt.u32VideoHeight = 360;
+        chans[i].av_fmt.u32Framerate = 25;
+        chans[i].cs_fmt = IV_CS_FORMAT_TS;
+        chans[i].event_report_opt = CS_EVENT_VIDEO_REQ;
+    }
+    p.channel_num = n;
+    p.ch_params = chans;
+    p.func_cb.iv_cs_push_stream_start_cb = on_start;
+    p.func_cb.iv_cs_push_stream_stop_cb = on_stop;
+    p.func_cb.iv_cs_notify_cb = on_notify;
+    p.func_cb.iv_cs_event_capture_picture_cb = on_capture;
+    p.func_cb.iv_cs_event_picture_result_cb = on_pic_result;
+    p.func_cb.iv_cs_event_report_result_cb = on_result;
+    p.func_cb.iv_cs_dump_file_cb = on_dump;
+    return p;
+}
+
+/* ---- the camera ---------------------------------------------------------------- */
+
+typedef struct {
+    iv_cs_chn_e ch;
+    size_t i;          /* next frame */
+    uint64_t base;     /* PTS added to the file's (loops continue the clock) */
+    uint32_t vseq, aseq;
+    int need_idr;      /* after a refused video frame: drop P frames until an I frame */
+    double pace;       /* 0: as fast as possible; else PTS runs at pace x real time */
+    struct timespec t0;
+    uint64_t pts0;
+    int paced;
+    int video_ok, video_refused, video_dropped, audio_ok, audio_refused;
+    int last_video_rc;
+    int rc_hist[4]; /* -606, -607, -611, other */
+} cam_t;
+
+static void cam_init(cam_t *c, iv_cs_chn_e ch, double pace) {
+    memset(c, 0, sizeof *c);
+    c->ch = ch;
+    c->pace = pace;
+    c->base = 1000; /* PTS from any base */
+}
+
+static uint64_t cam_pts(const cam_t *c) {
+    return c->base + frames[c->i].pts;
+}
+
+static void pace_to(cam_t *c, uint64_t pts) {
+    struct timespec t;
+    uint64_t ns;
+    if (c->pace <= 0) return;
+    if (!c->paced) {
+        clock_gettime(CLOCK_MONOTONIC, &c->t0);
+        c->pts0 = pts;
+        c->paced = 1;
+        return;
+    }
+    ns = (uint64_t)((double)(pts - c->pts0) * 1e6 / c->pace);
+    t.tv_sec = c->t0.tv_sec + (time_t)(ns / 1000000000u);
+    t.tv_nsec = c->t0.tv_nsec + (long)(ns % 1000000000u);
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    /* The camera's frame clock (not a wait for a condition). */
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) == EINTR) {
+    }
+}
+
+static void count_rc(cam_t *c, int rc) {
+    if (rc == IV_ERR_CS_PRM_MALLOC_FAIL) c->rc_hist[0]++;
+    else if (rc == IV_ERR_CS_APPLY_NO_SERVICE) c->rc_hist[1]++;
+    else if (rc == IV_ERR_CS_NEED_IDR_FRAME) c->rc_hist[2]++;
+    else c->rc_hist[3]++;
+}
+
+/* Pushes the next frame (or drops it, as firmware does after a refusal);
+   returns the push result, or 1 when the frame was dropped. */
+static int cam_step(cam_t *c) {
+    frame_t *f = &frames[c->i];
+    uint64_t pts = cam_pts(c);
+    int rc;
+    pace_to(c, pts);
+    if (f->kind == 1) {
+        iv_cm_venc_pack_s v;
+        uint32_t seq = c->vseq++;
+        if (c->need_idr && f->type != 0) {
+            c->video_dropped++;
+            rc = 1;
+        } else {
+            v.pu8Addr = f->data;
+            v.u32Len = f->len;
+            v.u64PTS = pts;
+            v.eFrameType = f->type == 0 ? IV_CM_FRAME_TYPE_I : IV_CM_FRAME_TYPE_P;
+            v.u32Seq = seq;
+            rc = iv_cs_push_stream(c->ch, IV_CM_STREAM_TYPE_VIDEO, &v);
+            c->last_video_rc = rc;
+            if (rc == 0) {
+                c->video_ok++;
+                c->need_idr = 0;
+            } else {
+                c->video_refused++;
+                c->need_idr = 1;
+                count_rc(c, rc);
+            }
+        }
+    } else {
+        iv_cm_aenc_pack_s a;
+        a.pu8Addr = f->data;
+        a.u32Len = f->len;
+        a.u64PTS = pts;
+        a.u32Seq = c->aseq++;
+        rc = iv_cs_push_stream(c->ch, IV_CM_STREAM_TYPE_AUDIO, &a);
+        if (rc == 0) {
+            c->audio_ok++;
+        } else {
+            c->audio_refused++;
+            count_rc(c, rc);
+        }
+    }
+    if (++c->i == n_frames) {
+        c->i = 0;
+        c->base += frames_span_ms;
+    }
+    return rc;
+}
+
+static void cam_report(const cam_t *c, const char *what) {
+    printf("CAMERA %s ch=%d video_ok=%d video_refused=%d video_dropped=%d audio_ok=%d "
+           "audio_refused=%d rc606=%d rc607=%d rc611=%d rc_other=%d\n",
+           what, (int)c->ch, c->video_ok, c->video_refused, c->video_dropped, c->audio_ok,
+           c->audio_refused, c->rc_hist[0], c->rc_hist[1], c->rc_hist[2], c->rc_hist[3]);
+}
+
+/* Pushes `ms` of media (by PTS); returns the number of refused video frames. */
+static int cam_run(cam_t *c, uint64_t ms) {
+    uint64_t end = cam_pts(c) + ms;
+    int before = c->video_refused;
+    while (cam_pts(c) < end) cam_step(c);
+    if (c->video_refused != before) cam_report(c, "refusals");
+    return c->video_refused - before;
+}
+
+
+/* Asks the driver to act on the cloud and waits for its "ok". */
+static void need(const char *what) {
+    char line[64];
+    printf("NEED %s\n", what);
+    fflush(stdout);
+    CHECK(fgets(line, sizeof line, stdin) != NULL && strncmp(line, "ok", 2) == 0);
+}
+
+/* ---- predicates for wait_until (mu held) -------------------------------------- */
+
+static int want_int;
+static int started0(void) { return n_start[0] >= want_int; }
+static int stopped0(void) { return n_stop[0] >= want_int; }
+static int ok0(void) { return n_ok_slices[0] >= want_int; }
+static int results_in(void) { return n_results >= want_int; }
+static int pics_back(void) { return n_pic_results >= n_captures && n_captures >= want_int; }
+static int recovered0(void) { return n_kind[0][IV_CS_AV_UPLOAD_CONNECT_RECOVER] >= want_int; }
+static int failed_big0(void) {
+    int i;
+    for (i = 0; i < n_slices; i++)
+        if (slices[i].ch == 0 && slices[i].s.state == IV_CS_UPLOAD_ERR && slices[i].s.total_size > 0)
+            return 1;
+    return 0;
+}
+static int mark_seen(void) {
+    int i;
+    for (i = 0; i < n_marks; i++)
+        if (marks[i] == want_int) return 1;
+    return 0;
+}
+static int low_after_high(void) {
+    int i, high = -1;
+    for (i = 0; i < n_marks; i++) {
+        if (marks[i] == IV_CS_AV_UPLOAD_WATERMARK_HIGH) high = i;
+        if (high >= 0 && i > high && marks[i] == IV_CS_AV_UPLOAD_WATERMARK_LOW) return 1;
+    }
+    return 0;
+}
+
+static int wait_for(int (*pred)(void), int target, int seconds) {
+    int r;
+    pthread_mutex_lock(&mu);
+    want_int = target;
+    r = wait_until(pred, seconds);
+    pthread_mutex_unlock(&mu);
+    return r;
+}
+
+static int get(const int *v) {
+    int r;
+    pthread_mutex_lock(&mu);
+    r = *v;
+    pthread_mutex_unlock(&mu);
+    return r;
+}
+
+static void finish(void) {
+    pthread_mutex_lock(&mu);
+    EXPECT(bad_dump, 0);
+    EXPECT(bad_pic_result, 0);
+    pthread_mutex_unlock(&mu);
+    EXPECT(iv_cs_exit(), IV_ERR_NONE);
+    EXPECT(ivcs_host_shutdown(), IV_ERR_NONE);
+}
+
+/* ---- scenarios -------------------------------------------------------------------- */
+
+static void scenario_flow(void) {
+    iv_cs_init_parm_s p = params(1, 2u << 20);
+    cam_t c;
+    EXPECT(iv_cs_init(&p), IV_ERR_NONE);
+    CHECK(wait_for(started0, 1, 60));
+    /* 25 s of video at 25 fps (+ AAC): every frame accepted. */
+    cam_init(&c, CS_SINGLE_CH, 8.0);
+    EXPECT(cam_run(&c, 25000), 0);
+    cam_report(&c, "flow");
+    EXPECT(c.audio_refused, 0);
+    /* Segments closed at ~10 s and ~20 s are acknowledged. */
+    CHECK(wait_for(ok0, 2, 60));
+    finish();
+    printf("flow ok\n");
+}
+
+static void scenario_events(void) {
+    iv_cs_init_parm_s p = params(1, 2u << 20);
+    cam_t c;
+    struct timespec now;
+    iv_cs_balance_info_s b;
+    int i, ok1 = 0, ok32 = 0;
+    /* Firmware asks for the plan once, blocking, at start (ABI.md). */
+    EXPECT(iv_cs_get_balance_info(CS_SINGLE_CH, &b, 5), IV_ERR_NONE);
+    EXPECT(b.cs_type, CS_TYPE_EVENT);
+    EXPECT(iv_cs_init(&p), IV_ERR_NONE);
+    /* An event plan: no push_stream_start_cb, but frames feed the pre-record
+       ring. Real-time pace: pre-record is measured in wall-clock seconds. */
+    cam_init(&c, CS_SINGLE_CH, 1.0);
+    EXPECT(cam_run(&c, 6000), 0);
+    EXPECT(c.audio_refused, 0);
+    EXPECT(get(&n_start[0]), 0);
+    clock_gettime(CLOCK_REALTIME, &now);
+    printf("EVENT1_CALL_MS %lld\n", (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    /* Video from 4 s before the call (relative times). */
+    EXPECT(iv_cs_event_start_ext(CS_SINGLE_CH, 1, "motion", 0, 4), IV_ERR_NONE);
+    EXPECT(iv_cs_event_start_ext(CS_SINGLE_CH, 1, "motion", 0, 0), IV_ERR_CS_EVENT_IS_VALID);
+    CHECK(wait_for(started0, 1, 60));
+    c.pace = 4.0;
+    c.paced = 0;
+    EXPECT(cam_run(&c, 3000), 0);
+    /* A parallel event with the highest id: no pre-record (the spec). */
+    EXPECT(iv_cs_event_start(CS_SINGLE_CH, 32, "door"), IV_ERR_NONE);
+    EXPECT(cam_run(&c, 2000), 0);
+    EXPECT(iv_cs_event_stop_ext(CS_SINGLE_CH, 1, "motion", 0, 0), IV_ERR_NONE);
+    EXPECT(iv_cs_event_stop(CS_SINGLE_CH, 1, "motion"), IV_ERR_CS_EVENT_IS_VALID);
+    EXPECT(cam_run(&c, 1000), 0);
+    EXPECT(get(&n_stop[0]), 0); /* event 32 still open */
+    EXPECT(iv_cs_event_stop(CS_SINGLE_CH, 32, "door"), IV_ERR_NONE);
+    CHECK(wait_for(stopped0, 1, 60));
+    EXPECT(get(&n_start[0]), 1);
+    cam_report(&c, "events");
+    /* Both results arrive, both successful; every picture comes back once. */
+    CHECK(wait_for(results_in, 2, 90));
+    CHECK(wait_for(pics_back, 2, 60));
+    pthread_mutex_lock(&mu);
+    for (i = 0; i < n_results && i < 64; i++) {
+        if (result_ids[i] == 1 && result_codes[i] == 1) ok1++;
+        if (result_ids[i] == 32 && result_codes[i] == 1) ok32++;
+    }
+    EXPECT(ok1, 1);
+    EXPECT(ok32, 1);
+    EXPECT(n_results, 2);
+    EXPECT(n_pic_results, n_captures);
+    pthread_mutex_unlock(&mu);
+    finish();
+    printf("events ok\n");
+}
+
+static void scenario_noplan(void) {
+    iv_cs_init_parm_s p = params(1, 1u << 20);
+    cam_t c;
+    int n = 0;
+    EXPECT(iv_cs_init(&p), IV_ERR_NONE);
+    cam_init(&c, CS_SINGLE_CH, 0);
+    /* No plan: refused at the gate, audio and video. */
+    EXPECT(cam_step(&c), IV_ERR_CS_APPLY_NO_SERVICE);
+    while (frames[c.i].kind != 0) cam_step(&c);
+    EXPECT(cam_step(&c), IV_ERR_CS_APPLY_NO_SERVICE);
+    need("plan full-time");
+    CHECK(wait_for(started0, 1, 60));
+    cam_init(&c, CS_SINGLE_CH, 4.0);
+    EXPECT(cam_run(&c, 4000), 0);
+    need("plan none");
+    /* Keep pushing (firmware's capture thread) until push_stream_stop_cb. */
+    while (get(&n_stop[0]) == 0 && n++ < 25 * 120) cam_step(&c);
+    EXPECT(get(&n_stop[0]), 1);
+    /* From here on every frame is refused with -607. */
+    while (frames[c.i].kind != 1 || frames[c.i].type != 0) cam_step(&c);
+    EXPECT(cam_step(&c), IV_ERR_CS_APPLY_NO_SERVICE);
+    /* The segment open at the change is still committed. */
+    CHECK(wait_for(ok0, 1, 60));
+    cam_report(&c, "noplan");
+    finish();
+    printf("noplan ok\n");
+}
+
+/* Backs up a dumped file in 8 KB chunks, paced like the spec's example
+   (a chunk at a time; a chunk refused with -606 is sent again). */
+static int backup(const char *name) {
+    char path[1024];
+    uint32_t len, off = 0;
+    uint8_t *buf;
+    int rc;
+    snprintf(path, sizeof path, "%s/%s", dump_dir, name);
+    buf = read_file(path, &len);
+    rc = iv_cs_upload_backup_video(CS_SINGLE_CH, CS_UP_BK_START, (char *)name, NULL, 0);
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    while (off < len) {
+        uint32_t n = len - off < 8192 ? len - off : 8192;
+        struct timespec pause = {0, 2000000};
+        rc = iv_cs_upload_backup_video(CS_SINGLE_CH, CS_UP_BK_RUNNING, (char *)name, buf + off, n);
+        if (rc == IV_ERR_CS_PRM_MALLOC_FAIL) {
+            nanosleep(&pause, NULL); /* the spec's pacing: try the chunk again later */
+            continue;
+        }
+        if (rc != 0) break;
+        off += n;
+    }
+    if (rc == 0) rc = iv_cs_upload_backup_video(CS_SINGLE_CH, CS_UP_BK_END, (char *)name, NULL, 0);
+    free(buf);
+    return rc;
+}
+
+/* Dumped files of channel 0 by start second (a slice's utc_sec_a is its
+   dump's start_ts / 1000). */
+#define MAX_DUMPS 256
+static struct {
+    uint64_t start_s;
+    char name[128];
+} dumps_seen[MAX_DUMPS];
+static int n_dumps_seen;
+
+static int on_dump_indexed(iv_cs_chn_e ch, iv_cs_up_bk_state_e st, uint64_t start_ts,
+                           uint64_t end_ts, char *name, uint8_t *buf, uint32_t len) {
+    int r = on_dump(ch, st, start_ts, end_ts, name, buf, len);
+    if (st == CS_UP_BK_END && name != NULL && ch == 0) {
+        pthread_mutex_lock(&mu);
+        if (n_dumps_seen < MAX_DUMPS) {
+            dumps_seen[n_dumps_seen].start_s = start_ts / 1000;
+            snprintf(dumps_seen[n_dumps_seen].name, sizeof dumps_seen[0].name, "%s", name);
+            n_dumps_seen++;
+        }
+        pthread_mutex_unlock(&mu);
+    }
+    return r;
+}
+
+static void scenario_killed(void) {
+    /* A budget smaller than a 10 s segment: sent bytes are released, so a
+       segment broken by the kill cannot be repeated from memory. */
+    iv_cs_init_parm_s p = params(1, 64u << 10);
+    cam_t c;
+    int i, j, backed = 0;
+    char name[128];
+    p.func_cb.iv_cs_dump_file_cb = on_dump_indexed;
+    EXPECT(iv_cs_init(&p), IV_ERR_NONE);
+    EXPECT(iv_cs_set_trans_time(30000, 10000), IV_ERR_NONE);
+    CHECK(wait_for(started0, 1, 60));
+    cam_init(&c, CS_SINGLE_CH, 3.0);
+    cam_run(&c, 10500);
+    CHECK(wait_for(ok0, 1, 60));
+    /* Seven seconds into the second segment, the cloud dies (kill -9). */
+    cam_run(&c, 7000);
+    need("kill");
+    cam_run(&c, 4000);
+    need("restart");
+    cam_run(&c, 4000);
+    CHECK(wait_for(recovered0, 1, 90));
+    pthread_mutex_lock(&mu);
+    CHECK(wait_until(failed_big0, 90));
+    pthread_mutex_unlock(&mu);
+    cam_report(&c, "killed");
+    /* Firmware backs up every failed segment it has a dump of. */
+    for (i = 0; i < get(&n_slices); i++) {
+        slice_t s;
+        pthread_mutex_lock(&mu);
+        s = slices[i];
+        name[0] = 0;
+        for (j = 0; j < n_dumps_seen; j++)
+            if (dumps_seen[j].start_s == s.s.utc_sec_a) snprintf(name, sizeof name, "%s", dumps_seen[j].name);
+        pthread_mutex_unlock(&mu);
+        if (s.ch != 0 || s.s.state != IV_CS_UPLOAD_ERR || s.s.total_size == 0 || name[0] == 0) continue;
+        EXPECT(backup(name), IV_ERR_NONE);
+        printf("BACKUP_OK %s\n", name);
+        backed++;
+    }
+    CHECK(backed >= 1);
+    finish();
+    printf("killed ok\n");
+}
+
+static void scenario_watermarks(void) {
+    iv_cs_init_parm_s p = params(1, 512u << 10);
+    cam_t c;
+    int k = 0;
+    EXPECT(iv_cs_init(&p), IV_ERR_NONE);
+    CHECK(wait_for(started0, 1, 60));
+    cam_init(&c, CS_SINGLE_CH, 4.0);
+    EXPECT(cam_run(&c, 2000), 0);
+    /* The cloud stops answering (SIGSTOP): its socket buffers fill, then the
+       library's backlog grows through the marks. Frames as fast as taken. */
+    need("stop");
+    c.pace = 0;
+    while (!(wait_for(mark_seen, IV_CS_AV_UPLOAD_WATERMARK_HIGH, 0) && c.rc_hist[0] > 0) &&
+           k++ < 25 * 600)
+        cam_step(&c);
+    cam_report(&c, "stalled");
+    CHECK(wait_for(mark_seen, IV_CS_AV_UPLOAD_WATERMARK_LOW, 0));
+    CHECK(wait_for(mark_seen, IV_CS_AV_UPLOAD_WATERMARK_WARN, 0));
+    CHECK(wait_for(mark_seen, IV_CS_AV_UPLOAD_WATERMARK_HIGH, 0));
+    CHECK(c.rc_hist[0] > 0); /* overflow: -606, then dropped to the next IDR */
+    need("cont");
+    /* Draining: LOW again once the backlog falls. */
+    c.pace = 4.0;
+    c.paced = 0;
+    k = 0;
+    while (!wait_for(low_after_high, 0, 0) && k++ < 25 * 60) cam_step(&c);
+    CHECK(wait_for(low_after_high, 0, 60));
+    cam_report(&c, "drained");
+    finish();
+    printf("watermarks ok\n");
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "";
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s flow|events|noplan|killed|watermarks FRAMES [DUMPDIR|JPEG]\n",
+                argv[0]);
+        return 2;
+    }
+    load_frames(argv[2]);
+    if (strcmp(mode, "flow") == 0 && argc > 3) {
+        dump_dir = argv[3];
+        scenario_flow();
+    } else if (strcmp(mode, "events") == 0 && argc > 3) {
+        jpeg = read_file(argv[3], &jpeg_len);
+        scenario_events();
+    } else if (strcmp(mode, "noplan") == 0) {
+        scenario_noplan();
+    } else if (strcmp(mode, "killed") == 0 && argc > 3) {
+        dump_dir = argv[3];
+        scenario_killed();
+    } else if (strcmp(mode, "watermarks") == 0) {
+        scenario_watermarks();
+    } else {
+        fprintf(stderr, "unknown scenario %s\n", mode);
+        return 2;
+    }
+    return 0;
+}
