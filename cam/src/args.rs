@@ -20,9 +20,9 @@ pub enum Codec {
 pub enum Audio {
     /// No audio track.
     None,
-    /// G.711 A-law, 8 kHz mono, 20 ms packs (encoded here).
+    /// G.711 A-law, 8 kHz mono, 1024-sample packs (encoded here).
     G711a,
-    /// G.711 µ-law, 8 kHz mono, 20 ms packs (encoded here).
+    /// G.711 µ-law, 8 kHz mono, 1024-sample packs (encoded here).
     G711u,
 }
 
@@ -135,10 +135,16 @@ impl CamArgs {
     /// Checks every option.
     pub fn check(self) -> Result<Config> {
         let Some((w, h)) = self.size.split_once(['x', 'X']) else {
-            bail!("--size {:?}: expected WIDTHxHEIGHT, e.g. 640x360", self.size);
+            bail!(
+                "--size {:?}: expected WIDTHxHEIGHT, e.g. 640x360",
+                self.size
+            );
         };
         let (Ok(w), Ok(h)) = (w.parse::<usize>(), h.parse::<usize>()) else {
-            bail!("--size {:?}: expected WIDTHxHEIGHT, e.g. 640x360", self.size);
+            bail!(
+                "--size {:?}: expected WIDTHxHEIGHT, e.g. 640x360",
+                self.size
+            );
         };
         if w % 2 != 0 || h % 2 != 0 || !(160..=3840).contains(&w) || !(96..=2160).contains(&h) {
             bail!("--size {w}x{h}: width and height must be even, 160x96 to 3840x2160");
@@ -171,7 +177,10 @@ impl CamArgs {
             bail!("--status {:?}: expected auto, lines or off", self.status);
         }
         if self.preset.is_empty() || !self.preset.chars().all(|c| c.is_ascii_alphanumeric()) {
-            bail!("--preset {:?}: expected an x264/x265 preset name", self.preset);
+            bail!(
+                "--preset {:?}: expected an x264/x265 preset name",
+                self.preset
+            );
         }
         let secret = match &self.secret_file {
             Some(p) => {

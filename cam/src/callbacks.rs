@@ -59,7 +59,11 @@ pub(crate) unsafe extern "C" fn on_capture(
 }
 
 /// `iv_cs_event_picture_result_cb`: a lent picture comes back; free it.
-pub(crate) unsafe extern "C" fn on_picture_result(ch: iv_cs_chn_e, pic: *mut *mut u8, err: i32) -> c_int {
+pub(crate) unsafe extern "C" fn on_picture_result(
+    ch: iv_cs_chn_e,
+    pic: *mut *mut u8,
+    err: i32,
+) -> c_int {
     if let Some(c) = chan(ch) {
         if err == 0 {
             c.pictures_ok.fetch_add(1, Ordering::Relaxed);

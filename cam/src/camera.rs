@@ -25,9 +25,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// Audio pack length (ms) and samples per pack at 8 kHz.
-const AUDIO_PACK_MS: u64 = 20;
+/// Samples per G.711 pack: the spec wants 1024 (the AAC frame the engine
+/// transcodes to), i.e. 128 ms at 8 kHz.
+const AUDIO_SAMPLES: u64 = 1024;
 const AUDIO_RATE: u64 = 8000;
+const AUDIO_PACK_MS: u64 = AUDIO_SAMPLES * 1000 / AUDIO_RATE;
 
 extern "C" fn on_signal(_: c_int) {
     let sh = shared();
@@ -47,6 +49,23 @@ fn install_signals() {
 
 /// Runs the camera until Ctrl-C / SIGTERM or `--duration`.
 pub fn run(cfg: Config) -> Result<()> {
+    let cfg = Arc::new(cfg);
+    let sh = shared();
+    let status = {
+        let cfg = cfg.clone();
+        std::thread::Builder::new()
+            .name("cam-status".into())
+            .spawn(move || status_main(&cfg))?
+    };
+    let r = run_camera(cfg);
+    sh.stop.store(true, Ordering::SeqCst);
+    sh.done.store(true, Ordering::SeqCst);
+    sh.wake();
+    let _ = status.join();
+    r
+}
+
+fn run_camera(cfg: Arc<Config>) -> Result<()> {
     let a = &cfg.args;
     encoder::check_ffmpeg(a.codec)?;
     let path = match &a.lib {
@@ -76,7 +95,11 @@ pub fn run(cfg: Config) -> Result<()> {
     };
     set(api.ivcs_host_set_cloud_url, "cloud URL", &a.cloud)?;
     set(api.ivcs_host_set_device_id, "device id", &a.device)?;
-    set(api.ivcs_host_set_device_secret, "device secret", &cfg.secret)?;
+    set(
+        api.ivcs_host_set_device_secret,
+        "device secret",
+        &cfg.secret,
+    )?;
     sh.say(format!(
         "ivcs cam: {} {}x{} @ {} fps, GOP {}, {} kbit/s, {} channel(s), speed {}x; libivcs {} ({})",
         match a.codec {
@@ -110,13 +133,6 @@ pub fn run(cfg: Config) -> Result<()> {
     }
 
     init(&cfg, api)?;
-    let cfg = Arc::new(cfg);
-    let status = {
-        let cfg = cfg.clone();
-        std::thread::Builder::new()
-            .name("cam-status".into())
-            .spawn(move || status_main(&cfg))?
-    };
     let mut threads = Vec::new();
     for ch in 0..cfg.args.channels {
         let cfg = cfg.clone();
@@ -148,8 +164,6 @@ pub fn run(cfg: Config) -> Result<()> {
     // SAFETY: plain call; the library's threads end.
     unsafe { (api.ivcs_host_shutdown)() };
     sh.say("ivcs cam: stopped (iv_cs_exit)".into());
-    sh.wake();
-    let _ = status.join();
     Ok(())
 }
 
@@ -185,8 +199,8 @@ fn init(cfg: &Config, api: &Api) -> Result<()> {
     let budget = a.buffer_kib as usize * 1024;
     let (atype, rate, samples) = match a.audio {
         Audio::None => (IV_CM_AENC_TYPE_BUTT, 0, 0),
-        Audio::G711a => (1, 8000, 160),
-        Audio::G711u => (2, 8000, 160),
+        Audio::G711a => (1, AUDIO_RATE as u32, AUDIO_SAMPLES as u32),
+        Audio::G711u => (2, AUDIO_RATE as u32, AUDIO_SAMPLES as u32),
     };
     let mut params: Vec<iv_cs_channel_params_s> = (0..a.channels)
         .map(|ch| iv_cs_channel_params_s {
@@ -306,10 +320,9 @@ fn pace(sh: &Shared, due: Instant) -> bool {
 
 /// One G.711 pack of the tick: 1 kHz for the first 100 ms of each second.
 fn audio_pack(audio: Audio, start_utc_ms: u64) -> Vec<u8> {
-    let n = (AUDIO_RATE * AUDIO_PACK_MS / 1000) as usize;
-    (0..n)
+    (0..AUDIO_SAMPLES)
         .map(|i| {
-            let t_us = start_utc_ms * 1000 + i as u64 * 1_000_000 / AUDIO_RATE;
+            let t_us = start_utc_ms * 1000 + i * 1_000_000 / AUDIO_RATE;
             let in_tick = t_us % 1_000_000 < 100_000;
             let s = if in_tick {
                 let phase = (t_us % 1000) as f64 / 1000.0;
@@ -339,13 +352,14 @@ fn session(
     // for ffmpeg to start and deliver it.
     let anchor = (now + 1500).div_ceil(1000) * 1000;
     let wall0 = Instant::now() + Duration::from_millis(anchor - now);
-    let first = match sh
-        .first_utc_ms
-        .compare_exchange(0, anchor, Ordering::SeqCst, Ordering::SeqCst)
-    {
-        Ok(_) => anchor,
-        Err(f) => f,
-    };
+    let first =
+        match sh
+            .first_utc_ms
+            .compare_exchange(0, anchor, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => anchor,
+            Err(f) => f,
+        };
     let settings = Settings {
         w: cfg.w,
         h: cfg.h,
@@ -405,7 +419,8 @@ fn session(
                 };
                 aseq = aseq.wrapping_add(1);
                 // SAFETY: the pack and its bytes live across the call.
-                let rc = unsafe { (api.iv_cs_push_stream)(ch, 0, (&raw mut pack).cast::<c_void>()) };
+                let rc =
+                    unsafe { (api.iv_cs_push_stream)(ch, 0, (&raw mut pack).cast::<c_void>()) };
                 if rc == 0 {
                     stats.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
                 }
@@ -548,44 +563,54 @@ fn events_main(cfg: &Config, api: &'static Api) {
 }
 
 /// The status line: in place on a terminal, otherwise a line every 5 s.
+/// Library and camera messages are printed above it as they come.
 fn status_main(cfg: &Config) {
     let sh = shared();
     let mode = cfg.args.status.as_str();
-    let tty = std::io::stderr().is_terminal();
-    let in_place = mode == "auto" && tty;
+    let in_place = mode == "auto" && std::io::stderr().is_terminal();
     let every = if in_place {
         Duration::from_millis(250)
     } else {
         Duration::from_secs(5)
     };
-    let mut last = Instant::now();
     let started = Instant::now();
+    let mut last = Instant::now();
+    let mut shown = false;
     loop {
-        let ending = sh.stopping() && lock(&sh.lines).iter().any(|l| l.contains("stopped"));
+        let done = sh.done.load(Ordering::SeqCst);
         let lines: Vec<String> = std::mem::take(&mut *lock(&sh.lines));
         let mut err = std::io::stderr().lock();
-        if !lines.is_empty() && in_place {
+        if in_place && shown && !lines.is_empty() {
             let _ = write!(err, "\r\x1b[K");
         }
         for l in &lines {
             let _ = writeln!(err, "{l}");
         }
-        let line = status_line(cfg, started);
-        if in_place {
-            let _ = write!(err, "\r\x1b[K{line}");
-            if ending || lines.iter().any(|l| l.contains("stopped")) {
-                let _ = writeln!(err);
+        // The status only once something runs (not for an early error).
+        let running = sh.first_utc_ms.load(Ordering::Relaxed) != 0;
+        if running && mode != "off" {
+            let line = status_line(cfg, started);
+            if in_place {
+                let _ = write!(err, "\r\x1b[K{line}");
+                shown = true;
+                if done {
+                    let _ = writeln!(err);
+                }
+            } else if last.elapsed() >= every || done {
+                let _ = writeln!(err, "{line}");
+                last = Instant::now();
             }
-        } else if mode != "off" && (last.elapsed() >= every || lines.iter().any(|l| l.contains("stopped"))) {
-            let _ = writeln!(err, "{line}");
-            last = Instant::now();
         }
         let _ = err.flush();
         drop(err);
-        if lines.iter().any(|l| l.contains("ivcs cam: stopped")) {
+        if done {
             return;
         }
-        sh.wait(if in_place { every } else { Duration::from_millis(500) });
+        sh.wait(if in_place {
+            every
+        } else {
+            Duration::from_millis(500)
+        });
     }
 }
 
@@ -597,7 +622,11 @@ fn status_line(cfg: &Config, started: Instant) -> String {
         0 => "DOWN",
         _ => "?",
     };
-    let cam_ms = sh.ch.first().map(|c| c.pushed_utc_ms.load(Ordering::Relaxed)).unwrap_or(0);
+    let cam_ms = sh
+        .ch
+        .first()
+        .map(|c| c.pushed_utc_ms.load(Ordering::Relaxed))
+        .unwrap_or(0);
     let clock = if cam_ms == 0 {
         "--:--:--".to_string()
     } else {

@@ -49,7 +49,9 @@ pub fn check_ffmpeg(codec: Codec) -> Result<()> {
         .args(["-hide_banner", "-encoders"])
         .stdin(Stdio::null())
         .output()
-        .context("cannot run ffmpeg (the camera's encoder): install it, e.g. `apt-get install ffmpeg`")?;
+        .context(
+            "cannot run ffmpeg (the camera's encoder): install it, e.g. `apt-get install ffmpeg`",
+        )?;
     let list = String::from_utf8_lossy(&out.stdout);
     for enc in [encoder_name(codec), "mjpeg"] {
         if !list.contains(enc) {
@@ -80,24 +82,43 @@ impl Encoder {
         let buf = format!("{}k", s.bitrate * 2);
         let mut cmd = Command::new("ffmpeg");
         cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin"])
-            .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", &size])
+            .args([
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "yuv420p",
+                "-video_size",
+                &size,
+            ])
             .args(["-framerate", &s.fps.to_string(), "-i", "pipe:0", "-an"])
             .args(["-c:v", encoder_name(s.codec), "-preset", &s.preset])
             .args(["-tune", "zerolatency", "-g", &s.gop.to_string()])
             .args(["-keyint_min", &s.gop.to_string(), "-sc_threshold", "0"])
-            .args(["-bf", "0", "-b:v", &rate, "-maxrate", &rate, "-bufsize", &buf]);
+            .args([
+                "-bf", "0", "-b:v", &rate, "-maxrate", &rate, "-bufsize", &buf,
+            ]);
         match s.codec {
             Codec::H264 => {
-                cmd.args(["-profile:v", "main", "-x264-params", "repeat-headers=1:aud=1"])
-                    .args(["-flush_packets", "1", "-f", "h264", "pipe:1"]);
+                cmd.args([
+                    "-profile:v",
+                    "main",
+                    "-x264-params",
+                    "repeat-headers=1:aud=1",
+                ])
+                .args(["-flush_packets", "1", "-f", "h264", "pipe:1"]);
             }
             Codec::H265 => {
                 let p = format!(
                     "repeat-headers=1:aud=1:keyint={g}:min-keyint={g}:scenecut=0:bframes=0:log-level=error",
                     g = s.gop
                 );
-                cmd.args(["-x265-params", &p, "-tag:v", "hvc1"])
-                    .args(["-flush_packets", "1", "-f", "hevc", "pipe:1"]);
+                cmd.args(["-x265-params", &p, "-tag:v", "hvc1"]).args([
+                    "-flush_packets",
+                    "1",
+                    "-f",
+                    "hevc",
+                    "pipe:1",
+                ]);
             }
         }
         let mut child = cmd
@@ -187,7 +208,14 @@ pub fn jpeg(f: &Frame) -> Result<Vec<u8>> {
     let size = format!("{}x{}", f.w, f.h);
     let mut child = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
-        .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", &size])
+        .args([
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "-video_size",
+            &size,
+        ])
         .args(["-i", "pipe:0", "-frames:v", "1", "-pix_fmt", "yuvj420p"])
         .args(["-c:v", "mjpeg", "-q:v", "4", "-f", "image2pipe", "pipe:1"])
         .stdin(Stdio::piped())

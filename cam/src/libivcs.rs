@@ -22,7 +22,8 @@ pub use abi::*;
 pub struct Api {
     pub iv_cs_init: unsafe extern "C" fn(*mut iv_cs_init_parm_s) -> c_int,
     pub iv_cs_exit: unsafe extern "C" fn() -> c_int,
-    pub iv_cs_push_stream: unsafe extern "C" fn(iv_cs_chn_e, iv_cm_stream_type_e, *mut c_void) -> c_int,
+    pub iv_cs_push_stream:
+        unsafe extern "C" fn(iv_cs_chn_e, iv_cm_stream_type_e, *mut c_void) -> c_int,
     pub iv_cs_event_start_ext:
         unsafe extern "C" fn(iv_cs_chn_e, i32, *const c_char, u32, u32) -> c_int,
     pub iv_cs_event_stop_ext:

@@ -55,6 +55,8 @@ pub struct Shared {
     pub connected: AtomicI32,
     /// Set by Ctrl-C, `--duration` or a fatal error: every thread winds down.
     pub stop: AtomicBool,
+    /// Set last: the status printer prints what is left and ends.
+    pub done: AtomicBool,
     /// Capture time of the first frame of the first session (UTC ms; 0
     /// before): PTS are counted from it and events scheduled after it.
     pub first_utc_ms: AtomicU64,
@@ -88,6 +90,7 @@ pub fn shared() -> &'static Shared {
         ch: Default::default(),
         connected: AtomicI32::new(-1),
         stop: AtomicBool::new(false),
+        done: AtomicBool::new(false),
         first_utc_ms: AtomicU64::new(0),
         log_errors: AtomicU64::new(0),
         log_warnings: AtomicU64::new(0),
