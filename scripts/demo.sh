@@ -10,7 +10,7 @@
 #   demo-data/cloud.log      the cloud's log
 #
 # Environment (all optional): IVCS_BIN (default dist/bin/ivcs), DEMO_DATA (default ./demo-data),
-# DEMO_LISTEN (default 127.0.0.1:8080; port 0 picks a free one), DEMO_DEVICE (default demo-cam),
+# DEMO_LISTEN (default 127.0.0.1:8960; port 0 picks a free one), DEMO_DEVICE (default demo-cam),
 # DEMO_CAM_ARGS (options of `ivcs cam`, default: an event with a snapshot every 30 s).
 # docs/guide/quickstart.md describes it.
 set -euo pipefail
@@ -18,7 +18,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${IVCS_BIN:-$ROOT/dist/bin/ivcs}
 DATA=${DEMO_DATA:-$ROOT/demo-data}
-LISTEN=${DEMO_LISTEN:-127.0.0.1:8080}
+LISTEN=${DEMO_LISTEN:-127.0.0.1:8960}
 DEVICE=${DEMO_DEVICE:-demo-cam}
 CAM_ARGS=${DEMO_CAM_ARGS:---event-every 30 --event-first 10 --event-length 5}
 

@@ -165,7 +165,10 @@ mod tests {
             ),
             ("OTHER".to_string(), "x".to_string()),
             // libivcs's, not the service's: ignored, not refused.
-            ("IVCS_CLOUD_URL".to_string(), "https://cloud.example".to_string()),
+            (
+                "IVCS_CLOUD_URL".to_string(),
+                "https://cloud.example".to_string(),
+            ),
         ];
         let c = Config::load(Some(&path), env).unwrap();
         assert_eq!(c.backup_window_s, 60);
