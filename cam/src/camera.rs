@@ -524,7 +524,8 @@ fn events_main(cfg: &Config, api: &'static Api) {
         for ch in 0..a.channels {
             // The snapshot is the frame captured at the event's start.
             let mut f = Frame::new(cfg.w, cfg.h);
-            pattern::render(&mut f, start, 0, &format!("CH{ch}"));
+            let seq = (start - first) * u64::from(a.fps) / 1000;
+            pattern::render(&mut f, start, seq, &format!("CH{ch}"));
             match encoder::jpeg(&f) {
                 Ok(j) => {
                     lock(&sh.snapshots).insert((ch, id), j);
