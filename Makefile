@@ -5,6 +5,8 @@
 #   make test    everything CI runs: lint, headers and C layouts, unit, viewer
 #                unit, media matrix, cloud, C API and viewer-in-Chromium tests,
 #                import check, fuzz smoke, example
+#   make demo    the cloud on ./demo-data, a virtual camera recording into
+#                it and the viewer URL, until Ctrl-C (scripts/demo.sh)
 #   make bench   benchmarks (prints ratio tables): ivcs mux vs ffmpeg, cloud vs nginx,
 #                libivcs push latency / CPU / RSS / size against their targets
 
@@ -21,7 +23,7 @@ ENGINE_ENV := RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-
 ENGINE_FLAGS := -p ivcs-engine --target wasm32-wasip2 --profile wasm-release \
 	-Zbuild-std=std,panic_abort --target-dir $(ENGINE_TARGET_DIR)
 
-.PHONY: all dist engine cli engine-cwasm lib example viewer viewer-unit test lint unit matrix check-imports check-headers check-layout fuzz-smoke bench fixtures clean
+.PHONY: all demo dist engine cli engine-cwasm lib example viewer viewer-unit test lint unit matrix check-imports check-headers check-layout fuzz-smoke bench fixtures clean
 
 all: dist
 
@@ -117,6 +119,9 @@ fuzz-smoke:
 	scripts/fuzz-smoke.sh 10
 
 test: lint check-headers check-layout check-imports unit viewer-unit matrix fuzz-smoke example
+
+demo: dist
+	scripts/demo.sh
 
 bench: dist
 	scripts/gen-fixtures.sh --bench

@@ -11,6 +11,7 @@
 //! `CHROMIUM` overrides the path). Missing tools fail the test, never skip it.
 
 use ivcs_tests::Container;
+use ivcs_tests::browser::{browser_dir, build_viewer, chromium, run};
 use ivcs_tests::cli::{Mux, START_UTC_MS, bin};
 use ivcs_tests::cloud::{Cloud, Device, admin};
 use ivcs_tests::fixtures::{
@@ -32,63 +33,6 @@ const TIMEZONE: &str = "Asia/Shanghai";
 const LOCAL_DAY: &str = "2023-11-15";
 /// Local wall time of `START_UTC_MS` in `TIMEZONE`, seconds after midnight.
 const START_LOCAL_S: u64 = 6 * 3600 + 13 * 60 + 20;
-
-/// Runs a command to completion, panicking with its output unless it
-/// succeeds; returns its standard output.
-fn run(cmd: &mut Command, what: &str) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot start {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Builds the viewer from `viewer/` into `out` (scripts/build-viewer.sh:
-/// `npm ci` for hls.js when needed, then a copy).
-fn build_viewer(out: &Path) {
-    run(
-        Command::new(workspace_root().join("scripts/build-viewer.sh")).arg(out),
-        "building the viewer",
-    );
-    assert!(out.join("index.html").is_file());
-}
-
-/// `tests/browser` with playwright-core installed.
-fn browser_dir() -> PathBuf {
-    let dir = workspace_root().join("tests/browser");
-    let stamp = dir.join("node_modules/.package-lock.json");
-    let stale = match (
-        std::fs::metadata(&stamp),
-        std::fs::metadata(dir.join("package-lock.json")),
-    ) {
-        (Ok(s), Ok(l)) => s.modified().ok() < l.modified().ok(),
-        _ => true,
-    };
-    if stale {
-        run(
-            Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-                .current_dir(&dir),
-            "npm ci in tests/browser (playwright-core)",
-        );
-    }
-    dir
-}
-
-fn chromium() -> String {
-    let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&path).is_file(),
-        "no Chromium at {path}: `apt-get install -y chromium` (or set CHROMIUM)"
-    );
-    path
-}
 
 /// Muxes `video` (+ `audio`) into 4 s TS segments whose first frame is at
 /// `start_ms`.

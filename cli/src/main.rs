@@ -30,6 +30,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cloud_cmd::CloudCmd,
     },
+    /// A virtual camera: a live test pattern pushed through libivcs as
+    /// firmware does (docs/guide/quickstart.md).
+    Cam(ivcs_cam::CamArgs),
     /// Engine component tools.
     Engine {
         #[command(subcommand)]
@@ -67,6 +70,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Mux(args) => mux_cmd::run(&args),
         Cmd::Cloud { common, cmd } => cloud_cmd::run(&common, cmd),
+        Cmd::Cam(args) => ivcs_cam::run(args),
         Cmd::Engine { cmd } => match cmd {
             EngineCmd::Precompile { wasm, out } => engine_file::precompile(&wasm, &out),
             EngineCmd::Imports { wasm, check } => engine_file::imports(&wasm, check),

@@ -19,12 +19,15 @@
 //! - [`annexb`], [`mp4`], [`ts`]: just enough bitstream parsing to check
 //!   codec strings, IDRs and container structure independently of ffmpeg;
 //! - [`audio`]: tone/level analysis of decoded PCM;
+//! - [`browser`]: the viewer build, playwright-core and Chromium for the
+//!   browser tests;
 //! - [`check`]: the checks (a)-(f) of a mux output directory;
 //! - [`reference`]: ffmpeg's own segmenters producing ivcs-shaped output,
 //!   to validate the checks without the CLI.
 
 pub mod annexb;
 pub mod audio;
+pub mod browser;
 pub mod check;
 pub mod cli;
 pub mod cloud;
