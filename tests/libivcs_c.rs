@@ -131,6 +131,12 @@ impl Setup {
     /// Runs a scenario to completion; returns stdout. Panics with stderr on
     /// failure.
     fn run(&self, link: Link, args: &[&str]) -> String {
+        self.run_with_stderr(link, args).0
+    }
+
+    /// [`Setup::run`], also returning what went to stderr (the library's
+    /// log without a log callback).
+    fn run_with_stderr(&self, link: Link, args: &[&str]) -> (String, String) {
         let out = Command::new(program(link))
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -149,7 +155,7 @@ impl Setup {
             !stderr.contains("Sanitizer") && !stderr.contains("runtime error"),
             "{link:?} {args:?}: sanitizer report\n{stderr}"
         );
-        stdout
+        (stdout, stderr)
     }
 }
 
@@ -157,8 +163,13 @@ impl Setup {
 fn bad_input_is_refused_with_the_documented_codes_static_shared_and_asan() {
     let s = setup("libivcs_errors");
     for link in [Link::Static, Link::Shared, Link::StaticAsan] {
-        let out = s.run(link, &["errors"]);
+        let (out, log) = s.run_with_stderr(link, &["errors"]);
         assert!(out.contains("errors ok"), "{out}");
+        // A refused init says why at the default log level.
+        assert!(
+            log.contains("refused (-602)") && log.contains("u32MaxGopSize"),
+            "{log}"
+        );
     }
 }
 

@@ -48,11 +48,24 @@ fn channel(ch: iv_cs_chn_e) -> Result<u8, i32> {
 }
 
 /// Flattens "engine thread answered / engine answered / engine said".
+/// The engine's reason for a refusal is logged at debug level (pushes can
+/// be refused many times a second).
 fn answer<T>(r: Option<Result<Result<T, wt::EngineError>, CallError>>) -> Result<T, i32> {
+    answer_logged(r, 3)
+}
+
+/// [`answer`], logging the engine's reason for a refusal at `level`.
+fn answer_logged<T>(
+    r: Option<Result<Result<T, wt::EngineError>, CallError>>,
+    level: u8,
+) -> Result<T, i32> {
     match r {
         None => Err(IV_ERR_CS_PRM_NOT_AVAILABLE),
         Some(Err(e)) => Err(e.code()),
-        Some(Ok(Err(e))) => Err(e.code),
+        Some(Ok(Err(e))) => {
+            crate::log::log(level, &format!("refused ({}): {}", e.code, e.message));
+            Err(e.code)
+        }
         Some(Ok(Ok(v))) => Ok(v),
     }
 }
@@ -248,7 +261,9 @@ pub unsafe extern "C" fn iv_cs_init(p: *mut iv_cs_init_parm_s) -> c_int {
         if svc.initialised.load(Ordering::SeqCst) {
             return Err(IV_ERR_CS_INIT_REPEAT);
         }
-        answer(svc.call(move |ctx| ctx.init(params, fw)))
+        // Why init refused (-602: which parameter) is what firmware
+        // authors need first: logged at warn, the default level.
+        answer_logged(svc.call(move |ctx| ctx.init(params, fw)), 1)
     })
 }
 
