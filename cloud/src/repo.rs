@@ -593,52 +593,29 @@ impl Repo {
         now_ms: u64,
     ) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        // The pictures that go: those of the events that go, and those of no
+        // event taken before the cutoff. Tombstones first, then the rows.
+        for sql in [
             "INSERT OR IGNORE INTO tombstones (object_key, created_ms)
-             SELECT p.object_key, ? FROM pictures p JOIN events e
-               ON p.device_id = e.device_id AND p.event_key = e.event_key
-             WHERE e.device_id = ? AND e.channel = ? AND e.deleted_ms IS NULL
-               AND COALESCE(e.utc_end_ms, e.utc_start_ms) < ?",
-        )
-        .bind(i64_of(now_ms))
-        .bind(device)
-        .bind(i64::from(channel))
-        .bind(i64_of(cutoff_ms))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE pictures SET deleted_ms = ? WHERE device_id = ? AND event_key IN (
-               SELECT event_key FROM events WHERE device_id = ? AND channel = ?
-                 AND deleted_ms IS NULL AND COALESCE(utc_end_ms, utc_start_ms) < ?)",
-        )
-        .bind(i64_of(now_ms))
-        .bind(device)
-        .bind(device)
-        .bind(i64::from(channel))
-        .bind(i64_of(cutoff_ms))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT OR IGNORE INTO tombstones (object_key, created_ms)
-             SELECT object_key, ? FROM pictures WHERE device_id = ? AND channel = ?
-               AND event_key IS NULL AND deleted_ms IS NULL AND utc_ms < ?",
-        )
-        .bind(i64_of(now_ms))
-        .bind(device)
-        .bind(i64::from(channel))
-        .bind(i64_of(cutoff_ms))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE pictures SET deleted_ms = ? WHERE device_id = ? AND channel = ?
-               AND event_key IS NULL AND deleted_ms IS NULL AND utc_ms < ?",
-        )
-        .bind(i64_of(now_ms))
-        .bind(device)
-        .bind(i64::from(channel))
-        .bind(i64_of(cutoff_ms))
-        .execute(&mut *tx)
-        .await?;
+             SELECT object_key, ?1 FROM pictures WHERE device_id = ?2 AND deleted_ms IS NULL
+               AND (event_key IN (SELECT event_key FROM events WHERE device_id = ?2
+                      AND channel = ?3 AND deleted_ms IS NULL
+                      AND COALESCE(utc_end_ms, utc_start_ms) < ?4)
+                    OR (event_key IS NULL AND channel = ?3 AND utc_ms < ?4))",
+            "UPDATE pictures SET deleted_ms = ?1 WHERE device_id = ?2 AND deleted_ms IS NULL
+               AND (event_key IN (SELECT event_key FROM events WHERE device_id = ?2
+                      AND channel = ?3 AND deleted_ms IS NULL
+                      AND COALESCE(utc_end_ms, utc_start_ms) < ?4)
+                    OR (event_key IS NULL AND channel = ?3 AND utc_ms < ?4))",
+        ] {
+            sqlx::query(sql)
+                .bind(i64_of(now_ms))
+                .bind(device)
+                .bind(i64::from(channel))
+                .bind(i64_of(cutoff_ms))
+                .execute(&mut *tx)
+                .await?;
+        }
         let r = sqlx::query(
             "DELETE FROM events WHERE device_id = ? AND channel = ? AND deleted_ms IS NULL
                AND COALESCE(utc_end_ms, utc_start_ms) < ?",
