@@ -11,6 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
+use std::future::IntoFuture;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,6 +99,9 @@ async fn retention_job(app: Arc<App>) {
     }
 }
 
+/// How long a shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
 /// Serves until SIGINT/SIGTERM. Prints `listening on ADDR` once bound, so a
 /// caller that asked for port 0 learns the port.
 pub async fn serve(app: Arc<App>) -> Result<()> {
@@ -129,15 +133,30 @@ pub async fn serve(app: Arc<App>) -> Result<()> {
     }
     let poller = tokio::spawn(change_poller(app.clone()));
     let retention = tokio::spawn(retention_job(app.clone()));
-    let result = axum::serve(listener, router(app.clone()))
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let serving = axum::serve(listener, router(app.clone()))
         .with_graceful_shutdown({
             let app = app.clone();
             async move {
                 shutdown_signal().await;
                 app.feed.close();
+                let _ = stopping_tx.send(true);
             }
         })
-        .await;
+        .into_future();
+    // Requests in flight get SHUTDOWN_GRACE to finish; a connection whose
+    // client vanished without a FIN (a camera losing power mid-upload) must
+    // not keep the service from stopping.
+    let result = tokio::select! {
+        r = serving => r,
+        () = async {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still running at shutdown; dropped");
+            Ok(())
+        }
+    };
     poller.abort();
     retention.abort();
     app.repo.close().await;
