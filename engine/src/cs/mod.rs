@@ -302,18 +302,25 @@ impl<H: Host> Engine<H> {
         Ok(())
     }
 
-    /// `push` (`iv_cs_push_stream`).
-    pub fn push(&mut self, ch: Channel, f: &Frame<'_>) -> Result<()> {
-        self.session_channel("push", ch)?;
-        let gate = self.gate(ch)?;
+    /// The session (else -605 for `op`) and the I/O it works with, borrowed
+    /// side by side.
+    fn session_io(&mut self, op: &str) -> Result<(&mut Session<H>, Io<'_, H>)> {
         let Some(s) = &mut self.session else {
-            return Err(not_initialised("push"));
+            return Err(not_initialised(op));
         };
-        let mut io = Io {
+        let io = Io {
             host: &mut self.host,
             client: &mut self.client,
             out: &mut self.out,
         };
+        Ok((s, io))
+    }
+
+    /// `push` (`iv_cs_push_stream`).
+    pub fn push(&mut self, ch: Channel, f: &Frame<'_>) -> Result<()> {
+        self.session_channel("push", ch)?;
+        let gate = self.gate(ch)?;
+        let (s, mut io) = self.session_io("push")?;
         s.data.push(&mut io, ch, gate, f)
     }
 
@@ -352,14 +359,7 @@ impl<H: Host> Engine<H> {
     ) -> Result<()> {
         let ev = self.event_call("event-start", ch, event_id, info, event_s, stream_s)?;
         let gate = self.gate(ch)?;
-        let Some(s) = &mut self.session else {
-            return Err(not_initialised("event-start"));
-        };
-        let mut io = Io {
-            host: &mut self.host,
-            client: &mut self.client,
-            out: &mut self.out,
-        };
+        let (s, mut io) = self.session_io("event-start")?;
         s.data.event_start(&mut io, ch, gate, &ev)?;
         self.reconcile();
         Ok(())
@@ -375,14 +375,7 @@ impl<H: Host> Engine<H> {
         stream_s: u32,
     ) -> Result<()> {
         let ev = self.event_call("event-stop", ch, event_id, info, event_s, stream_s)?;
-        let Some(s) = &mut self.session else {
-            return Err(not_initialised("event-stop"));
-        };
-        let mut io = Io {
-            host: &mut self.host,
-            client: &mut self.client,
-            out: &mut self.out,
-        };
+        let (s, mut io) = self.session_io("event-stop")?;
         s.data.event_stop(&mut io, ch, &ev)?;
         self.reconcile();
         Ok(())
@@ -606,14 +599,7 @@ impl<H: Host> Engine<H> {
                 "backup-upload: channel {ch}: {file_name:?} is not a file name the engine dumped"
             );
         }
-        let Some(s) = &mut self.session else {
-            return Err(not_initialised("backup-upload"));
-        };
-        let mut io = Io {
-            host: &mut self.host,
-            client: &mut self.client,
-            out: &mut self.out,
-        };
+        let (s, mut io) = self.session_io("backup-upload")?;
         s.data
             .backup_upload(&mut io, cloud_now, ch, state, file_name, data)
     }
