@@ -606,8 +606,12 @@ fn kill_9_during_an_upload_leaves_no_row_without_object_and_reupload_works() {
     // Wait until the service has written some of it (a condition, not a delay).
     let seg_dir = cloud.data.join("objects/devices/cam1/segments");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while walk(&seg_dir).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
+    while walk(&seg_dir).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the service never stored the body"
+        );
+        std::thread::yield_now();
     }
     cloud.kill9();
     drop(sock);
