@@ -6,46 +6,14 @@
 // screenshots, the frame and result.json go to IVCS_ARTIFACTS. Every wait is a condition with a
 // deadline.
 
-import { chromium } from "playwright-core";
-import { mkdirSync, mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
+import { openSession, WAIT } from "./session.mjs";
 
-const X = JSON.parse(process.env.IVCS_EXPECT);
-const OUT = process.env.IVCS_ARTIFACTS;
-const WAIT = { timeout: 30_000 };
-mkdirSync(OUT, { recursive: true });
-
-const t0 = Date.now();
-const log = (msg) => console.log(`[demo ${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
-const problems = [];
-const result = { checks: [] };
-const pass = (name) => {
-  result.checks.push(name);
-  log(`ok: ${name}`);
-};
-
-const profile = mkdtempSync(join(OUT, "profile-"));
-const ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  timezoneId: X.timezone,
-  locale: "en-GB",
-  viewport: { width: 1280, height: 900 },
-});
+const { X, OUT, pass, result, page, finish } = await openSession("demo");
 
 async function main() {
-  const page = ctx.pages()[0] || (await ctx.newPage());
-  page.on("console", (m) => {
-    if (m.type() === "error") problems.push(`console error: ${m.text()}`);
-  });
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("requestfailed", (r) => {
-    const aborted = /ERR_ABORTED/.test(r.failure()?.errorText || "");
-    if (!aborted) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
-  });
-
   await page.goto(X.url);
   await page.waitForFunction(() => !location.hash.includes("token="), null, WAIT);
   await page.waitForSelector(`#device option[value="${X.device}"]`, { state: "attached", ...WAIT });
@@ -130,22 +98,4 @@ async function main() {
   pass(`playback advances: ${q1.total} frames decoded (${q1.dropped} dropped, 0 corrupted), readout ${new Date(q1.clock).toISOString()}`);
 }
 
-let failed = null;
-try {
-  await main();
-} catch (e) {
-  failed = e;
-}
-try {
-  if (!failed && problems.length) failed = new Error(`browser problems:\n  ${problems.join("\n  ")}`);
-  result.problems = problems;
-  writeFileSync(join(OUT, "demo-result.json"), JSON.stringify(result, null, 2));
-} finally {
-  await ctx.close();
-  rmSync(profile, { recursive: true, force: true });
-}
-if (failed) {
-  console.error(`[demo] FAILED: ${failed.stack || failed}`);
-  process.exit(1);
-}
-log(`all ${result.checks.length} checks passed`);
+await finish(main, "demo-result.json");

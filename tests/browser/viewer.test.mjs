@@ -5,59 +5,18 @@
 // sleep. Writes screenshots, the exported MP4 and result.json to
 // IVCS_ARTIFACTS; exits non-zero with the reason on the first failed check.
 
-import { chromium } from "playwright-core";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import assert from "node:assert/strict";
+import { openSession, WAIT } from "./session.mjs";
 
-const X = JSON.parse(process.env.IVCS_EXPECT);
 const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-const OUT = process.env.IVCS_ARTIFACTS;
-const WAIT = { timeout: 30_000 };
-mkdirSync(OUT, { recursive: true });
-
-const t0 = Date.now();
-const log = (msg) => console.log(`[viewer ${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
-const problems = [];
-const result = { checks: [] };
-const pass = (name) => {
-  result.checks.push(name);
-  log(`ok: ${name}`);
-};
-
-const profile = mkdtempSync(join(OUT, "profile-"));
-const ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-  // A zone east of UTC, so a recording late on a UTC day falls on the
-  // next local day: the calendar and timeline must use local days.
-  timezoneId: X.timezone,
-  locale: "en-GB",
-  viewport: { width: 1280, height: 900 },
-  acceptDownloads: true,
-});
+// A zone east of UTC (X.timezone), so a recording late on a UTC day falls on
+// the next local day: the calendar and timeline must use local days.
+const { X, OUT, pass, problems, result, page, finish } = await openSession("viewer", { acceptDownloads: true });
 
 async function main() {
-  const page = ctx.pages()[0] || (await ctx.newPage());
-  page.on("console", (m) => {
-    if (m.type() === "error") problems.push(`console error: ${m.text()}`);
-  });
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("requestfailed", (r) => {
-    // An aborted media request is hls.js cancelling a load (seek, destroy).
-    const aborted = /ERR_ABORTED/.test(r.failure()?.errorText || "");
-    if (!aborted) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
-  });
   /** axe-core's WCAG 2.1 A/AA rules: no serious or critical violation. */
   const accessible = async (name) => {
     // evaluate() runs outside the page's CSP, which forbids injected scripts.
@@ -301,24 +260,4 @@ async function main() {
   pass("an API error (401) is shown as text and asks for a token");
 }
 
-let failed = null;
-try {
-  await main();
-} catch (e) {
-  failed = e;
-}
-try {
-  if (!failed && problems.length) failed = new Error(`browser problems:\n  ${problems.join("\n  ")}`);
-  result.problems = problems;
-  result.seconds = (Date.now() - t0) / 1000;
-  writeFileSync(join(OUT, "result.json"), JSON.stringify(result, null, 2));
-} finally {
-  await ctx.close();
-  rmSync(profile, { recursive: true, force: true });
-}
-if (failed) {
-  console.error(`[viewer] FAILED: ${failed.stack || failed}`);
-  if (problems.length) console.error(`[viewer] also: ${problems.join("; ")}`);
-  process.exit(1);
-}
-log(`all ${result.checks.length} checks passed`);
+await finish(main, "result.json");
