@@ -29,6 +29,7 @@
 
 #include "iv_cs.h"
 #include "ivcs_host.h"
+#include "frames_file.h"
 
 #define CHECK(cond)                                                          \
     do {                                                                     \
@@ -38,48 +39,10 @@
         }                                                                    \
     } while (0)
 
-typedef struct {
-    uint8_t kind, type;
-    uint32_t len;
-    uint64_t pts;
-    uint8_t *data;
-} frame_t;
 static frame_t *frames;
 static size_t n_frames;
 
-static uint32_t le32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void load_frames(const char *path) {
-    FILE *f = fopen(path, "rb");
-    uint8_t *buf;
-    long n;
-    size_t off = 8, cap = 1024;
-    CHECK(f != NULL);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n);
-    CHECK(buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n);
-    fclose(f);
-    CHECK(n >= 8 && memcmp(buf, "IVCSFRM1", 8) == 0);
-    frames = malloc(cap * sizeof *frames);
-    while (off + 16 <= (size_t)n) {
-        frame_t fr;
-        fr.kind = buf[off];
-        fr.type = buf[off + 1];
-        fr.len = le32(buf + off + 4);
-        fr.pts = (uint64_t)le32(buf + off + 8) | (uint64_t)le32(buf + off + 12) << 32;
-        fr.data = buf + off + 16;
-        off += 16 + fr.len;
-        if (n_frames == cap) {
-            cap *= 2;
-            frames = realloc(frames, cap * sizeof *frames);
-        }
-        frames[n_frames++] = fr;
-    }
-}
+static void load_frames(const char *path) { frames = load_frames_file(path, &n_frames); }
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;

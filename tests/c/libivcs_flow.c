@@ -34,6 +34,7 @@
 
 #include "iv_cs.h"
 #include "ivcs_host.h"
+#include "frames_file.h"
 
 #define EXPECT(expr, want)                                                                  \
     do {                                                                                    \
@@ -53,67 +54,19 @@
         }                                                                                   \
     } while (0)
 
-/* ---- frames file ------------------------------------------------------------
- * "IVCSFRM1", then per access unit: u8 kind (0 audio, 1 video), u8 type (0 I,
- * 1 P), u16 0, u32 length, u64 PTS in ms (little-endian), the bytes. In PTS
- * order; the first video frame is an IDR with SPS/PPS. */
-
-typedef struct {
-    uint8_t kind, type;
-    uint32_t len;
-    uint64_t pts;
-    uint8_t *data;
-} frame_t;
+/* ---- frames file (frames_file.h); the first video frame must be an IDR with
+ * SPS/PPS. */
 
 static frame_t *frames;
 static size_t n_frames;
 static uint64_t frames_span_ms; /* loop length: last PTS + one video frame */
 
-static uint8_t *read_file(const char *path, uint32_t *len) {
-    FILE *f = fopen(path, "rb");
-    uint8_t *buf;
-    long n;
-    if (f == NULL) {
-        fprintf(stderr, "FAIL cannot open %s\n", path);
-        exit(1);
-    }
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    CHECK(buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n);
-    fclose(f);
-    *len = (uint32_t)n;
-    return buf;
-}
-
-static uint32_t le32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static void load_frames(const char *path) {
-    uint32_t len, off = 8;
-    uint8_t *buf = read_file(path, &len);
-    size_t cap = 1024;
-    CHECK(len >= 8 && memcmp(buf, "IVCSFRM1", 8) == 0);
-    frames = malloc(cap * sizeof *frames);
-    while (off + 16 <= len) {
-        frame_t f;
-        f.kind = buf[off];
-        f.type = buf[off + 1];
-        f.len = le32(buf + off + 4);
-        f.pts = (uint64_t)le32(buf + off + 8) | (uint64_t)le32(buf + off + 12) << 32;
-        f.data = buf + off + 16;
-        CHECK(off + 16 + f.len <= len);
-        off += 16 + f.len;
-        if (n_frames == cap) {
-            cap *= 2;
-            frames = realloc(frames, cap * sizeof *frames);
-        }
-        frames[n_frames++] = f;
-        if (f.kind == 1 && f.pts + 40 > frames_span_ms) frames_span_ms = f.pts + 40;
-    }
-    CHECK(n_frames > 0 && frames[0].kind == 1 && frames[0].type == 0);
+    size_t i;
+    frames = load_frames_file(path, &n_frames);
+    for (i = 0; i < n_frames; i++)
+        if (frames[i].kind == 1 && frames[i].pts + 40 > frames_span_ms) frames_span_ms = frames[i].pts + 40;
+    CHECK(frames[0].kind == 1 && frames[0].type == 0);
 }
 
 /* ---- what the callbacks saw -------------------------------------------------- */

@@ -29,6 +29,7 @@
 
 #include "iv_cs.h"
 #include "ivcs_host.h"
+#include "frames_file.h"
 
 #define EXPECT(expr, want)                                                                  \
     do {                                                                                    \
@@ -459,21 +460,6 @@ static void scenario_destroy(void) {
     printf("destroy ok\n");
 }
 
-static uint8_t *read_file(const char *path, uint32_t *len) {
-    FILE *f = fopen(path, "rb");
-    uint8_t *buf;
-    long n;
-    CHECK(f != NULL);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n);
-    CHECK(buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n);
-    fclose(f);
-    *len = (uint32_t)n;
-    return buf;
-}
-
 static void scenario_report(const char *jpeg_path) {
     iv_cs_init_parm_s p = params(1);
     uint32_t len;
@@ -520,44 +506,11 @@ static int acceptable_push(int rc) {
 static int pushes;
 static int accepted_video[3];
 
-/* Real access units (optional): "IVCSFRM1", then per unit u8 kind, u8 type,
-   u16 0, u32 length, u64 PTS ms (little-endian), bytes. */
-typedef struct {
-    uint8_t kind, type;
-    uint32_t len;
-    uint64_t pts;
-    uint8_t *data;
-} frame_t;
+/* Real access units (optional; frames_file.h). */
 static frame_t *frames;
 static size_t n_frames;
 
-static uint32_t le32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void load_frames(const char *path) {
-    uint32_t len, off = 8;
-    uint8_t *buf = read_file(path, &len);
-    size_t cap = 1024;
-    CHECK(len >= 8 && memcmp(buf, "IVCSFRM1", 8) == 0);
-    frames = malloc(cap * sizeof *frames);
-    while (off + 16 <= len) {
-        frame_t f;
-        f.kind = buf[off];
-        f.type = buf[off + 1];
-        f.len = le32(buf + off + 4);
-        f.pts = (uint64_t)le32(buf + off + 8) | (uint64_t)le32(buf + off + 12) << 32;
-        f.data = buf + off + 16;
-        CHECK(off + 16 + f.len <= len);
-        off += 16 + f.len;
-        if (n_frames == cap) {
-            cap *= 2;
-            frames = realloc(frames, cap * sizeof *frames);
-        }
-        frames[n_frames++] = f;
-    }
-    CHECK(n_frames > 0);
-}
+static void load_frames(const char *path) { frames = load_frames_file(path, &n_frames); }
 
 /* Pushes the frames file in a loop, as fast as taken; after a refused
    video frame, drops P frames until the next I frame (firmware's rule). */
