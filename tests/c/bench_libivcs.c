@@ -30,14 +30,7 @@
 #include "iv_cs.h"
 #include "ivcs_host.h"
 #include "frames_file.h"
-
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);  \
-            exit(1);                                                         \
-        }                                                                    \
-    } while (0)
+#include "check.h"
 
 static frame_t *frames;
 static size_t n_frames;
@@ -75,20 +68,8 @@ static void init(uint32_t budget) {
     iv_cs_init_parm_s p;
     struct timespec until;
     memset(&p, 0, sizeof p);
-    memset(&c, 0, sizeof c);
-    c.channel_id = CS_SINGLE_CH;
-    c.u32MaxGopSize = budget;
-    c.av_fmt.eAudioType = IV_CM_AENC_TYPE_AAC;
-    c.av_fmt.u32AudioCodecOption = IV_CM_AAC_TYPE_LC;
-    c.av_fmt.eAudioMode = IV_CM_AENC_MODE_STEREO;
-    c.av_fmt.eAudioBitWidth = IV_CM_AENC_BIT_WIDTH_16;
-    c.av_fmt.eAudioSampleRate = IV_CM_AENC_SAMPLE_RATE_48000;
-    c.av_fmt.u32SampleNumPerFrame = 1024;
-    c.av_fmt.eVideoType = IV_CM_VENC_TYPE_H264;
-    c.av_fmt.u32VideoWidth = 1920;
-    c.av_fmt.u32VideoHeight = 1080;
-    c.av_fmt.u32Framerate = 25;
-    c.cs_fmt = IV_CS_FORMAT_TS;
+    test_channel(&c, CS_SINGLE_CH, budget, 1920, 1080, IV_CM_AENC_MODE_STEREO,
+                 IV_CM_AENC_SAMPLE_RATE_48000);
     p.channel_num = 1;
     p.ch_params = &c;
     p.func_cb.iv_cs_push_stream_start_cb = on_start;

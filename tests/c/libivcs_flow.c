@@ -35,24 +35,7 @@
 #include "iv_cs.h"
 #include "ivcs_host.h"
 #include "frames_file.h"
-
-#define EXPECT(expr, want)                                                                  \
-    do {                                                                                    \
-        long long got_ = (long long)(expr);                                                 \
-        if (got_ != (long long)(want)) {                                                    \
-            fprintf(stderr, "FAIL %s:%d: %s = %lld, want %lld\n", __FILE__, __LINE__, #expr, \
-                    got_, (long long)(want));                                               \
-            exit(1);                                                                        \
-        }                                                                                   \
-    } while (0)
-
-#define CHECK(cond)                                                                         \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                 \
-            exit(1);                                                                        \
-        }                                                                                   \
-    } while (0)
+#include "check.h"
 
 /* ---- frames file (frames_file.h); the first video frame must be an IDR with
  * SPS/PPS. */
@@ -264,23 +247,12 @@ static iv_cs_init_parm_s params(uint32_t n, uint32_t budget) {
     memset(&p, 0, sizeof p);
     memset(chans, 0, sizeof chans);
     for (i = 0; i < n; i++) {
-        chans[i].channel_id = (iv_cs_chn_e)i;
-        chans[i].u32MaxGopSize = budget;
+        test_channel(&chans[i], (iv_cs_chn_e)i, budget, 640, 360, IV_CM_AENC_MODE_MONO,
+                     IV_CM_AENC_SAMPLE_RATE_48000);
         chans[i].congestion_cfg.low_mark = budget / 10;
         chans[i].congestion_cfg.warn_mark = budget * 4 / 10;
         chans[i].congestion_cfg.high_mark = budget * 8 / 10;
         chans[i].congestion_cfg.enable = 1;
-        chans[i].av_fmt.eAudioType = IV_CM_AENC_TYPE_AAC;
-        chans[i].av_fmt.u32AudioCodecOption = IV_CM_AAC_TYPE_LC;
-        chans[i].av_fmt.eAudioMode = IV_CM_AENC_MODE_MONO;
-        chans[i].av_fmt.eAudioBitWidth = IV_CM_AENC_BIT_WIDTH_16;
-        chans[i].av_fmt.eAudioSampleRate = IV_CM_AENC_SAMPLE_RATE_48000;
-        chans[i].av_fmt.u32SampleNumPerFrame = 1024;
-        chans[i].av_fmt.eVideoType = IV_CM_VENC_TYPE_H264;
-        chans[i].av_fmt.u32VideoWidth = 640;
-        chans[i].av_fmt.u32VideoHeight = 360;
-        chans[i].av_fmt.u32Framerate = 25;
-        chans[i].cs_fmt = IV_CS_FORMAT_TS;
         chans[i].event_report_opt = CS_EVENT_VIDEO_REQ;
     }
     p.channel_num = n;

@@ -30,24 +30,7 @@
 #include "iv_cs.h"
 #include "ivcs_host.h"
 #include "frames_file.h"
-
-#define EXPECT(expr, want)                                                                  \
-    do {                                                                                    \
-        int got_ = (int)(expr);                                                             \
-        if (got_ != (int)(want)) {                                                          \
-            fprintf(stderr, "FAIL %s:%d: %s = %d, want %d\n", __FILE__, __LINE__, #expr,    \
-                    got_, (int)(want));                                                     \
-            exit(1);                                                                        \
-        }                                                                                   \
-    } while (0)
-
-#define CHECK(cond)                                                                         \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                 \
-            exit(1);                                                                        \
-        }                                                                                   \
-    } while (0)
+#include "check.h"
 
 /* ---- what the callbacks saw ---------------------------------------------- */
 
@@ -166,19 +149,8 @@ static iv_cs_init_parm_s params(uint32_t n) {
     memset(&p, 0, sizeof p);
     memset(chans, 0, sizeof chans);
     for (i = 0; i < 3; i++) {
-        chans[i].channel_id = (iv_cs_chn_e)i;
-        chans[i].u32MaxGopSize = 256 * 1024;
-        chans[i].av_fmt.eAudioType = IV_CM_AENC_TYPE_AAC;
-        chans[i].av_fmt.u32AudioCodecOption = IV_CM_AAC_TYPE_LC;
-        chans[i].av_fmt.eAudioMode = IV_CM_AENC_MODE_MONO;
-        chans[i].av_fmt.eAudioBitWidth = IV_CM_AENC_BIT_WIDTH_16;
-        chans[i].av_fmt.eAudioSampleRate = IV_CM_AENC_SAMPLE_RATE_16000;
-        chans[i].av_fmt.u32SampleNumPerFrame = 1024;
-        chans[i].av_fmt.eVideoType = IV_CM_VENC_TYPE_H264;
-        chans[i].av_fmt.u32VideoWidth = 640;
-        chans[i].av_fmt.u32VideoHeight = 360;
-        chans[i].av_fmt.u32Framerate = 25;
-        chans[i].cs_fmt = IV_CS_FORMAT_TS;
+        test_channel(&chans[i], (iv_cs_chn_e)i, 256 * 1024, 640, 360, IV_CM_AENC_MODE_MONO,
+                     IV_CM_AENC_SAMPLE_RATE_16000);
         chans[i].event_report_opt = CS_EVENT_VIDEO_OR_PIC_REQ;
     }
     p.channel_num = n;
