@@ -180,6 +180,7 @@ fn from_wit_segment(s: wmux::SegmentInfo) -> SegmentInfo {
         pts_end_ms: s.pts_end_ms,
         seq_start: s.seq_start,
         seq_end: s.seq_end,
+        last_video_pts_ms: s.last_video_pts_ms,
         bytes: s.bytes,
         init_bytes: s.init_bytes,
         video_frames: s.video_frames,

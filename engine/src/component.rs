@@ -344,6 +344,19 @@ impl exports::ivcs::engine::cs::Guest for Component {
     fn push(channel: w::Channel, frame: w::Frame) -> Result<(), w::EngineError> {
         call(|e| e.push(channel, &frame_from_wit(&frame)))
     }
+    fn push_gate_now(channel: w::Channel) -> exports::ivcs::engine::cs::PushGate {
+        let busy = || t::PushGate {
+            all: Some(crate::codes::IV_ERR_CS_PRM_NOT_AVAILABLE),
+            ..t::PushGate::default()
+        };
+        let g = with_engine(busy, |e| e.push_gate(channel));
+        exports::ivcs::engine::cs::PushGate {
+            all: g.all,
+            non_key_video: g.non_key_video,
+            key_needs_params: g.key_needs_params,
+            audio: g.audio,
+        }
+    }
     fn event_start(
         channel: w::Channel,
         event_id: i32,
@@ -483,6 +496,7 @@ fn segment_to_wit(s: SegmentInfo) -> exports::ivcs::engine::mux::SegmentInfo {
         pts_end_ms: s.pts_end_ms,
         seq_start: s.seq_start,
         seq_end: s.seq_end,
+        last_video_pts_ms: s.last_video_pts_ms,
         bytes: s.bytes,
         init_bytes: s.init_bytes,
         video_frames: s.video_frames,

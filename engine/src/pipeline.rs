@@ -3,6 +3,13 @@
 //! duration, and drives the container muxer. Bytes leave as [`Output`] as
 //! soon as a frame is muxed; a segment is never held whole.
 //!
+//! [`Pipeline::push`] only *decides* (checks, segment cuts, timestamps) and
+//! queues what the muxer has to do; [`Pipeline::take_output`] runs the
+//! muxer. So a push costs a check and a copy whatever the frame's size, and
+//! the byte work (packetising, and the channel's digest of the output) runs
+//! later on the engine's own time (docs/design/buffer.md, "Deferred mux").
+//! Every refusal is decided in `push`: what it queued always muxes.
+//!
 //! Policy for bad input (see docs/design/segments.md): a refused video frame
 //! returns an error and the pipeline then waits for the next valid IDR
 //! (P frames meanwhile get `IV_ERR_CS_NEED_IDR_FRAME`). An IDR whose PTS
@@ -15,8 +22,9 @@ use crate::bail;
 use crate::container::SegmentWriter;
 use crate::error::{Error, Result};
 use crate::types::{AvFormat, Container, Frame, StreamKind};
-use ivcs_media::VideoParams;
 use ivcs_media::video::{self, SliceKind};
+use ivcs_media::{AudioParams, VideoParams};
+use std::collections::VecDeque;
 
 /// Largest PTS step between two frames of one segment. Larger steps are
 /// treated as a broken timeline (e.g. firmware sending µs instead of ms).
@@ -69,6 +77,8 @@ pub struct SegmentInfo {
     pub seq_start: u32,
     /// Video pack seq of the last frame.
     pub seq_end: u32,
+    /// Firmware PTS of the last video frame, ms.
+    pub last_video_pts_ms: u64,
     /// Total bytes.
     pub bytes: u64,
     /// fMP4: length of the leading ftyp+moov; 0 for TS.
@@ -104,11 +114,97 @@ impl Timeline {
     }
 }
 
+/// A muxer step decided by [`Pipeline::push`], run by the [`Muxer`].
+enum Cmd {
+    /// A new container writer (first segment, or new video parameters).
+    Writer(VideoParams),
+    /// Open a segment (the muxer fills in `init_bytes`).
+    Open(SegmentInfo),
+    /// One video access unit at a 90 kHz media time.
+    Video { data: Vec<u8>, ts90: u64, key: bool },
+    /// One audio access unit at a sample count.
+    Audio { au: Vec<u8>, ticks: u64 },
+    /// Close the open segment (the muxer fills in `bytes`).
+    Close { info: SegmentInfo, end90: u64 },
+}
+
+/// The muxing half of a pipeline: runs [`Cmd`]s in order.
+struct Muxer {
+    container: Container,
+    audio: Option<AudioParams>,
+    /// The writer and the video parameters it was made for.
+    writer: Option<(SegmentWriter, VideoParams)>,
+    /// The open segment as the muxer counts it (`bytes`, `init_bytes`).
+    seg: Option<SegmentInfo>,
+    buf: Vec<u8>,
+    out: Vec<Output>,
+}
+
+impl Muxer {
+    fn run(&mut self, cmd: Cmd) -> Result<()> {
+        let Muxer {
+            container,
+            audio,
+            writer,
+            seg,
+            buf,
+            out,
+        } = self;
+        if let Cmd::Writer(params) = cmd {
+            let w = SegmentWriter::new(*container, &params, audio.as_ref());
+            *writer = Some((w, params));
+            return Ok(());
+        }
+        let Some((w, params)) = writer else {
+            bail!(InvalidArgument, "no container writer");
+        };
+        match cmd {
+            Cmd::Writer(_) => {}
+            Cmd::Open(mut info) => {
+                info.init_bytes = w.begin(buf)?;
+                out.push(Output::SegmentStart(info.clone()));
+                *seg = Some(info);
+            }
+            Cmd::Video { data, ts90, key } => w.video(buf, &data, ts90, key, params)?,
+            Cmd::Audio { au, ticks } => {
+                let Some(a) = audio.as_ref() else {
+                    bail!(InvalidArgument, "audio without an audio track");
+                };
+                w.audio(buf, &au, a, ticks)?;
+            }
+            Cmd::Close { mut info, end90 } => {
+                w.end(buf, end90)?;
+                self.flush();
+                if let Some(cur) = self.seg.take() {
+                    info.bytes = cur.bytes;
+                    info.init_bytes = cur.init_bytes;
+                }
+                self.out.push(Output::SegmentEnd(info));
+                return Ok(());
+            }
+        }
+        self.flush();
+        Ok(())
+    }
+
+    /// Moves muxed bytes to the output, counting them to the open segment.
+    fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        if let Some(seg) = &mut self.seg {
+            seg.bytes = seg.bytes.saturating_add(self.buf.len() as u64);
+        }
+        self.out.push(Output::Data(std::mem::take(&mut self.buf)));
+    }
+}
+
 /// One channel's pipeline. Not thread-safe; the engine owns it.
 pub struct Pipeline {
     cfg: PipelineConfig,
     params: Option<VideoParams>,
-    writer: Option<SegmentWriter>,
+    /// A container writer exists (the muxer's, once it ran the queue).
+    has_writer: bool,
     audio: Option<AudioInput>,
     seg: Option<SegmentInfo>,
     timeline: Option<Timeline>,
@@ -120,8 +216,14 @@ pub struct Pipeline {
     /// Media time where the last closed segment ended.
     media_end_ms: u64,
     next_index: u32,
-    out: Vec<Output>,
-    buf: Vec<u8>,
+    /// Decided, not yet muxed.
+    cmds: VecDeque<Cmd>,
+    /// Frame bytes in `cmds`.
+    queued_bytes: u64,
+    mux: Muxer,
+    /// Muxer failures not yet reported (internal errors: `push` decided the
+    /// input was good).
+    failures: Vec<Error>,
 }
 
 impl Pipeline {
@@ -146,10 +248,18 @@ impl Pipeline {
             0 => 40,
             fps => u64::from((1000 / fps).max(1)),
         };
+        let mux = Muxer {
+            container: cfg.container,
+            audio: audio.as_ref().map(|a: &AudioInput| a.params().clone()),
+            writer: None,
+            seg: None,
+            buf: Vec::new(),
+            out: Vec::new(),
+        };
         Ok(Pipeline {
             cfg,
             params: None,
-            writer: None,
+            has_writer: false,
             audio,
             seg: None,
             timeline: None,
@@ -160,14 +270,55 @@ impl Pipeline {
             audio_next_ticks: None,
             media_end_ms: 0,
             next_index: 0,
-            out: Vec::new(),
-            buf: Vec::new(),
+            cmds: VecDeque::new(),
+            queued_bytes: 0,
+            mux,
+            failures: Vec::new(),
         })
     }
 
-    /// Takes the output produced so far.
+    /// Muxes what was decided and takes the output produced so far.
     pub fn take_output(&mut self) -> Vec<Output> {
-        std::mem::take(&mut self.out)
+        while let Some(cmd) = self.cmds.pop_front() {
+            self.queued_bytes = self.queued_bytes.saturating_sub(cmd_bytes(&cmd));
+            if let Err(e) = self.mux.run(cmd) {
+                self.failures.push(e);
+            }
+        }
+        std::mem::take(&mut self.mux.out)
+    }
+
+    /// Frame bytes decided but not muxed yet.
+    pub fn queued_bytes(&self) -> u64 {
+        self.queued_bytes
+    }
+
+    /// Whether a segment was ever opened (a refused first frame leaves a
+    /// pipeline that recorded nothing).
+    pub fn started(&self) -> bool {
+        self.next_index > 0
+    }
+
+    /// Whether video parameter sets are known (a key frame without its own
+    /// may then continue).
+    pub fn has_params(&self) -> bool {
+        self.params.is_some()
+    }
+
+    /// Whether the next video frame must be a key frame.
+    pub fn waits_for_key(&self) -> bool {
+        self.need_idr || self.seg.is_none()
+    }
+
+    /// Muxer failures since the last call (internal errors; the frames they
+    /// hit are lost).
+    pub fn take_failures(&mut self) -> Vec<Error> {
+        std::mem::take(&mut self.failures)
+    }
+
+    fn queue(&mut self, cmd: Cmd) {
+        self.queued_bytes = self.queued_bytes.saturating_add(cmd_bytes(&cmd));
+        self.cmds.push_back(cmd);
     }
 
     /// Feeds one frame. On error nothing of the frame was muxed.
@@ -274,9 +425,9 @@ impl Pipeline {
                 });
                 self.audio_next_ticks = None;
             }
-            if params_changed || self.writer.is_none() {
-                let audio = self.audio.as_ref().map(AudioInput::params);
-                self.writer = Some(SegmentWriter::new(self.cfg.container, &params, audio));
+            if params_changed || !self.has_writer {
+                self.queue(Cmd::Writer(params.clone()));
+                self.has_writer = true;
                 self.params = Some(params);
             }
             self.open_segment(f)?;
@@ -285,41 +436,37 @@ impl Pipeline {
         self.mux_video(f, true, !jump)
     }
 
-    /// Muxes an accepted frame; `continuous` is false for the first frame of
-    /// a new timeline, whose distance to the previous frame means nothing.
+    /// Queues an accepted frame; `continuous` is false for the first frame
+    /// of a new timeline, whose distance to the previous frame means nothing.
     fn mux_video(&mut self, f: &Frame<'_>, keyframe: bool, continuous: bool) -> Result<()> {
-        let (Some(tl), Some(writer), Some(params)) =
-            (&self.timeline, &mut self.writer, &self.params)
+        let Some(tl) = self
+            .timeline
+            .filter(|_| self.has_writer && self.params.is_some())
         else {
             bail!(NeedIdr, "video seq {}: no segment open", f.seq);
         };
         let media = tl.media_ms(f.pts_ms).unwrap_or(0);
-        writer.video(
-            &mut self.buf,
-            f.data,
-            media.saturating_mul(90),
-            keyframe,
-            params,
-        )?;
+        self.queue(Cmd::Video {
+            data: f.data.to_vec(),
+            ts90: media.saturating_mul(90),
+            key: keyframe,
+        });
         if let Some(prev) = self.last_video_pts.filter(|&p| continuous && p < f.pts_ms) {
             self.last_frame_ms = f.pts_ms - prev;
         }
         self.last_video_pts = Some(f.pts_ms);
         if let Some(seg) = &mut self.seg {
             seg.seq_end = f.seq;
+            seg.last_video_pts_ms = f.pts_ms;
             seg.video_frames = seg.video_frames.saturating_add(1);
         }
-        self.flush();
         Ok(())
     }
 
     fn open_segment(&mut self, f: &Frame<'_>) -> Result<()> {
-        let (Some(writer), Some(params), Some(tl)) =
-            (&mut self.writer, &self.params, &self.timeline)
-        else {
+        let (Some(params), Some(tl)) = (&self.params, &self.timeline) else {
             bail!(InvalidArgument, "segment opened without parameters");
         };
-        let init_bytes = writer.begin(&mut self.buf)?;
         let media = tl.media_ms(f.pts_ms).unwrap_or(0);
         let info = SegmentInfo {
             index: self.next_index,
@@ -331,15 +478,15 @@ impl Pipeline {
             pts_end_ms: 0,
             seq_start: f.seq,
             seq_end: f.seq,
+            last_video_pts_ms: f.pts_ms,
             bytes: 0,
-            init_bytes,
+            init_bytes: 0,
             video_frames: 0,
             audio_frames: 0,
         };
         self.next_index = self.next_index.saturating_add(1);
-        self.out.push(Output::SegmentStart(info.clone()));
+        self.queue(Cmd::Open(info.clone()));
         self.seg = Some(info);
-        self.flush();
         Ok(())
     }
 
@@ -349,29 +496,14 @@ impl Pipeline {
             return Ok(());
         };
         let end_media = tl.media_ms(end_pts).unwrap_or(self.media_end_ms);
-        if let Some(w) = &mut self.writer {
-            w.end(&mut self.buf, end_media.saturating_mul(90))?;
-        }
-        seg.bytes = seg.bytes.saturating_add(self.buf.len() as u64);
-        if !self.buf.is_empty() {
-            self.out.push(Output::Data(std::mem::take(&mut self.buf)));
-        }
         seg.pts_end_ms = end_pts;
         seg.utc_end_ms = self.cfg.start_utc_ms.saturating_add(end_media);
         self.media_end_ms = end_media;
-        self.out.push(Output::SegmentEnd(seg));
+        self.queue(Cmd::Close {
+            info: seg,
+            end90: end_media.saturating_mul(90),
+        });
         Ok(())
-    }
-
-    /// Moves muxed bytes to the output, counting them to the open segment.
-    fn flush(&mut self) {
-        if self.buf.is_empty() {
-            return;
-        }
-        if let Some(seg) = &mut self.seg {
-            seg.bytes = seg.bytes.saturating_add(self.buf.len() as u64);
-        }
-        self.out.push(Output::Data(std::mem::take(&mut self.buf)));
     }
 
     fn push_audio(&mut self, f: &Frame<'_>) -> Result<()> {
@@ -416,44 +548,51 @@ impl Pipeline {
     ) -> Result<()> {
         let Pipeline {
             audio,
-            writer,
+            has_writer,
             seg,
             timeline,
-            buf,
             audio_next_ticks,
             ..
         } = self;
         let Some(audio) = audio else {
             return Ok(());
         };
-        let params = audio.params().clone();
-        let mut res = Ok(());
+        let rate = u64::from(audio.params().sample_rate);
+        let mut aus = Vec::new();
         let mut sink = |au: &[u8], pts: u64| {
             // Audio before the first IDR, or from before a timeline reset,
             // has no segment to go to: it is accepted and dropped.
-            let (Some(w), Some(s), Some(tl)) = (writer.as_mut(), seg.as_mut(), timeline.as_ref())
-            else {
+            let (true, Some(s), Some(tl)) = (*has_writer, seg.as_mut(), timeline.as_ref()) else {
                 return;
             };
             let Some(media) = tl.media_ms(pts) else {
                 return;
             };
-            if res.is_err() {
-                return;
-            }
-            let rate = u64::from(params.sample_rate);
             let exact = media.saturating_mul(rate) / 1000;
             let ticks = match *audio_next_ticks {
                 Some(n) if n.abs_diff(exact) < AUDIO_SNAP_SAMPLES => n,
                 _ => exact,
             };
-            res = w.audio(buf, au, &params, ticks);
+            aus.push(Cmd::Audio {
+                au: au.to_vec(),
+                ticks,
+            });
             *audio_next_ticks = Some(ticks + AAC_FRAME_SAMPLES);
             s.audio_frames = s.audio_frames.saturating_add(1);
         };
         feed(audio, &mut sink)?;
-        res?;
-        self.flush();
+        for cmd in aus {
+            self.queue(cmd);
+        }
         Ok(())
+    }
+}
+
+/// Frame bytes a command holds.
+fn cmd_bytes(cmd: &Cmd) -> u64 {
+    match cmd {
+        Cmd::Video { data, .. } => data.len() as u64,
+        Cmd::Audio { au, .. } => au.len() as u64,
+        _ => 0,
     }
 }

@@ -82,6 +82,22 @@ pub struct AvFormat {
     pub audio: Option<AudioFormat>,
 }
 
+/// What a push would refuse now, by kind of frame (`IV_ERR_*` codes; `None`
+/// = taken). Lets a host answer `iv_cs_push_stream` without waiting for the
+/// engine (docs/design/buffer.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PushGate {
+    /// Every frame.
+    pub all: Option<i32>,
+    /// Video frames without a key picture.
+    pub non_key_video: Option<i32>,
+    /// While `non_key_video` is set: a key frame must carry its parameter
+    /// sets to be taken.
+    pub key_needs_params: bool,
+    /// Audio frames.
+    pub audio: Option<i32>,
+}
+
 /// One pushed pack, borrowed.
 #[derive(Clone, Copy, Debug)]
 pub struct Frame<'a> {

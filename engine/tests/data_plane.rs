@@ -15,7 +15,7 @@ use cloud_harness::{World, channel, http, init_params, jpeg};
 use ivcs_engine::Engine;
 use ivcs_engine::cs::params::{ChannelParams, Congestion, DeviceConfig, InitParams};
 use ivcs_engine::events::{DumpState, HostEvent, NotifyKind, UploadSlice, UploadState};
-use ivcs_engine::types::{Frame, FrameType, StreamKind};
+use ivcs_engine::types::{Frame, FrameType, PushGate, StreamKind};
 use ivcs_media::{VideoCodec, annexb};
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -352,10 +352,18 @@ fn full_time_segments_upload_while_recorded_and_decode_frame_exact() {
 fn plan_change_to_none_stops_recording_and_push_is_607() {
     let mut w = start_full_time("ft-none", params(&[video_channel(0, 800 << 10)], false));
     let mut cam = Camera::new();
+    // The push gate a host answers from: a run starts with an IDR that
+    // carries its parameter sets; channel 3 is not in the session.
+    let g = w.engine.push_gate(0);
+    assert_eq!((g.all, g.non_key_video, g.audio), (None, Some(-611), None));
+    assert!(g.key_needs_params);
+    assert_eq!(w.engine.push_gate(3).all, Some(-602));
     film(&mut w, &mut cam, 0, 4_000);
+    assert_eq!(w.engine.push_gate(0), PushGate::default());
     w.set_plan(Some(0), "none", None);
     w.run_until("push-stop", |e| *e == HostEvent::PushStop(0));
     assert_eq!(cam.push(&mut w, 0), Err(-607));
+    assert_eq!(w.engine.push_gate(0).all, Some(-607));
     // The segment open at the change is closed and still committed.
     w.run_until_state("the open segment committed", |w| ok_slices(w, 0) == 1);
     let s = &slices(&w, 0)[0];
@@ -375,6 +383,13 @@ fn stalled_network_raises_watermarks_then_drops_to_the_next_idr_within_the_budge
     let refused = film(&mut w, &mut cam, 0, 20_000);
     assert!(!refused.is_empty(), "the budget overflowed");
     assert!(refused.iter().all(|c| *c == -606), "{refused:?}");
+    // Dropping to the next IDR, which starts a new run.
+    let g = w.engine.push_gate(0);
+    assert_eq!(
+        (g.all, g.non_key_video, g.audio),
+        (None, Some(-606), Some(-606))
+    );
+    assert!(g.key_needs_params);
     let c = w.engine.data_channel(0).unwrap();
     assert!(c.peak <= u64::from(BUDGET), "peak {} > budget", c.peak);
     assert!(c.peak > u64::from(BUDGET) / 2);

@@ -15,19 +15,19 @@ use sha2::{Digest, Sha256};
 const GOLDEN: [(&str, &str); 4] = [
     (
         "h264_aac_ts",
-        "bfdb3faef07d929486fa125b5a38f54be307817e9680846df72b93485c51f39b",
+        "8c10b6bb89fb1253a9045436bc2e7a32a2fffb852c72154056c9b01928a9d4fe",
     ),
     (
         "h264_aac_fmp4",
-        "6f9ec5b0240cda23e9ee48b7172b3b2135d42986ae9f7ee27dd2196cc2bfeecd",
+        "a8063b72ba432c761717ea93bc84fa8709ea9f7f4aaa576f0d09916df80047b1",
     ),
     (
         "h265_g711a_ts",
-        "f0fc01252ecb274325393a6bd434de40fe84ec858d45a1476dab4139d798a069",
+        "14648e4bc1c1d9ff8ebd10137d1e0d42d29ddf8eefe09576926ab7672ce138f1",
     ),
     (
         "h265_pcm16_fmp4",
-        "08a1f56564dfeb6d422a2782615b7b9b1db30f952dc8689c7e164ae9a23234c7",
+        "b6fbe57991fa847ca818184075ee2ed9cb91bcc67be05ec11b670a4108622045",
     ),
 ];
 

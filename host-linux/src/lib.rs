@@ -8,11 +8,13 @@
 //! - [`net`]: the HTTP client behind the `network` import (tokio, hyper,
 //!   rustls) and the wake-up signal the engine thread sleeps on.
 //! - [`mux`]: the engine's offline muxer driven through the component.
+//! - [`sched`]: the runtime threads' scheduling class.
 
 pub mod imports;
 pub mod mux;
 pub mod net;
 pub mod runtime;
+pub mod sched;
 
 pub use runtime::{EngineRuntime, EngineSource};
 

@@ -120,14 +120,23 @@ unsafe fn info(p: *const c_char) -> Result<Vec<u8>, i32> {
 /// # Safety
 /// `p` points to `len` readable bytes when not NULL.
 unsafe fn bytes(p: *const u8, len: u32) -> Result<Vec<u8>, i32> {
+    // SAFETY: the caller's promise.
+    unsafe { raw(p, len) }.map(<[u8]>::to_vec)
+}
+
+/// Borrows `len` bytes at `p` (NULL with a length is -600).
+///
+/// # Safety
+/// `p` is NULL or holds `len` readable bytes for the chosen lifetime.
+unsafe fn raw<'a>(p: *const u8, len: u32) -> Result<&'a [u8], i32> {
     if len == 0 {
-        return Ok(Vec::new());
+        return Ok(&[]);
     }
     if p.is_null() {
         return Err(IV_ERR_CS_INIT_PRM_NULL);
     }
     // SAFETY: the caller's promise.
-    Ok(unsafe { std::slice::from_raw_parts(p, len as usize) }.to_vec())
+    Ok(unsafe { std::slice::from_raw_parts(p, len as usize) })
 }
 
 /// `iv_cs_channel_params_s` → the engine's channel parameters.
@@ -289,7 +298,9 @@ pub extern "C" fn iv_cs_resource_destroy(timeout_ms: u32) -> c_int {
     })
 }
 
-/// `iv_cs_push_stream`: one pack, copied before the call returns.
+/// `iv_cs_push_stream`: one pack, copied before the call returns, answered
+/// from the engine's published push gate ([`crate::admit`]) and pushed into
+/// the engine by the engine thread.
 ///
 /// # Safety
 /// `pack` is NULL or a valid `iv_cm_aenc_pack_s` / `iv_cm_venc_pack_s` (by
@@ -306,64 +317,59 @@ pub unsafe extern "C" fn iv_cs_push_stream(
         if pack.is_null() {
             return Err(IV_ERR_CS_INIT_PRM_NULL);
         }
-        let frame = match kind {
+        // SAFETY (both arms): a pack of `kind` (the caller's promise) whose
+        // pu8Addr holds u32Len bytes.
+        let (kind, frame_type, pts_ms, seq, data) = match kind {
             0 => {
-                // SAFETY: an audio pack (the caller's promise).
                 let a = unsafe { &*(pack as *const iv_cm_aenc_pack_s) };
-                wt::Frame {
-                    kind: wt::StreamKind::Audio,
-                    frame_type: wt::FrameType::I,
-                    pts_ms: a.u64PTS,
-                    seq: a.u32Seq,
-                    // SAFETY: u32Len bytes at pu8Addr.
-                    data: unsafe { bytes(a.pu8Addr, a.u32Len) }?,
-                }
+                let data = unsafe { raw(a.pu8Addr, a.u32Len) }?;
+                (
+                    wt::StreamKind::Audio,
+                    wt::FrameType::I,
+                    a.u64PTS,
+                    a.u32Seq,
+                    data,
+                )
             }
             1 => {
-                // SAFETY: a video pack (the caller's promise).
                 let v = unsafe { &*(pack as *const iv_cm_venc_pack_s) };
-                wt::Frame {
-                    kind: wt::StreamKind::Video,
-                    frame_type: match v.eFrameType {
-                        0 => wt::FrameType::I,
-                        1 => wt::FrameType::P,
-                        _ => return Err(IV_ERR_CS_INIT_PRM_RANGE),
-                    },
-                    pts_ms: v.u64PTS,
-                    seq: v.u32Seq,
-                    // SAFETY: u32Len bytes at pu8Addr.
-                    data: unsafe { bytes(v.pu8Addr, v.u32Len) }?,
-                }
+                let frame_type = match v.eFrameType {
+                    0 => wt::FrameType::I,
+                    1 => wt::FrameType::P,
+                    _ => return Err(IV_ERR_CS_INIT_PRM_RANGE),
+                };
+                let data = unsafe { raw(v.pu8Addr, v.u32Len) }?;
+                (wt::StreamKind::Video, frame_type, v.u64PTS, v.u32Seq, data)
             }
             _ => return Err(IV_ERR_CS_INIT_PRM_RANGE),
         };
-        if frame.data.is_empty() {
+        if data.is_empty() {
             return Err(IV_ERR_CS_INIT_PRM_RANGE);
         }
-        answer(svc.call(move |ctx| {
-            // A frame over the channel's budget can never be buffered:
-            // refused before it is copied into the engine.
-            let budget = ctx.session().and_then(|s| {
-                s.params
-                    .channels
-                    .iter()
-                    .find(|c| c.channel == channel)
-                    .map(|c| c.max_gop_size as usize)
-            });
-            if budget.is_some_and(|b| frame.data.len() > b) {
-                return Ok(Err(wt::EngineError {
-                    code: IV_ERR_CS_PRM_MALLOC_FAIL,
-                    message: format!(
-                        "channel {channel}: frame seq {} of {} bytes is larger than u32MaxGopSize",
-                        frame.seq,
-                        frame.data.len()
-                    ),
-                }));
-            }
+        // Answered here from the engine's published gate; the engine gets
+        // the frame on its own thread (docs/design/buffer.md). Only a taken
+        // frame is copied.
+        let video = kind == wt::StreamKind::Video;
+        let ticket = svc.admission.admit(channel, video, data)?;
+        let frame = wt::Frame {
+            kind,
+            frame_type,
+            pts_ms,
+            seq,
+            data: data.to_vec(),
+        };
+        svc.post(move |ctx| {
             let r = ctx.engine(|s, w| w.ivcs_engine_cs().call_push(s, channel, &frame));
+            ctx.svc().admission.pushed(ticket);
             ctx.changed_lightly();
-            r
-        }))
+            if let Ok(Err(e)) = r {
+                log::debug(&format!(
+                    "channel {channel}: frame seq {} refused after it was taken ({}): {}",
+                    frame.seq, e.code, e.message
+                ));
+            }
+        });
+        Ok(())
     })
 }
 

@@ -9,8 +9,10 @@ pub const IV_ERR_CS_INIT_PRM_RANGE: i32 = -602;
 pub const IV_ERR_CS_UPLOAD_AUTH_NOT_AVAILABLE: i32 = -603;
 pub const IV_ERR_CS_PRM_NOT_AVAILABLE: i32 = -605;
 pub const IV_ERR_CS_PRM_MALLOC_FAIL: i32 = -606;
+pub const IV_ERR_CS_APPLY_NO_SERVICE: i32 = -607;
 pub const IV_ERR_CS_QUERY_SERVICE_TIMEOUT: i32 = -608;
 pub const IV_ERR_CS_INIT_REPEAT: i32 = -610;
+pub const IV_ERR_CS_NEED_IDR_FRAME: i32 = -611;
 pub const IV_ERR_CS_HTTP_DATA_FAIL: i32 = -613;
 
 /// `iv_cs_notify_msg_type_e` values.

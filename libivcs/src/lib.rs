@@ -11,6 +11,7 @@
 //! across the C boundary. docs/design/libivcs.md has the reasoning.
 //!
 //! - [`capi`]: the `iv_cs_*` functions and the checks the C layer owns.
+//! - [`admit`]: answers pushes at once from the engine's published gates.
 //! - [`host_api`]: the `ivcs_host_*` functions.
 //! - [`config`]: setters, environment and `IVCS_CONFIG` file.
 //! - [`service`]: the engine thread, jobs, op waiters, restart on trap,
@@ -23,6 +24,7 @@
 //! - [`log`]: log lines to the firmware's callback or stderr.
 
 pub mod abi;
+pub mod admit;
 pub mod callbacks;
 pub mod capi;
 pub mod codes;

@@ -76,3 +76,8 @@ pub fn warn(msg: &str) {
 pub fn info(msg: &str) {
     log(2, msg)
 }
+
+/// `debug` level.
+pub fn debug(msg: &str) {
+    log(3, msg)
+}

@@ -10,6 +10,7 @@
 //! the engine's `wake-at-ms`.
 
 use crate::abi;
+use crate::admit::Admission;
 use crate::callbacks;
 use crate::codes::*;
 use crate::config::HostConfig;
@@ -115,6 +116,8 @@ pub struct Service {
     pub ops: OpTable,
     /// Mirror of the engine's "initialised" (set on the engine thread).
     pub initialised: AtomicBool,
+    /// Mirror of the engine's push gates: answers pushes at once.
+    pub admission: Admission,
     /// Upload and reply timeouts last accepted by `iv_cs_set_trans_time`.
     pub trans_ms: Mutex<(u32, u32)>,
     /// Test hook: the next engine call gets a deadline that has passed.
@@ -185,6 +188,7 @@ impl Service {
             wake: WakeSignal::new(),
             ops: OpTable::default(),
             initialised: AtomicBool::new(false),
+            admission: Admission::default(),
             trans_ms: Mutex::new((30_000, 10_000)),
             expire_next_call: AtomicBool::new(false),
             squeeze_next_call: AtomicBool::new(false),
@@ -197,6 +201,7 @@ impl Service {
         let engine_thread = std::thread::Builder::new()
             .name("ivcs-engine".into())
             .spawn(move || {
+                ivcs_host::sched::background_thread();
                 let mut ctx = EngineCtx::new(svc2.clone(), cfg);
                 ctx.run();
             });
@@ -218,7 +223,11 @@ impl Service {
     ) -> Option<R> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.post(move |ctx| {
-            let _ = tx.send(f(ctx));
+            let r = f(ctx);
+            // A call that changed the gates (init, events, exit) returns
+            // only once pushes are answered accordingly.
+            ctx.publish_gates();
+            let _ = tx.send(r);
         });
         rx.recv().ok()
     }
@@ -667,6 +676,9 @@ impl EngineCtx {
         };
         self.wake_at = t.wake_at_ms.map(ivcs_host::imports::monotonic_instant);
         let eventful = !t.events.is_empty();
+        // Before firmware hears of it (push_stream_start_cb), a change
+        // must already show in what pushes are answered.
+        self.publish_gates();
         self.dispatch(t.events);
         if eventful {
             self.dirty = true;
@@ -676,6 +688,33 @@ impl EngineCtx {
         if eventful || (self.dirty && self.last_export.elapsed() >= EXPORT_EVERY) {
             self.export();
         }
+    }
+
+    /// Publishes the engine's push gate of every channel whose queued frames
+    /// the engine has all seen ([`Admission::publish`]).
+    pub fn publish_gates(&mut self) {
+        let Some(chans) = self.session.as_ref().map(|s| {
+            s.params
+                .channels
+                .iter()
+                .map(|c| c.channel)
+                .collect::<Vec<_>>()
+        }) else {
+            return;
+        };
+        for ch in chans {
+            if !self.svc.admission.caught_up(ch) {
+                continue;
+            }
+            if let Ok(g) = self.engine(|s, w| w.ivcs_engine_cs().call_push_gate_now(s, ch)) {
+                self.svc.admission.publish(ch, g);
+            }
+        }
+    }
+
+    /// The shared half of the service.
+    pub fn svc(&self) -> &Service {
+        &self.svc
     }
 
     /// Sends captures the engine asked for to the callback thread.
@@ -874,6 +913,12 @@ impl EngineCtx {
             Ok(Ok(())) => {
                 let id = self.next_session;
                 self.next_session += 1;
+                let chans: Vec<_> = params
+                    .channels
+                    .iter()
+                    .map(|c| (c.channel, video_codec(c.av.video), c.max_gop_size))
+                    .collect();
+                self.svc.admission.open(&chans);
                 self.session = Some(Session { id, fw, params });
                 self.svc.initialised.store(true, Ordering::SeqCst);
                 let in_use = self.memory_in_use();
@@ -896,6 +941,7 @@ impl EngineCtx {
             if let Some(s) = self.session.take() {
                 callbacks::purge(s.id);
             }
+            self.svc.admission.close();
             self.svc.initialised.store(false, Ordering::SeqCst);
             self.changed();
         }
@@ -974,6 +1020,13 @@ impl EngineCtx {
             .map_err(|_| CallError::Trapped {
                 out_of_memory: true,
             })
+    }
+}
+
+fn video_codec(c: wt::VideoCodec) -> ivcs_media::VideoCodec {
+    match c {
+        wt::VideoCodec::H264 => ivcs_media::VideoCodec::H264,
+        wt::VideoCodec::H265 => ivcs_media::VideoCodec::H265,
     }
 }
 

@@ -88,6 +88,23 @@ fn push(len: usize) -> i32 {
     unsafe { iv_cs_push_stream(0, 1, (&mut v as *mut iv_cm_venc_pack_s).cast()) }
 }
 
+/// A backup chunk of `len` bytes: copied into the engine during the call
+/// (a push is only queued: it reaches the engine later).
+fn backup_chunk(len: usize) -> i32 {
+    let mut data = vec![0u8; len];
+    let mut name = *b"0-1795000000000-00000001-1.ts\0";
+    // SAFETY: a NUL-terminated name and `len` bytes at `data`.
+    unsafe {
+        iv_cs_upload_backup_video(
+            0,
+            1,
+            name.as_mut_ptr().cast(),
+            data.as_mut_ptr(),
+            len as u32,
+        )
+    }
+}
+
 #[test]
 fn a_trapping_engine_call_restarts_the_engine_from_its_saved_state() {
     assert!(
@@ -136,10 +153,10 @@ fn a_trapping_engine_call_restarts_the_engine_from_its_saved_state() {
     assert_eq!(iv_cs_set_trans_time(20_000, 5_000), IV_ERR_NONE);
 
     // 2. Memory: the next call may not grow the engine's memory, and a
-    // 512 KiB frame has to be copied in: the growth is refused, the engine
-    // traps, the call answers -606.
+    // 512 KiB backup chunk has to be copied in: the growth is refused, the
+    // engine traps, the call answers -606.
     svc.squeeze_next_call.store(true, Ordering::SeqCst);
-    assert_eq!(push(512 * 1024), IV_ERR_CS_PRM_MALLOC_FAIL);
+    assert_eq!(backup_chunk(512 * 1024), IV_ERR_CS_PRM_MALLOC_FAIL);
     assert_eq!(*svc.restarts.lock().unwrap(), 2);
     wait_for_notify(IV_CS_COS_SERVICE_WRONG, 4);
     assert_eq!(push(64), -607);

@@ -228,6 +228,44 @@ impl Sets<'_> {
     }
 }
 
+/// Whether an Annex-B access unit holds an IDR (H.264) or IRAP (H.265)
+/// picture: a look at NAL headers only, so cheap enough to run on every
+/// frame before deciding whether to take it.
+pub fn is_key(codec: VideoCodec, au: &[u8]) -> bool {
+    annexb::nal_units(au).any(|nal| {
+        let h = nal.first().copied().unwrap_or(0);
+        match codec {
+            VideoCodec::H264 => h & 0x1F == h264::NAL_IDR,
+            VideoCodec::H265 => (16..=23).contains(&((h >> 1) & 0x3F)),
+        }
+    })
+}
+
+/// Whether an access unit holds a key picture *and* every parameter set
+/// needed to start decoding there (SPS+PPS; VPS+SPS+PPS for H.265).
+pub fn is_key_with_params(codec: VideoCodec, au: &[u8]) -> bool {
+    let (mut key, mut vps, mut sps, mut pps) = (false, false, false, false);
+    for nal in annexb::nal_units(au) {
+        let h = nal.first().copied().unwrap_or(0);
+        match codec {
+            VideoCodec::H264 => match h & 0x1F {
+                h264::NAL_IDR => key = true,
+                h264::NAL_SPS => sps = true,
+                h264::NAL_PPS => pps = true,
+                _ => {}
+            },
+            VideoCodec::H265 => match (h >> 1) & 0x3F {
+                16..=23 => key = true,
+                32 => vps = true,
+                33 => sps = true,
+                34 => pps = true,
+                _ => {}
+            },
+        }
+    }
+    key && sps && pps && (codec == VideoCodec::H264 || vps)
+}
+
 /// Analyse one Annex-B access unit in a single pass over its NAL units,
 /// without copying it.
 ///

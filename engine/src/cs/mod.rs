@@ -39,7 +39,7 @@ use crate::events::{
     AiSetting, Balance, Channel, DumpState, LogLevel, NotifyKind, OpId, OpResult, Outbox,
 };
 use crate::host::{Host, PictureFormat};
-use crate::types::Frame;
+use crate::types::{Frame, PushGate};
 use data::{DataPlane, EventCall};
 use feed::Feed;
 use ops::{Kind, Op, PictureMeta, Report};
@@ -322,6 +322,24 @@ impl<H: Host> Engine<H> {
         let gate = self.gate(ch)?;
         let (s, mut io) = self.session_io("push")?;
         s.data.push(&mut io, ch, gate, f)
+    }
+
+    /// `push-gate`: what `push` on `ch` would refuse now.
+    pub fn push_gate(&mut self, ch: Channel) -> PushGate {
+        let checked = self.session_channel("push", ch).map(|_| ());
+        let gate = match checked.and_then(|()| self.gate(ch)) {
+            Ok(g) => g,
+            Err(e) => {
+                return PushGate {
+                    all: Some(e.code()),
+                    ..PushGate::default()
+                };
+            }
+        };
+        match &self.session {
+            Some(s) => s.data.push_gate(ch, gate),
+            None => PushGate::default(),
+        }
     }
 
     fn event_call(

@@ -23,8 +23,8 @@ use crate::events::{
 };
 use crate::host::Host;
 use crate::pipeline::{MAX_FRAME_GAP_MS, Output, Pipeline, SegmentInfo};
-use crate::types::{Frame, StreamKind, VideoCodec};
-use ivcs_media::annexb;
+use crate::types::{Frame, PushGate, StreamKind};
+use ivcs_media::video::is_key;
 use serde_json::json;
 use std::collections::VecDeque;
 
@@ -43,17 +43,6 @@ pub const ACKED_KEPT: usize = 64;
 
 /// Events (open or finishing) per channel.
 pub const MAX_EVENTS: usize = 64;
-
-/// Whether an access unit holds an IDR (H.264) or IRAP (H.265) picture.
-pub fn is_key(codec: VideoCodec, au: &[u8]) -> bool {
-    annexb::nal_units(au).any(|nal| {
-        let h = nal.first().copied().unwrap_or(0);
-        match codec {
-            VideoCodec::H264 => h & 0x1F == 5,
-            VideoCodec::H265 => (16..=23).contains(&((h >> 1) & 0x3F)),
-        }
-    })
-}
 
 /// Muxed size a frame of `n` bytes may take at most (PES/TS packet or
 /// moof overhead, segment headers).
@@ -146,14 +135,20 @@ struct Lost {
 }
 
 impl Lost {
-    fn new(f: &Frame<'_>, utc: u64) -> Lost {
+    /// A span starting at `f`. Seq ranges count video packs: a span that
+    /// starts with audio starts after `last_video_seq`.
+    fn new(f: &Frame<'_>, utc: u64, last_video_seq: Option<u32>) -> Lost {
+        let seq = match f.kind {
+            StreamKind::Video => f.seq,
+            StreamKind::Audio => last_video_seq.map_or(0, |s| s.wrapping_add(1)),
+        };
         Lost {
             utc_start_ms: utc,
             utc_end_ms: utc,
             pts_start_ms: f.pts_ms,
             pts_end_ms: f.pts_ms,
-            seq_start: f.seq,
-            seq_end: f.seq,
+            seq_start: seq,
+            seq_end: seq,
             bytes: 0,
             frames: 0,
         }
@@ -164,7 +159,7 @@ impl Lost {
         self.frames = self.frames.saturating_add(1);
         self.utc_end_ms = utc;
         if f.kind == StreamKind::Video {
-            self.pts_end_ms = f.pts_ms;
+            self.pts_end_ms = self.pts_end_ms.max(f.pts_ms);
             self.seq_end = f.seq;
         }
     }
@@ -173,8 +168,6 @@ impl Lost {
 /// A recording run: one pipeline over frames that follow each other.
 struct Run {
     pipeline: Pipeline,
-    /// A segment was opened (its UTC mapping is in use).
-    opened: bool,
     last_video_pts: Option<u64>,
 }
 
@@ -285,6 +278,15 @@ impl<H: Host> Chan<H> {
         self.segs.iter().map(|s| s.buf.retained()).sum::<u64>()
             + self.ring.bytes()
             + self.dump_unflushed
+            + self.unmuxed()
+    }
+
+    /// What frames decided but not muxed yet will take once muxed (with
+    /// their dump copy).
+    fn unmuxed(&self) -> u64 {
+        let n = self.run.as_ref().map_or(0, |r| r.pipeline.queued_bytes());
+        let copies = if self.cb.dump_file { 2 } else { 1 };
+        (n + n / 16) * copies
     }
 
     /// Bytes waiting for the network: recorded but not handed to the host
@@ -305,7 +307,8 @@ impl<H: Host> Chan<H> {
                 let sent = s.handed_over().min(s.buf.produced());
                 s.buf.produced() - sent.max(s.buf.produced() - s.buf.retained())
             })
-            .sum()
+            .sum::<u64>()
+            + self.run.as_ref().map_or(0, |r| r.pipeline.queued_bytes())
     }
 
     fn fits(&self, n: usize, cb: &OptionalCallbacks) -> bool {
@@ -373,6 +376,36 @@ impl<H: Host> Chan<H> {
         let r = self.record(io, f, utc);
         self.note(io);
         r
+    }
+
+    /// What [`Chan::push`] would refuse now, by kind of frame.
+    pub(super) fn push_gate(&self, gate: Gate) -> PushGate {
+        let need_idr = Some(ErrorKind::NeedIdr.code());
+        if !self.recording(gate) {
+            return PushGate {
+                non_key_video: need_idr.filter(|_| !self.ring.has_key()),
+                ..PushGate::default()
+            };
+        }
+        if self.dropping.is_some() {
+            // The IDR that ends dropping starts a new run.
+            let full = Some(ErrorKind::OutOfMemory.code());
+            return PushGate {
+                all: None,
+                non_key_video: full,
+                key_needs_params: true,
+                audio: full,
+            };
+        }
+        let (waiting, params) = match &self.run {
+            None => (true, true),
+            Some(r) => (r.pipeline.waits_for_key(), !r.pipeline.has_params()),
+        };
+        PushGate {
+            non_key_video: need_idr.filter(|_| waiting),
+            key_needs_params: waiting && params,
+            ..PushGate::default()
+        }
     }
 
     fn push_prerecord(&mut self, io: &mut Io<'_, H>, f: &Frame<'_>, utc: u64) -> Result<()> {
@@ -454,7 +487,7 @@ impl<H: Host> Chan<H> {
                 );
             }
             self.end_run(io, "the buffer overflowed");
-            let mut lost = Lost::new(f, utc);
+            let mut lost = Lost::new(f, utc, self.last_video.map(|(_, seq, _)| seq));
             lost.add(f, utc);
             io.out.log(
                 LogLevel::Warn,
@@ -493,32 +526,43 @@ impl<H: Host> Chan<H> {
             }
             self.run = Some(Run {
                 pipeline: Pipeline::new(self.params.pipeline_config(utc))?,
-                opened: false,
                 last_video_pts: None,
             });
         }
         let Some(run) = &mut self.run else {
             return Ok(());
         };
+        // Decided here, muxed by the next `poll` (docs/design/buffer.md).
         let res = run.pipeline.push(f);
-        let outs = run.pipeline.take_output();
         if res.is_ok() && f.kind == StreamKind::Video {
             run.last_video_pts = Some(f.pts_ms);
         }
-        let drop_run = res.is_err() && !run.opened && outs.is_empty();
-        self.take(io, outs);
-        if drop_run {
+        if res.is_err() && !run.pipeline.started() {
             // Nothing recorded yet: the next IDR starts the run (and its UTC).
             self.run = None;
         }
         res.map_err(|e| e.context(&format!("channel {ch}")))?;
         if f.kind == StreamKind::Video {
-            if let Some(s) = self.segs.back_mut().filter(|s| s.end.is_none()) {
-                s.last_video_pts = f.pts_ms;
-            }
             self.last_video = Some((f.pts_ms, f.seq, utc));
         }
         Ok(())
+    }
+
+    /// Muxes what pushes decided since the last call: segments, uploads and
+    /// dumps get the bytes.
+    fn mux(&mut self, io: &mut Io<'_, H>) {
+        let Some(run) = &mut self.run else {
+            return;
+        };
+        let outs = run.pipeline.take_output();
+        let failures = run.pipeline.take_failures();
+        for e in failures {
+            io.out.log(
+                LogLevel::Error,
+                format!("channel {}: muxing failed: {}", self.ch(), e.message()),
+            );
+        }
+        self.take(io, outs);
     }
 
     fn report_lost(&mut self, io: &mut Io<'_, H>, lost: &Lost) {
@@ -578,9 +622,6 @@ impl<H: Host> Chan<H> {
         for o in outs {
             match o {
                 Output::SegmentStart(info) => {
-                    if let Some(r) = &mut self.run {
-                        r.opened = true;
-                    }
                     let n = self.next_seg;
                     self.next_seg += 1;
                     let id = names::segment_id(ch, info.utc_start_ms, self.boot, n);
@@ -661,17 +702,11 @@ impl<H: Host> Chan<H> {
                             sha256: s.buf.digest().unwrap_or_default().to_string(),
                         });
                     }
+                    s.last_video_pts = info.last_video_pts_ms;
                     s.end = Some(info);
                 }
             }
         }
-        self.write_now(io);
-    }
-
-    /// Gives the open upload what is available at once (no wait for a
-    /// tick): the push that produced the bytes pays for handing them over.
-    fn write_now(&mut self, io: &mut Io<'_, H>) {
-        self.poll_segments(io);
     }
 
     // ---- uploads ------------------------------------------------------------
@@ -840,7 +875,6 @@ impl<H: Host> Chan<H> {
     /// Advances uploads, events, backups and timers; returns the wake time.
     pub(super) fn poll(&mut self, io: &mut Io<'_, H>) -> Option<u64> {
         let now = io.host.monotonic_ms();
-        self.dump_unflushed = 0;
         if let Some(gate) = self.gate {
             if !self.recording(gate) && self.run.is_some() {
                 self.end_run(io, "the plan no longer records continuously");
@@ -860,6 +894,9 @@ impl<H: Host> Chan<H> {
         {
             self.end_run(io, "no frames for 120 s");
         }
+        self.mux(io);
+        // Every dump chunk so far leaves with this tick's events.
+        self.dump_unflushed = 0;
         self.poll_segments(io);
         self.poll_events(io);
         self.poll_backup(io);

@@ -32,6 +32,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Channel, DumpState, LogLevel};
 use crate::host::Host;
 use crate::types::Frame;
+use crate::types::PushGate;
 use channel::{Chan, SavedChannel};
 use serde::{Deserialize, Serialize};
 
@@ -108,6 +109,12 @@ impl<H: Host> DataPlane<H> {
         f: &Frame<'_>,
     ) -> Result<()> {
         self.channel(ch)?.push(io, gate, f)
+    }
+
+    /// What a push on `ch` would refuse now (the plan allows recording).
+    pub fn push_gate(&self, ch: Channel, gate: Gate) -> PushGate {
+        self.channel_state(ch)
+            .map_or_else(PushGate::default, |c| c.push_gate(gate))
     }
 
     /// `event-start` after the control plane's checks.

@@ -156,6 +156,7 @@ impl NetClient {
         let thread = std::thread::Builder::new()
             .name("ivcs-net".into())
             .spawn(move || {
+                crate::sched::background_thread();
                 rt.block_on(async {
                     let _ = stopped.await;
                 });
