@@ -151,7 +151,7 @@ pub fn run(common: &Common, cmd: CloudCmd) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         match cmd {
             CloudCmd::Serve { listen, log_json } => {
                 if let Some(l) = listen {
@@ -188,7 +188,11 @@ pub fn run(common: &Common, cmd: CloudCmd) -> Result<()> {
                 Ok(())
             }
         }
-    })
+    });
+    // Dropping the runtime would wait for every blocking task (a file read
+    // for a client that is gone); the data is safe once serving returned.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
 }
 
 #[allow(clippy::print_stdout)]

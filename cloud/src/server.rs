@@ -101,6 +101,8 @@ async fn retention_job(app: Arc<App>) {
 
 /// How long a shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+/// How long a shutdown waits for the database's connections to come back.
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 /// Serves until SIGINT/SIGTERM. Prints `listening on ADDR` once bound, so a
 /// caller that asked for port 0 learns the port.
@@ -159,7 +161,15 @@ pub async fn serve(app: Arc<App>) -> Result<()> {
     };
     poller.abort();
     retention.abort();
-    app.repo.close().await;
+    // Closing the pool waits for every connection to come back; one held by
+    // a request dropped after the grace must not hold the process.
+    if tokio::time::timeout(CLOSE_GRACE, app.repo.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?CLOSE_GRACE, "database connections still in use at shutdown; left open");
+    }
+    tracing::info!("stopped");
     result.map_err(Into::into)
 }
 
