@@ -29,6 +29,7 @@ use ivcs_tests::paths::{scratch_dir, target_dir, workspace_root};
 use ivcs_tests::tools;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -55,17 +56,27 @@ struct Demo {
 
 impl Demo {
     fn start(data: &Path, viewer: &Path, cam_args: &str) -> Demo {
-        let mut child = Command::new(workspace_root().join("scripts/demo.sh"))
-            .env("IVCS_BIN", bin())
+        let mut cmd = Command::new(workspace_root().join("scripts/demo.sh"));
+        cmd.env("IVCS_BIN", bin())
             .env("DEMO_DATA", data)
             .env("DEMO_LISTEN", "127.0.0.1:0")
             .env("DEMO_CAM_ARGS", cam_args)
             .env("IVCS_CLOUD_VIEWER_DIR", viewer)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting scripts/demo.sh");
+            .stderr(Stdio::piped());
+        // Ctrl-C must reach the script's trap. A shell cannot trap a signal
+        // that was ignored when it started, and a test run from a
+        // background job (a CI wrapper, `make test &`) inherits SIGINT
+        // ignored: the script gets it at its default, as from a terminal.
+        // SAFETY: only async-signal-safe signal(2) between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("starting scripts/demo.sh");
         let (tx, rx) = std::sync::mpsc::channel();
         for out in [
             Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
