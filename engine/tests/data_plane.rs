@@ -532,6 +532,42 @@ fn event_with_picture_and_pre_record_is_reported_finished() {
 }
 
 #[test]
+fn frames_pushed_before_the_plan_is_known_are_kept_for_pre_record() {
+    let mut w = World::new("pending");
+    w.set_plan(Some(0), "event", None);
+    w.engine
+        .init(params(&[video_channel(0, 800 << 10)], false))
+        .unwrap();
+    // Firmware pushes right after init; no tick yet, so the cloud has not
+    // answered: frames are taken, not -607.
+    let mut cam = Camera::new();
+    let first_s = w.now_ms() / 1000;
+    for _ in 0..50 {
+        assert_eq!(cam.push(&mut w, 0), Ok(()));
+        w.advance(40);
+    }
+    assert!(w.engine.cached_balance(0).is_err(), "the plan is not known");
+    let g = w.engine.push_gate(0);
+    assert_eq!((g.all, g.non_key_video, g.audio), (None, None, None));
+    w.run_until_state("plan", |w| w.engine.cached_balance(0).is_ok());
+    // The event's pre-record reaches back to the first IDR, pushed before
+    // the plan was known.
+    let back_s = u32::try_from(w.now_ms() / 1000 - first_s + 1).unwrap();
+    w.engine.event_start(0, 1, b"early", 0, back_s).unwrap();
+    film(&mut w, &mut cam, 0, 2_000);
+    w.engine.event_stop(0, 1, b"early", 0, 0).unwrap();
+    w.run_until_state("event result", |w| results(w).len() == 1);
+    assert!(results(&w)[0].success);
+    let sl = slices(&w, 0);
+    assert!(sl.iter().all(|s| s.state == UploadState::Ok), "{sl:#?}");
+    let start = sl.iter().map(|s| u64::from(s.utc_start_s)).min().unwrap();
+    assert!(
+        (first_s..=first_s + 1).contains(&start),
+        "video from {start}, first frame at {first_s}"
+    );
+}
+
+#[test]
 fn parallel_events_pair_by_id_and_each_gets_a_result() {
     let mut w = event_world("parallel", "event");
     let mut cam = Camera::new();

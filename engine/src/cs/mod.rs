@@ -113,12 +113,6 @@ fn not_initialised(op: &str) -> Error {
 
 fn closed_error(ch: Channel, c: Closed) -> Error {
     match c {
-        Closed::Unknown => Error::new(
-            ErrorKind::NoService,
-            format!(
-                "channel {ch}: the plan is not known yet (the cloud has not answered since init)"
-            ),
-        ),
         Closed::NoPlan => Error::new(
             ErrorKind::NoService,
             format!("channel {ch}: no cloud-storage plan allows recording"),

@@ -59,13 +59,16 @@ pub enum Gate {
     Event,
     /// Trial with seconds left: event video only, debited.
     Trial,
+    /// The cloud has not answered since `configure`: frames are held for
+    /// pre-record and events may start, as on an event plan. Refusing
+    /// instead would lose the pre-record of firmware that pushes right
+    /// after init; the cloud still refuses uploads if there is no plan.
+    Pending,
 }
 
 /// Why a channel may not record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Closed {
-    /// No plan is known yet (the cloud has not answered since `configure`).
-    Unknown,
     /// No plan, or it expired (-607).
     NoPlan,
     /// A trial whose seconds are used up (-612).
@@ -172,7 +175,7 @@ impl Plans {
     /// What the channel may record now.
     pub fn gate(&self, ch: Channel, cloud_ms: u64) -> Result<Gate, Closed> {
         match self.plan(ch, cloud_ms) {
-            None => Err(Closed::Unknown),
+            None => Ok(Gate::Pending),
             Some(p) => match p.kind {
                 PlanType::None => Err(Closed::NoPlan),
                 PlanType::FullTime if p.enabled => Ok(Gate::FullTime),
@@ -233,7 +236,7 @@ mod tests {
     #[test]
     fn expired_plan_is_none_and_unlisted_channels_have_no_plan() {
         let mut p = Plans::default();
-        assert_eq!(p.gate(0, 0), Err(Closed::Unknown));
+        assert_eq!(p.gate(0, 0), Ok(Gate::Pending));
         assert!(p.apply(&view(3, "full-time", Some(1000)), false));
         assert_eq!(p.gate(0, 999), Ok(Gate::FullTime));
         assert_eq!(p.gate(0, 1000), Err(Closed::NoPlan));
