@@ -11,6 +11,7 @@
 
 use ivcs_tests::cloud::{Cloud, admin};
 use ivcs_tests::paths::{scratch_dir, workspace_root};
+use ivcs_tests::shaper::Shaper;
 use ivcs_tests::tools::{self, p};
 use ivcs_tests::{fixtures, framemd5, frames_file};
 use std::io::{BufRead, BufReader};
@@ -789,25 +790,35 @@ fn cloud_killed_mid_upload_loses_nothing_acknowledged_and_backup_recovers_from_t
     }
 }
 
-/// Watermarks need a backlog: the cloud process is stopped (SIGSTOP), so
-/// its sockets fill and the library's backlog grows (a bandwidth cap would
-/// need a traffic shaper); SIGCONT lets it drain.
+/// Watermarks under a bandwidth cap: the library reaches the cloud through
+/// a shaping proxy; capped far below the stream's rate the backlog grows
+/// through LOW/WARN/HIGH to an overflow; uncapped it drains and LOW is
+/// reported again.
 #[test]
-fn a_stalled_cloud_raises_low_warn_high_and_draining_reports_low() {
+fn a_bandwidth_cap_raises_low_warn_high_and_draining_reports_low() {
     let mut s = setup("libivcs_marks");
     s.plan("full-time", "7");
     let m = media();
-    let signal = |sig: &str, s: &Setup| {
-        let pid = s.cloud.pid().expect("the cloud runs").to_string();
-        let st = Command::new("kill").args([sig, &pid]).status();
-        assert!(st.is_ok_and(|x| x.success()), "kill {sig} {pid}");
-    };
+    let upstream = s
+        .cloud
+        .base
+        .strip_prefix("http://")
+        .and_then(|a| a.parse().ok())
+        .expect("the cloud's address");
+    let shaper = Shaper::start(upstream);
+    for (k, v) in &mut s.env {
+        if k == "IVCS_CLOUD_URL" {
+            *v = shaper.url();
+        }
+    }
     let lines = run_flow(
         &mut s,
         &["watermarks".into(), p(&m.file)],
-        |what, s| match what {
-            "stop" => signal("-STOP", s),
-            "cont" => signal("-CONT", s),
+        |what, _| match what {
+            // 16 KB/s: a 128 kbit/s uplink under a stream pushed as fast
+            // as the library takes it.
+            "cap" => shaper.set_rate(Some(16 << 10)),
+            "uncap" => shaper.set_rate(None),
             _ => panic!("unexpected NEED {what}"),
         },
     );

@@ -12,12 +12,12 @@
  *                              mid-stream: push_stream_stop_cb, then -607
  *   killed FRAMES DUMPDIR      cloud killed and restarted mid-upload; failed
  *                              segments backed up from the dump
- *   watermarks FRAMES          a stalled cloud (SIGSTOP) raises LOW/WARN/HIGH,
- *                              draining reports LOW
+ *   watermarks FRAMES          a bandwidth cap raises LOW/WARN/HIGH, lifting
+ *                              it drains and reports LOW
  *
  * Protocol with the driver (stdout, line by line): `SLICE`, `DUMP`,
  * `NOTIFY`, `EVENT_RESULT` lines report what the callbacks saw; `NEED X`
- * asks the driver to act on the cloud (plan, kill, restart, stop, cont) and
+ * asks the driver to act on the cloud (plan, kill, restart, cap, uncap) and
  * waits for its answer on stdin. Waits are on condition variables with a
  * deadline. The camera is paced (frames at PTS / pace on the monotonic
  * clock) where wall-clock time matters to what is checked (pre-record);
@@ -662,9 +662,9 @@ static void scenario_watermarks(void) {
     CHECK(wait_for(started0, 1, 60));
     cam_init(&c, CS_SINGLE_CH, 4.0);
     EXPECT(cam_run(&c, 2000), 0);
-    /* The cloud stops answering (SIGSTOP): its socket buffers fill, then the
-       library's backlog grows through the marks. Frames as fast as taken. */
-    need("stop");
+    /* The uplink is capped far below the stream's rate: the library's backlog
+       grows through the marks. Frames as fast as taken. */
+    need("cap");
     c.pace = 0;
     while (!(wait_for(mark_seen, IV_CS_AV_UPLOAD_WATERMARK_HIGH, 0) && c.rc_hist[0] > 0) &&
            k++ < 25 * 600)
@@ -674,7 +674,7 @@ static void scenario_watermarks(void) {
     CHECK(wait_for(mark_seen, IV_CS_AV_UPLOAD_WATERMARK_WARN, 0));
     CHECK(wait_for(mark_seen, IV_CS_AV_UPLOAD_WATERMARK_HIGH, 0));
     CHECK(c.rc_hist[0] > 0); /* overflow: -606, then dropped to the next IDR */
-    need("cont");
+    need("uncap");
     /* Draining: LOW again once the backlog falls. */
     c.pace = 4.0;
     c.paced = 0;

@@ -14,6 +14,8 @@
 //!   load generator);
 //! - [`index`]: `index.json` as serde types;
 //! - [`frames_file`]: access units for the C programs that drive libivcs;
+//! - [`shaper`]: a bandwidth cap (a shaping TCP proxy) in front of the
+//!   cloud;
 //! - [`framemd5`]: parsing and comparing ffmpeg's per-frame hashes;
 //! - [`hls`]: the HLS playlist written from `index.json` (fMP4 byte ranges);
 //! - [`annexb`], [`mp4`], [`ts`]: just enough bitstream parsing to check
@@ -39,6 +41,7 @@ pub mod index;
 pub mod mp4;
 pub mod paths;
 pub mod reference;
+pub mod shaper;
 pub mod tools;
 pub mod ts;
 
