@@ -530,11 +530,14 @@ static void scenario_events(void) {
 
 static void scenario_noplan(void) {
     iv_cs_init_parm_s p = params(1, 1u << 20);
+    iv_cs_balance_info_s b;
     cam_t c;
     int n = 0;
     EXPECT(iv_cs_init(&p), IV_ERR_NONE);
     cam_init(&c, CS_SINGLE_CH, 0);
-    /* No plan: refused at the gate, audio and video. */
+    /* No plan: refused at the gate, audio and video, once the cloud said so
+       (until its first answer frames are held for pre-record). */
+    EXPECT(iv_cs_get_balance_info(CS_SINGLE_CH, &b, 5), IV_ERR_NONE);
     EXPECT(cam_step(&c), IV_ERR_CS_APPLY_NO_SERVICE);
     while (frames[c.i].kind != 0) cam_step(&c);
     EXPECT(cam_step(&c), IV_ERR_CS_APPLY_NO_SERVICE);

@@ -271,7 +271,10 @@ static void scenario_errors(void) {
     EXPECT(iv_cs_push_stream(CS_SINGLE_CH, IV_CM_STREAM_TYPE_VIDEO, &v), IV_ERR_CS_INIT_PRM_RANGE);
     /* Channel 1 was not initialised. */
     EXPECT(push_video(CS_MULTI_CH1, 1, 0, 0), IV_ERR_CS_INIT_PRM_RANGE);
-    /* No plan: refused at the gate. */
+    /* No plan: refused at the gate once the cloud said so (until its first
+       answer frames are held for pre-record). */
+    EXPECT(iv_cs_get_balance_info(CS_SINGLE_CH, &b, 5), IV_ERR_NONE);
+    EXPECT(b.cs_switch, 0);
     EXPECT(push_video(CS_SINGLE_CH, 1, 0, 0), IV_ERR_CS_APPLY_NO_SERVICE);
     EXPECT(push_audio(CS_SINGLE_CH, 0, 0), IV_ERR_CS_APPLY_NO_SERVICE);
 
