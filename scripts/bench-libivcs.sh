@@ -104,7 +104,7 @@ for k in i_frame p_frame audio; do
     row "push latency $k p99" "${p99} us" "< 100 us" "$(verdict "$p99" 100)"
 done
 cp50=$(val push copy_i_frame_p50_us); cp99=$(val push copy_i_frame_p99_us)
-row "  reference: malloc+memcpy of the I frame p50/p99" "${cp50}/${cp99} us" "" \
+row "  reference: malloc+memcpy of each I frame after its push, p50/p99" "${cp50}/${cp99} us" "" \
     "push p99 = $(awk -v a="$(val push i_frame_p99_us)" -v b="$cp99" 'BEGIN{printf "%.2fx", a/b}') of it"
 
 cpu=$(val push cpu_pct_of_core_per_video_s)

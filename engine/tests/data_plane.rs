@@ -560,7 +560,7 @@ fn frames_pushed_before_the_plan_is_known_are_kept_for_pre_record() {
     assert!(results(&w)[0].success);
     let sl = slices(&w, 0);
     assert!(sl.iter().all(|s| s.state == UploadState::Ok), "{sl:#?}");
-    let start = sl.iter().map(|s| u64::from(s.utc_start_s)).min().unwrap();
+    let start = sl.iter().map(|s| s.utc_start_s).min().unwrap();
     assert!(
         (first_s..=first_s + 1).contains(&start),
         "video from {start}, first frame at {first_s}"

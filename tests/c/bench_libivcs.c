@@ -98,11 +98,29 @@ static double cpu_s(void) {
            (double)r.ru_stime.tv_sec + (double)r.ru_stime.tv_usec / 1e6;
 }
 
+/* The floor of any push that copies: malloc + memcpy + free of the same
+ * I frame right after its push, so under the same load (the library's
+ * threads, the cloud) at the same moments. */
+static double copy_ns(const frame_t *f) {
+    double a, b;
+    uint8_t *p;
+    a = now_s(CLOCK_MONOTONIC);
+    p = malloc(f->len);
+    CHECK(p != NULL);
+    memcpy(p, f->data, f->len);
+    b = now_s(CLOCK_MONOTONIC);
+    /* Keep the copy observable so it is not optimised away. */
+    if (p[f->len / 2] == 0x5a && p[0] == 0x5a) fputs("", stderr);
+    free(p);
+    return (b - a) * 1e9;
+}
+
 /* The camera: pushes frames [from, to) at `pace` x real time (0: as fast
    as taken); PTS continue across calls through `base`. Records each call's
-   latency in ns into lat[kind]. Returns refused video frames. */
-static double *lat[3];
-static size_t n_lat[3];
+   latency in ns into lat[kind] (0 I, 1 P, 2 audio) and the reference copy of
+   each I frame into lat[3]. Returns refused video frames. */
+static double *lat[4];
+static size_t n_lat[4];
 static uint64_t base_pts = 1000;
 
 static int push_range(size_t from, size_t to, double pace) {
@@ -151,6 +169,7 @@ static int push_range(size_t from, size_t to, double pace) {
         }
         (void)rc;
         if (lat[k] != NULL) lat[k][n_lat[k]++] = (b - a) * 1e9;
+        if (k == 0 && lat[3] != NULL) lat[3][n_lat[3]++] = copy_ns(f);
     }
     return refused;
 }
@@ -179,38 +198,12 @@ static long status_kb(const char *key) {
     return v;
 }
 
-/* The floor of any push that copies: malloc + memcpy + free of each I frame
- * (a source as cold as the push's: each frame is read once), with the
- * library idle. */
-static void bench_copy(void) {
-    double *v = malloc(n_frames * sizeof(double));
-    size_t k, n = 0;
-    CHECK(v != NULL);
-    for (k = 0; k < n_frames; k++) {
-        double a, b;
-        uint8_t *p;
-        if (frames[k].kind != 1 || frames[k].type != 0) continue;
-        a = now_s(CLOCK_MONOTONIC);
-        p = malloc(frames[k].len);
-        CHECK(p != NULL);
-        memcpy(p, frames[k].data, frames[k].len);
-        b = now_s(CLOCK_MONOTONIC);
-        /* Keep the copy observable so it is not optimised away. */
-        if (p[frames[k].len / 2] == 0x5a && p[0] == 0x5a) fputs("", stderr);
-        free(p);
-        v[n++] = (b - a) * 1e9;
-    }
-    print_pct("copy_i_frame", v, n);
-    free(v);
-}
-
 static void bench_push(double pace) {
     double c0, c1, w0, w1, video_s;
     int refused, i;
     uint64_t bytes = 0;
     size_t k;
-    bench_copy();
-    for (i = 0; i < 3; i++) lat[i] = malloc(n_frames * sizeof(double));
+    for (i = 0; i < 4; i++) lat[i] = malloc(n_frames * sizeof(double));
     init(4u << 20);
     for (k = 0; k < n_frames; k++)
         if (frames[k].kind == 1) bytes += frames[k].len;
@@ -226,6 +219,7 @@ static void bench_push(double pace) {
     print_pct("i_frame", lat[0], n_lat[0]);
     print_pct("p_frame", lat[1], n_lat[1]);
     print_pct("audio", lat[2], n_lat[2]);
+    print_pct("copy_i_frame", lat[3], n_lat[3]);
     CHECK(iv_cs_exit() == 0);
     CHECK(ivcs_host_shutdown() == 0);
 }
