@@ -146,10 +146,11 @@ fn a_trapping_engine_call_restarts_the_engine_from_its_saved_state() {
     assert_eq!(*svc.restarts.lock().unwrap(), 1);
     wait_for_notify(IV_CS_COS_SERVICE_WRONG, 2); // one per channel
     // The restored engine still has the session: init again is -610, and
-    // it answers calls (no plan known: frames are refused at the gate).
+    // it answers calls (no cloud, so no plan known yet: frames are held
+    // for pre-record).
     // SAFETY: valid parameters.
     assert_eq!(unsafe { iv_cs_init(&mut p) }, IV_ERR_CS_INIT_REPEAT);
-    assert_eq!(push(64), -607);
+    assert_eq!(push(64), IV_ERR_NONE);
     assert_eq!(iv_cs_set_trans_time(20_000, 5_000), IV_ERR_NONE);
 
     // 2. Memory: the next call may not grow the engine's memory, and a
@@ -159,7 +160,7 @@ fn a_trapping_engine_call_restarts_the_engine_from_its_saved_state() {
     assert_eq!(backup_chunk(512 * 1024), IV_ERR_CS_PRM_MALLOC_FAIL);
     assert_eq!(*svc.restarts.lock().unwrap(), 2);
     wait_for_notify(IV_CS_COS_SERVICE_WRONG, 4);
-    assert_eq!(push(64), -607);
+    assert_eq!(push(64), IV_ERR_NONE);
 
     // A frame over u32MaxGopSize never reaches the engine.
     assert_eq!(push((1 << 20) + 1), IV_ERR_CS_PRM_MALLOC_FAIL);
