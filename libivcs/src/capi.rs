@@ -356,11 +356,12 @@ pub unsafe extern "C" fn iv_cs_push_stream(
             frame_type,
             pts_ms,
             seq,
-            data: data.to_vec(),
+            data: svc.frames.copy(data),
         };
         svc.post(move |ctx| {
             let r = ctx.engine(|s, w| w.ivcs_engine_cs().call_push(s, channel, &frame));
             ctx.svc().admission.pushed(ticket);
+            ctx.svc().frames.recycle(frame.data);
             ctx.changed_lightly();
             if let Ok(Err(e)) = r {
                 log::debug(&format!(

@@ -12,6 +12,7 @@
 //!
 //! - [`capi`]: the `iv_cs_*` functions and the checks the C layer owns.
 //! - [`admit`]: answers pushes at once from the engine's published gates.
+//! - [`frame_pool`]: keeps large frame buffers resident between pushes.
 //! - [`host_api`]: the `ivcs_host_*` functions.
 //! - [`config`]: setters, environment and `IVCS_CONFIG` file.
 //! - [`service`]: the engine thread, jobs, op waiters, restart on trap,
@@ -30,6 +31,7 @@ pub mod capi;
 pub mod codes;
 pub mod config;
 pub mod deliver;
+pub mod frame_pool;
 pub mod host_api;
 pub mod log;
 pub mod pictures;

@@ -14,6 +14,7 @@ use crate::admit::Admission;
 use crate::callbacks;
 use crate::codes::*;
 use crate::config::HostConfig;
+use crate::frame_pool::FramePool;
 use crate::log;
 use crate::watchdog::Watchdog;
 use ivcs_host::bindings::Engine as World;
@@ -118,6 +119,8 @@ pub struct Service {
     pub initialised: AtomicBool,
     /// Mirror of the engine's push gates: answers pushes at once.
     pub admission: Admission,
+    /// Buffers of large pushed frames, reused.
+    pub frames: FramePool,
     /// Upload and reply timeouts last accepted by `iv_cs_set_trans_time`.
     pub trans_ms: Mutex<(u32, u32)>,
     /// Test hook: the next engine call gets a deadline that has passed.
@@ -189,6 +192,7 @@ impl Service {
             ops: OpTable::default(),
             initialised: AtomicBool::new(false),
             admission: Admission::default(),
+            frames: FramePool::default(),
             trans_ms: Mutex::new((30_000, 10_000)),
             expire_next_call: AtomicBool::new(false),
             squeeze_next_call: AtomicBool::new(false),
@@ -942,6 +946,7 @@ impl EngineCtx {
                 callbacks::purge(s.id);
             }
             self.svc.admission.close();
+            self.svc.frames.clear();
             self.svc.initialised.store(false, Ordering::SeqCst);
             self.changed();
         }
