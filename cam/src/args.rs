@@ -1,6 +1,7 @@
 //! `ivcs cam` options and their checks. A bad value is refused before
 //! anything starts, with a message naming the option and the range.
 
+use crate::clip::Clip;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -24,6 +25,9 @@ pub enum Audio {
     G711a,
     /// G.711 µ-law, 8 kHz mono, 1024-sample packs (encoded here).
     G711u,
+    /// AAC-LC, 16 kHz mono, one ADTS frame (1024 samples) per pack
+    /// (ffmpeg's aac encoder), passed through by the engine.
+    Aac,
 }
 
 /// Segment container the engine uploads.
@@ -35,8 +39,8 @@ pub enum Container {
     Fmp4,
 }
 
-/// `ivcs cam`: a virtual camera that pushes a live test pattern through
-/// libivcs, exactly as firmware does.
+/// `ivcs cam`: a virtual camera that pushes a live test pattern (or a
+/// looped video file) through libivcs, exactly as firmware does.
 #[derive(Args, Clone, Debug)]
 pub struct CamArgs {
     /// The cloud (e.g. http://127.0.0.1:8080); default: IVCS_CLOUD_URL as
@@ -54,6 +58,13 @@ pub struct CamArgs {
     /// binary (dist/lib), or libivcs.so beside it.
     #[arg(long)]
     pub lib: Option<PathBuf>,
+    /// Video from an Annex-B H.264/H.265 file instead of the test
+    /// pattern, looped (from its first key frame with parameter sets) with
+    /// timestamps rewritten: frames are paced at --fps and PTS keep rising
+    /// across loops. --size, --gop, --bitrate and --preset are ignored
+    /// with it (the file is pushed as it is).
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
     /// Picture size WIDTHxHEIGHT (even numbers, 160x96 to 3840x2160).
     #[arg(long, default_value = "640x360")]
     pub size: String,
@@ -67,13 +78,14 @@ pub struct CamArgs {
     /// Video bit rate in kbit/s (50-50000).
     #[arg(long, default_value_t = 800)]
     pub bitrate: u32,
-    /// Video codec.
-    #[arg(long, value_enum, default_value = "h264")]
-    pub codec: Codec,
+    /// Video codec [default: h264; with --input, detected from the file,
+    /// and this must agree].
+    #[arg(long, value_enum)]
+    pub codec: Option<Codec>,
     /// x264/x265 preset (speed/quality of the encoder).
     #[arg(long, default_value = "veryfast")]
     pub preset: String,
-    /// Audio: a 1 kHz tick at every second, as G.711.
+    /// Audio: a 1 kHz tick in the first 100 ms of every second.
     #[arg(long, value_enum, default_value = "g711a")]
     pub audio: Audio,
     /// Channels (1-5), each with its own encoder and push thread.
@@ -86,7 +98,8 @@ pub struct CamArgs {
     #[arg(long, default_value_t = 2048)]
     pub buffer_kib: u32,
     /// Start an event every N seconds of camera time (0: no events); each
-    /// has a JPEG snapshot of the frame at its start.
+    /// has a JPEG snapshot of the frame at its start (with --input,
+    /// decoded from the file's frames by ffmpeg).
     #[arg(long, default_value_t = 0)]
     pub event_every: u32,
     /// Seconds of camera time from the first frame to the first event.
@@ -116,10 +129,14 @@ pub struct CamArgs {
 pub struct Config {
     /// The options as given.
     pub args: CamArgs,
-    /// Width.
+    /// Width (of the file's pictures with --input).
     pub w: usize,
     /// Height.
     pub h: usize,
+    /// The video codec (the file's with --input).
+    pub codec: Codec,
+    /// The checked --input file.
+    pub clip: Option<Clip>,
     /// Device secret read from `--secret-file`.
     pub secret: Option<String>,
 }
@@ -131,24 +148,22 @@ fn in_range<T: PartialOrd + std::fmt::Display>(name: &str, v: T, lo: T, hi: T) -
     Ok(())
 }
 
+/// `--size`: WIDTHxHEIGHT, even, 160x96 to 3840x2160.
+fn parse_size(size: &str) -> Result<(usize, usize)> {
+    let bad = || anyhow::anyhow!("--size {size:?}: expected WIDTHxHEIGHT, e.g. 640x360");
+    let (w, h) = size.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (Ok(w), Ok(h)) = (w.parse::<usize>(), h.parse::<usize>()) else {
+        return Err(bad());
+    };
+    if w % 2 != 0 || h % 2 != 0 || !(160..=3840).contains(&w) || !(96..=2160).contains(&h) {
+        bail!("--size {w}x{h}: width and height must be even, 160x96 to 3840x2160");
+    }
+    Ok((w, h))
+}
+
 impl CamArgs {
     /// Checks every option.
     pub fn check(self) -> Result<Config> {
-        let Some((w, h)) = self.size.split_once(['x', 'X']) else {
-            bail!(
-                "--size {:?}: expected WIDTHxHEIGHT, e.g. 640x360",
-                self.size
-            );
-        };
-        let (Ok(w), Ok(h)) = (w.parse::<usize>(), h.parse::<usize>()) else {
-            bail!(
-                "--size {:?}: expected WIDTHxHEIGHT, e.g. 640x360",
-                self.size
-            );
-        };
-        if w % 2 != 0 || h % 2 != 0 || !(160..=3840).contains(&w) || !(96..=2160).contains(&h) {
-            bail!("--size {w}x{h}: width and height must be even, 160x96 to 3840x2160");
-        }
         in_range("fps", self.fps, 1, 60)?;
         in_range("gop", self.gop, 1, 600)?;
         in_range("bitrate", self.bitrate, 50, 50_000)?;
@@ -182,6 +197,17 @@ impl CamArgs {
                 self.preset
             );
         }
+        // Last: reading the whole file is the slow check.
+        let (w, h, codec, clip) = match &self.input {
+            Some(path) => {
+                let clip = Clip::open(path, self.codec)?;
+                (clip.w, clip.h, clip.codec, Some(clip))
+            }
+            None => {
+                let (w, h) = parse_size(&self.size)?;
+                (w, h, self.codec.unwrap_or(Codec::H264), None)
+            }
+        };
         let secret = match &self.secret_file {
             Some(p) => {
                 let s = std::fs::read_to_string(p)
@@ -198,6 +224,8 @@ impl CamArgs {
             args: self,
             w,
             h,
+            codec,
+            clip,
             secret,
         })
     }

@@ -11,25 +11,26 @@
 //! it. With `--speed` > 1 frames are pushed faster than they are stamped;
 //! the recording then runs ahead of the wall clock, consistently.
 
-use crate::args::{Audio, Config, Container};
+use crate::args::{Audio, Codec, Config, Container};
+use crate::audio::{AudioSource, PACK_SAMPLES};
 use crate::callbacks::*;
-use crate::encoder::{self, Encoder, Settings};
+use crate::clip::ClipFrames;
+use crate::encoder::{self, AccessUnitReader, Encoder, Settings};
 use crate::libivcs::*;
 use crate::pattern::{self, Frame};
 use crate::state::{ChanStats, Shared, lock, shared, utc_now_ms};
 use anyhow::{Context, Result, bail};
-use ivcs_media::g711;
+use ivcs_media::video;
 use std::ffi::{CString, c_int, c_void};
 use std::io::{IsTerminal, Write};
+use std::process::ChildStdout;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Samples per G.711 pack: the spec wants 1024 (the AAC frame the engine
-/// transcodes to), i.e. 128 ms at 8 kHz.
-const AUDIO_SAMPLES: u64 = 1024;
-const AUDIO_RATE: u64 = 8000;
-const AUDIO_PACK_MS: u64 = AUDIO_SAMPLES * 1000 / AUDIO_RATE;
+/// `IV_CM_AAC_TYPE_LC` in `u32AudioCodecOption`.
+const IV_CM_AAC_TYPE_LC: u32 = 2;
 
 extern "C" fn on_signal(_: c_int) {
     let sh = shared();
@@ -67,7 +68,15 @@ pub fn run(cfg: Config) -> Result<()> {
 
 fn run_camera(cfg: Arc<Config>) -> Result<()> {
     let a = &cfg.args;
-    encoder::check_ffmpeg(a.codec)?;
+    // mjpeg for snapshots; the pattern's encoder; AAC's.
+    let mut needed = vec!["mjpeg"];
+    if cfg.clip.is_none() {
+        needed.push(encoder::encoder_name(cfg.codec));
+    }
+    if a.audio == Audio::Aac {
+        needed.push("aac");
+    }
+    encoder::check_ffmpeg(&needed)?;
     let path = match &a.lib {
         Some(p) => p.clone(),
         None => default_path().context(
@@ -100,17 +109,24 @@ fn run_camera(cfg: Arc<Config>) -> Result<()> {
         "device secret",
         &cfg.secret,
     )?;
+    let video = match &cfg.clip {
+        Some(clip) => format!("{} looped", clip.describe()),
+        None => format!(
+            "{} {}x{}, GOP {}, {} kbit/s",
+            match cfg.codec {
+                Codec::H264 => "H.264",
+                Codec::H265 => "H.265",
+            },
+            cfg.w,
+            cfg.h,
+            a.gop,
+            a.bitrate
+        ),
+    };
     sh.say(format!(
-        "ivcs cam: {} {}x{} @ {} fps, GOP {}, {} kbit/s, {} channel(s), speed {}x; libivcs {} ({})",
-        match a.codec {
-            crate::args::Codec::H264 => "H.264",
-            crate::args::Codec::H265 => "H.265",
-        },
-        cfg.w,
-        cfg.h,
+        "ivcs cam: {video} @ {} fps, {}, {} channel(s), speed {}x; libivcs {} ({})",
         a.fps,
-        a.gop,
-        a.bitrate,
+        a.audio.describe(),
         a.channels,
         a.speed,
         api.version(),
@@ -197,11 +213,16 @@ fn drain(cfg: &Config) {
 fn init(cfg: &Config, api: &Api) -> Result<()> {
     let a = &cfg.args;
     let budget = a.buffer_kib as usize * 1024;
-    let (atype, rate, samples) = match a.audio {
-        Audio::None => (IV_CM_AENC_TYPE_BUTT, 0, 0),
-        Audio::G711a => (1, AUDIO_RATE as u32, AUDIO_SAMPLES as u32),
-        Audio::G711u => (2, AUDIO_RATE as u32, AUDIO_SAMPLES as u32),
+    // (eAudioType, u32AudioCodecOption): iv_cm_aenc_type_e, and the AAC
+    // profile for AAC.
+    let (atype, option) = match a.audio {
+        Audio::None => (IV_CM_AENC_TYPE_BUTT, 0),
+        Audio::G711a => (1, 0),
+        Audio::G711u => (2, 0),
+        Audio::Aac => (4, IV_CM_AAC_TYPE_LC),
     };
+    let rate = a.audio.sample_rate().unwrap_or(0);
+    let samples = if rate == 0 { 0 } else { PACK_SAMPLES as u32 };
     let mut params: Vec<iv_cs_channel_params_s> = (0..a.channels)
         .map(|ch| iv_cs_channel_params_s {
             channel_id: ch,
@@ -214,14 +235,14 @@ fn init(cfg: &Config, api: &Api) -> Result<()> {
             },
             av_fmt: iv_cm_av_data_info_s {
                 eAudioType: atype,
-                u32AudioCodecOption: 0,
+                u32AudioCodecOption: option,
                 eAudioMode: 0,
                 eAudioBitWidth: 1,
                 eAudioSampleRate: rate,
                 u32SampleNumPerFrame: samples,
-                eVideoType: match a.codec {
-                    crate::args::Codec::H264 => 0,
-                    crate::args::Codec::H265 => 1,
+                eVideoType: match cfg.codec {
+                    Codec::H264 => 0,
+                    Codec::H265 => 1,
                 },
                 u32VideoWidth: cfg.w as u32,
                 u32VideoHeight: cfg.h as u32,
@@ -318,24 +339,69 @@ fn pace(sh: &Shared, due: Instant) -> bool {
     }
 }
 
-/// One G.711 pack of the tick: 1 kHz for the first 100 ms of each second.
-fn audio_pack(audio: Audio, start_utc_ms: u64) -> Vec<u8> {
-    (0..AUDIO_SAMPLES)
-        .map(|i| {
-            let t_us = start_utc_ms * 1000 + i * 1_000_000 / AUDIO_RATE;
-            let in_tick = t_us % 1_000_000 < 100_000;
-            let s = if in_tick {
-                let phase = (t_us % 1000) as f64 / 1000.0;
-                (8000.0 * (phase * std::f64::consts::TAU).sin()) as i16
-            } else {
-                0
-            };
-            match audio {
-                Audio::G711u => g711::ulaw_encode(s),
-                _ => g711::alaw_encode(s),
-            }
-        })
-        .collect()
+/// Where a session's video access units come from.
+enum VideoSource {
+    /// The test pattern: a render thread feeding ffmpeg, whose output is
+    /// split into access units.
+    Pattern {
+        enc: Encoder,
+        render: JoinHandle<()>,
+        aus: AccessUnitReader<ChildStdout>,
+    },
+    /// `--input`, looped.
+    Clip(ClipFrames),
+}
+
+impl VideoSource {
+    /// Starts the source whose first frame is captured at `anchor` (UTC ms).
+    fn start(ch: u32, cfg: &Config, stats: &ChanStats, anchor: u64) -> Result<VideoSource> {
+        let a = &cfg.args;
+        if let Some(clip) = &cfg.clip {
+            return Ok(VideoSource::Clip(clip.frames()?));
+        }
+        let settings = Settings {
+            w: cfg.w,
+            h: cfg.h,
+            fps: a.fps,
+            gop: a.gop,
+            bitrate: a.bitrate,
+            codec: cfg.codec,
+            preset: a.preset.clone(),
+        };
+        let (enc, mut stdin, aus) = Encoder::start(&settings)?;
+        let fps = u64::from(a.fps);
+        let label = format!("CH{ch}");
+        let seq0 = stats.frames.load(Ordering::Relaxed);
+        let (w, h) = (cfg.w, cfg.h);
+        let render = std::thread::Builder::new()
+            .name(format!("cam-ch{ch}-render"))
+            .spawn(move || {
+                let mut f = Frame::new(w, h);
+                for n in 0u64.. {
+                    pattern::render(&mut f, anchor + n * 1000 / fps, seq0 + n, &label);
+                    if stdin.write_all(&f.data).is_err() {
+                        break; // the encoder ended (session over)
+                    }
+                }
+            })?;
+        Ok(VideoSource::Pattern { enc, render, aus })
+    }
+
+    /// The next access unit; `None` if the encoder ended.
+    fn next_au(&mut self) -> Result<Option<Vec<u8>>> {
+        match self {
+            VideoSource::Pattern { aus, .. } => aus.next_au(),
+            VideoSource::Clip(frames) => frames.next_au().map(Some),
+        }
+    }
+
+    /// Ends the encoder, then its render thread (whose next write fails).
+    fn stop(self) {
+        if let VideoSource::Pattern { enc, render, .. } = self {
+            drop(enc);
+            let _ = render.join();
+        }
+    }
 }
 
 fn session(
@@ -346,7 +412,6 @@ fn session(
     pushed_ms: &mut u64,
 ) -> Result<Ended> {
     let sh = shared();
-    let a = &cfg.args;
     let now = utc_now_ms();
     // The first frame's capture time: a whole second, far enough ahead
     // for ffmpeg to start and deliver it.
@@ -360,57 +425,78 @@ fn session(
             Ok(_) => anchor,
             Err(f) => f,
         };
-    let settings = Settings {
-        w: cfg.w,
-        h: cfg.h,
-        fps: a.fps,
-        gop: a.gop,
-        bitrate: a.bitrate,
-        codec: a.codec,
-        preset: a.preset.clone(),
+    let mut source = VideoSource::start(ch, cfg, stats, anchor)?;
+    let times = Times {
+        anchor,
+        first,
+        wall0,
     };
-    let (enc, mut stdin, mut reader) = Encoder::start(&settings)?;
+    let result = push_loop(ch, cfg, api, stats, pushed_ms, &mut source, &times);
+    source.stop();
+    result
+}
+
+/// A session's clocks.
+struct Times {
+    /// Capture time (UTC ms) of the session's first frame, a whole second.
+    anchor: u64,
+    /// Capture time of the camera's first frame: PTS count from it.
+    first: u64,
+    /// When the session's first frame is due.
+    wall0: Instant,
+}
+
+/// Pushes the session's frames, and the audio up to each frame's time,
+/// each when it is due.
+fn push_loop(
+    ch: u32,
+    cfg: &Config,
+    api: &'static Api,
+    stats: &ChanStats,
+    pushed_ms: &mut u64,
+    source: &mut VideoSource,
+    times: &Times,
+) -> Result<Ended> {
+    let &Times {
+        anchor,
+        first,
+        wall0,
+    } = times;
+    let sh = shared();
+    let a = &cfg.args;
+    // The audio starts at the session's first whole second, like video.
+    let mut audio = AudioSource::start(a.audio)?;
+    let pack_ms = a.audio.pack_ms();
     let fps = u64::from(a.fps);
-    let label = format!("CH{ch}");
-    let seq0 = stats.frames.load(Ordering::Relaxed);
-    let writer = {
-        let (w, h) = (cfg.w, cfg.h);
-        std::thread::Builder::new()
-            .name(format!("cam-ch{ch}-render"))
-            .spawn(move || {
-                let mut f = Frame::new(w, h);
-                for n in 0u64.. {
-                    pattern::render(&mut f, anchor + n * 1000 / fps, seq0 + n, &label);
-                    if stdin.write_all(&f.data).is_err() {
-                        break; // the encoder ended (session over)
-                    }
-                }
-            })?
-    };
-    let codec = encoder::media_codec(a.codec);
+    let codec = encoder::media_codec(cfg.codec);
+    // Snapshots of --input frames are decoded from the GOPs kept here.
+    let keep_recent = cfg.clip.is_some() && a.event_every != 0;
+    let recent = &sh.recent[ch as usize];
+    lock(recent).clear();
     let speed = a.speed;
     let due = |media_ms: u64| wall0 + Duration::from_secs_f64(media_ms as f64 / 1000.0 / speed);
     let mut audio_k = 0u64;
     let mut need_key = true;
     let mut vseq = stats.frames.load(Ordering::Relaxed) as u32;
     let mut aseq = 0u32;
-    let mut result = Ok(Ended::Stop);
     for n in 0u64.. {
-        let Some(mut au) = reader.next_au()? else {
-            result = Err(anyhow::anyhow!("the encoder stopped"));
-            break;
+        let Some(mut au) = source.next_au()? else {
+            bail!("the encoder stopped");
         };
         let t = n * 1000 / fps;
         let utc = anchor + t;
         let pts = utc - first;
-        // Audio up to this frame's time, then the frame.
-        if a.audio != Audio::None {
-            while audio_k * AUDIO_PACK_MS <= t {
-                let at = audio_k * AUDIO_PACK_MS;
+        // Audio captured before this frame, then the frame. A pack with
+        // the frame's own time follows it: so the first pack comes after
+        // the first key frame, before which the engine has no segment to
+        // put audio in (it would drop it).
+        if let Some(audio) = &mut audio {
+            while audio_k * pack_ms < t {
+                let at = audio_k * pack_ms;
                 if !pace(sh, due(at)) {
                     break;
                 }
-                let mut data = audio_pack(a.audio, anchor + at);
+                let mut data = audio.next_pack()?;
                 let mut pack = iv_cm_aenc_pack_s {
                     pu8Addr: data.as_mut_ptr(),
                     u32Len: data.len() as u32,
@@ -423,6 +509,11 @@ fn session(
                     unsafe { (api.iv_cs_push_stream)(ch, 0, (&raw mut pack).cast::<c_void>()) };
                 if rc == 0 {
                     stats.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                } else {
+                    stats.push_errors.fetch_add(1, Ordering::Relaxed);
+                    if stats.last_push_error.swap(rc, Ordering::Relaxed) != rc {
+                        sh.say(format!("ch{ch}: audio push refused: {}", code_name(rc)));
+                    }
                 }
                 audio_k += 1;
             }
@@ -437,13 +528,12 @@ fn session(
             }
         }
         if !pace(sh, due(t)) {
-            break;
+            return Ok(Ended::Stop);
         }
         if !stats.streaming.load(Ordering::SeqCst) {
-            result = Ok(Ended::PushStopped);
-            break;
+            return Ok(Ended::PushStopped);
         }
-        let key = encoder::is_key(codec, &au);
+        let key = video::is_key(codec, &au);
         if need_key && !key {
             continue; // after a refusal, firmware drops to the next I frame
         }
@@ -461,6 +551,9 @@ fn session(
             need_key = false;
             stats.frames.fetch_add(1, Ordering::Relaxed);
             stats.bytes.fetch_add(au.len() as u64, Ordering::Relaxed);
+            if keep_recent {
+                lock(recent).push(utc, key, au);
+            }
             stats.pushed_utc_ms.store(utc, Ordering::Relaxed);
             sh.wake();
         } else {
@@ -474,13 +567,10 @@ fn session(
         if let Some(d) = a.duration
             && *pushed_ms as f64 >= d * 1000.0
         {
-            result = Ok(Ended::Stop);
-            break;
+            return Ok(Ended::Stop);
         }
     }
-    drop(enc);
-    let _ = writer.join();
-    result
+    Ok(Ended::Stop)
 }
 
 fn events_main(cfg: &Config, api: &'static Api) {
@@ -522,11 +612,7 @@ fn events_main(cfg: &Config, api: &'static Api) {
         }
         let start_s = (start / 1000) as u32;
         for ch in 0..a.channels {
-            // The snapshot is the frame captured at the event's start.
-            let mut f = Frame::new(cfg.w, cfg.h);
-            let seq = (start - first) * u64::from(a.fps) / 1000;
-            pattern::render(&mut f, start, seq, &format!("CH{ch}"));
-            match encoder::jpeg(&f) {
+            match snapshot(cfg, ch, start, first) {
                 Ok(j) => {
                     lock(&sh.snapshots).insert((ch, id), j);
                 }
@@ -561,6 +647,31 @@ fn events_main(cfg: &Config, api: &'static Api) {
             return;
         }
     }
+}
+
+/// The snapshot of an event on `ch` starting at `start` (UTC ms): the
+/// frame captured then, as a JPEG. The pattern's is rendered again; an
+/// `--input` frame is decoded from the GOP it was pushed in, once the
+/// channel has pushed it (channels run in step, so at most a few frames'
+/// wait).
+fn snapshot(cfg: &Config, ch: u32, start: u64, first: u64) -> Result<Vec<u8>> {
+    let sh = shared();
+    if cfg.clip.is_none() {
+        let mut f = Frame::new(cfg.w, cfg.h);
+        let seq = (start - first) * u64::from(cfg.args.fps) / 1000;
+        pattern::render(&mut f, start, seq, &format!("CH{ch}"));
+        return encoder::jpeg(&f);
+    }
+    let pushed = &sh.ch[ch as usize].pushed_utc_ms;
+    // Bounded: a channel that is not pushing (no plan) has no frame.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while pushed.load(Ordering::Relaxed) < start && !sh.stopping() && Instant::now() < deadline {
+        sh.wait(Duration::from_millis(100));
+    }
+    let Some(aus) = lock(&sh.recent[ch as usize]).until(start) else {
+        bail!("no frame pushed by the event's start to take it from");
+    };
+    encoder::jpeg_of_last(encoder::media_codec(cfg.codec), &aus)
 }
 
 /// The status line: in place on a terminal, otherwise a line every 5 s.

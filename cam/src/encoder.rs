@@ -5,7 +5,9 @@
 //! them, so every segment the engine cuts starts decodable. No B frames:
 //! the iv_cs API has I and P frames only.
 //!
-//! Also the snapshot encoder: one frame in, one JPEG out.
+//! The same splitter reads `--input` files ([`AccessUnitReader`] over any
+//! reader). Also the snapshot encoder: a pattern frame, or the last
+//! picture of a run of `--input` access units, in; one JPEG out.
 
 use crate::args::Codec;
 use crate::pattern::Frame;
@@ -42,9 +44,10 @@ pub fn media_codec(c: Codec) -> VideoCodec {
     }
 }
 
-/// Checks that ffmpeg runs and has the encoder `codec` needs, so a missing
-/// tool is a clear error before the camera starts.
-pub fn check_ffmpeg(codec: Codec) -> Result<()> {
+/// Checks that ffmpeg runs and has every encoder in `needed` (ffmpeg's
+/// names, e.g. `libx264`, `aac`), so a missing tool is a clear error before
+/// the camera starts.
+pub fn check_ffmpeg(needed: &[&str]) -> Result<()> {
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-encoders"])
         .stdin(Stdio::null())
@@ -52,16 +55,23 @@ pub fn check_ffmpeg(codec: Codec) -> Result<()> {
         .context(
             "cannot run ffmpeg (the camera's encoder): install it, e.g. `apt-get install ffmpeg`",
         )?;
+    // Lines are ` V....D libx264   description`: the name is the second
+    // word (a substring test would take `libfdk_aac` for `aac`).
     let list = String::from_utf8_lossy(&out.stdout);
-    for enc in [encoder_name(codec), "mjpeg"] {
-        if !list.contains(enc) {
+    let have: Vec<&str> = list
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    for enc in needed {
+        if !have.contains(enc) {
             bail!("this ffmpeg has no {enc} encoder (needed by ivcs cam)");
         }
     }
     Ok(())
 }
 
-fn encoder_name(c: Codec) -> &'static str {
+/// ffmpeg's encoder for `c`.
+pub fn encoder_name(c: Codec) -> &'static str {
     match c {
         Codec::H264 => "libx264",
         Codec::H265 => "libx265",
@@ -76,7 +86,7 @@ pub struct Encoder {
 impl Encoder {
     /// Starts ffmpeg; returns it with its stdin (raw frames) and stdout
     /// (Annex-B).
-    pub fn start(s: &Settings) -> Result<(Encoder, ChildStdin, AccessUnitReader)> {
+    pub fn start(s: &Settings) -> Result<(Encoder, ChildStdin, AccessUnitReader<ChildStdout>)> {
         let size = format!("{}x{}", s.w, s.h);
         let rate = format!("{}k", s.bitrate);
         let buf = format!("{}k", s.bitrate * 2);
@@ -133,12 +143,7 @@ impl Encoder {
         Ok((
             Encoder { child },
             stdin,
-            AccessUnitReader {
-                out: stdout,
-                codec: media_codec(s.codec),
-                buf: Vec::new(),
-                eof: false,
-            },
+            AccessUnitReader::new(stdout, media_codec(s.codec)),
         ))
     }
 }
@@ -151,15 +156,26 @@ impl Drop for Encoder {
     }
 }
 
-/// Reads access units from the encoder's output as they complete.
-pub struct AccessUnitReader {
-    out: ChildStdout,
+/// Reads access units from an Annex-B byte stream (the encoder's output,
+/// or an `--input` file) as they complete.
+pub struct AccessUnitReader<R> {
+    out: R,
     codec: VideoCodec,
     buf: Vec<u8>,
     eof: bool,
 }
 
-impl AccessUnitReader {
+impl<R: Read> AccessUnitReader<R> {
+    /// A reader of `codec` access units from `out`.
+    pub fn new(out: R, codec: VideoCodec) -> Self {
+        AccessUnitReader {
+            out,
+            codec,
+            buf: Vec::new(),
+            eof: false,
+        }
+    }
+
     /// The next whole access unit; `None` at the end of the stream. An
     /// access unit is whole once the next one has begun (or the stream
     /// ended): with an AUD per picture that is one frame of delay.
@@ -178,10 +194,7 @@ impl AccessUnitReader {
                 return Ok(None);
             }
             let mut chunk = [0u8; 64 * 1024];
-            let n = self
-                .out
-                .read(&mut chunk)
-                .context("reading the encoder's output")?;
+            let n = self.out.read(&mut chunk).context("reading the video")?;
             if n == 0 {
                 self.eof = true;
             } else {
@@ -191,32 +204,50 @@ impl AccessUnitReader {
     }
 }
 
-/// Whether an access unit holds a key (IDR / IRAP) picture.
-pub fn is_key(codec: VideoCodec, au: &[u8]) -> bool {
-    annexb::nal_units(au).any(|nal| {
-        let h = nal.first().copied().unwrap_or(0);
-        match codec {
-            VideoCodec::H264 => h & 0x1F == 5,
-            VideoCodec::H265 => (16..=23).contains(&((h >> 1) & 0x3F)),
-        }
-    })
-}
-
-/// Encodes one frame as a JPEG (ffmpeg's mjpeg, full range as JPEG
-/// wants).
+/// Encodes one frame of the test pattern as a JPEG.
 pub fn jpeg(f: &Frame) -> Result<Vec<u8>> {
     let size = format!("{}x{}", f.w, f.h);
-    let mut child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
-        .args([
+    to_jpeg(
+        &[
             "-f",
             "rawvideo",
             "-pix_fmt",
             "yuv420p",
             "-video_size",
             &size,
-        ])
-        .args(["-i", "pipe:0", "-frames:v", "1", "-pix_fmt", "yuvj420p"])
+            "-i",
+            "pipe:0",
+        ],
+        f.data.clone(),
+    )
+}
+
+/// Decodes `aus` (Annex-B access units from a key frame on) and encodes
+/// the last picture as a JPEG: the snapshot of an `--input` frame, which
+/// needs every frame since the key frame to be decoded.
+pub fn jpeg_of_last(codec: VideoCodec, aus: &[Vec<u8>]) -> Result<Vec<u8>> {
+    let Some(last) = aus.len().checked_sub(1) else {
+        bail!("no frames to take a snapshot of");
+    };
+    let format = match codec {
+        VideoCodec::H264 => "h264",
+        VideoCodec::H265 => "hevc",
+    };
+    // `\,`: a comma inside a filter's arguments, not between filters.
+    let select = format!("select=eq(n\\,{last})");
+    to_jpeg(
+        &["-f", format, "-i", "pipe:0", "-vf", &select],
+        aus.concat(),
+    )
+}
+
+/// Runs ffmpeg on `input` (given by `input_args`) and returns the first
+/// picture as a JPEG (mjpeg, full range as JPEG wants).
+fn to_jpeg(input_args: &[&str], input: Vec<u8>) -> Result<Vec<u8>> {
+    let mut child = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args(input_args)
+        .args(["-frames:v", "1", "-pix_fmt", "yuvj420p"])
         .args(["-c:v", "mjpeg", "-q:v", "4", "-f", "image2pipe", "pipe:1"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -224,10 +255,9 @@ pub fn jpeg(f: &Frame) -> Result<Vec<u8>> {
         .spawn()
         .context("starting ffmpeg for a snapshot")?;
     let mut stdin = child.stdin.take().context("ffmpeg stdin")?;
-    let data = f.data.clone();
     // Written from another thread: ffmpeg may start answering before it
     // has read everything.
-    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output().context("snapshot ffmpeg")?;
     let _ = writer.join();
     if !out.status.success() || !out.stdout.starts_with(&[0xFF, 0xD8]) {

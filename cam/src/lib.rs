@@ -5,12 +5,15 @@
 //! callbacks, a push thread per channel) and feeds it a live test pattern
 //! whose frames carry their capture time twice: as digits for people and
 //! as a block code ([`blockcode`]) that tests decode from screenshots and
-//! exported files. ffmpeg (a subprocess) encodes H.264 or H.265; audio is a
-//! G.711 tick each second; events with JPEG snapshots run on a schedule.
+//! exported files. ffmpeg (a subprocess) encodes H.264 or H.265; or the
+//! video is an Annex-B file, looped. Audio is a tick each second as G.711
+//! or AAC; events with JPEG snapshots run on a schedule.
 //!
 //! - [`args`]: options and their checks.
 //! - [`pattern`], [`font`], [`blockcode`]: the picture and its time stamp.
 //! - [`encoder`]: ffmpeg in and out, access units, JPEG snapshots.
+//! - [`clip`]: `--input`, an Annex-B file looped.
+//! - [`audio`]: the tick, as G.711 or AAC.
 //! - [`libivcs`]: loading the library and its C signatures.
 //! - [`callbacks`]: the firmware callbacks.
 //! - [`camera`]: threads, timing, status line, shutdown.
@@ -20,9 +23,11 @@
 //! the wall clock (optionally faster, `--speed`).
 
 pub mod args;
+pub mod audio;
 pub mod blockcode;
 pub mod callbacks;
 pub mod camera;
+pub mod clip;
 pub mod encoder;
 pub mod font;
 pub mod libivcs;

@@ -2,6 +2,7 @@
 //! carry no user pointer, so this is one process-wide value) and what the
 //! status line shows.
 
+use crate::clip::RecentFrames;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -72,6 +73,9 @@ pub struct Shared {
     /// Pictures handed to the library: address → length, until their
     /// `event_picture_result_cb`.
     pub lent: Mutex<HashMap<usize, usize>>,
+    /// With `--input` and events: each channel's last pushed GOPs, which
+    /// snapshots are decoded from.
+    pub recent: [Mutex<RecentFrames>; MAX_CHANNELS],
     wake: Mutex<()>,
     cv: Condvar,
 }
@@ -97,6 +101,7 @@ pub fn shared() -> &'static Shared {
         lines: Mutex::new(Vec::new()),
         snapshots: Mutex::new(HashMap::new()),
         lent: Mutex::new(HashMap::new()),
+        recent: Default::default(),
         wake: Mutex::new(()),
         cv: Condvar::new(),
     })

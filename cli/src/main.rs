@@ -30,8 +30,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cloud_cmd::CloudCmd,
     },
-    /// A virtual camera: a live test pattern pushed through libivcs as
-    /// firmware does (docs/guide/quickstart.md).
+    /// A virtual camera: a live test pattern (or a looped video file)
+    /// pushed through libivcs as firmware does (docs/guide/quickstart.md).
     Cam(ivcs_cam::CamArgs),
     /// Engine component tools.
     Engine {
