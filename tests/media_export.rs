@@ -372,6 +372,12 @@ fn demux_and_export(
     let all: Vec<usize> = (0..rec.segments.len()).collect();
     let ex = export(&rec, &all, 945_000, 4_527_000);
     assert_eq!(ex.video, (250..1258).collect::<Vec<_>>());
+    if let Some(a) = audio {
+        // Audio starts with the key frame at 10.0 s: its first frame at or
+        // after it, even where the muxer wrote it before the key frame.
+        let first = (10 * u64::from(a.sample_rate)).div_ceil(1024) as usize;
+        assert_eq!(ex.audio.first(), Some(&first), "first audio frame");
+    }
     let dir = paths::scratch_dir(&format!("media_export/{name}"));
     check_export(&rec, &ex, &dir.join("export.mp4"));
 }

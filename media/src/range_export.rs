@@ -101,6 +101,10 @@ struct Meta {
     size: u32,
 }
 
+/// How far ahead of the video a muxer may write audio, 90 kHz ticks: audio
+/// seen before any key frame is kept this long for one that may follow.
+const AUDIO_LEAD_90K: u64 = 2 * 90_000;
+
 /// Pass 1: feed every segment's samples; [`RangePass1::finish`] gives the
 /// file's layout and header.
 #[derive(Debug)]
@@ -204,7 +208,10 @@ impl RangePass1 {
                     .cloned()
                     .ok_or_else(|| Error::malformed("key frame without parameter sets"))?;
                 self.candidate = Some((m.pts, params));
-                self.pending.clear();
+                // Audio a muxer wrote before the key frame but timed at or
+                // after it belongs to the file.
+                self.pending
+                    .retain(|p| p.track == Track::Audio && p.pts >= m.pts);
                 self.pending.push(m);
             }
             Track::Video if m.pts <= self.start => {
@@ -236,11 +243,16 @@ impl RangePass1 {
                 }
                 self.add(reader, m)?;
             }
-            // Audio before the start can only be kept from a candidate on.
-            Track::Audio if self.candidate.is_some() || m.pts >= self.start => {
+            // Audio before the start is kept from a candidate on; before
+            // one, only what a key frame written after it may still claim
+            // (muxers interleave audio up to about a second ahead).
+            Track::Audio => {
+                if self.candidate.is_none() {
+                    let recent = m.pts.saturating_sub(AUDIO_LEAD_90K);
+                    self.pending.retain(|p| p.pts >= recent);
+                }
                 self.pending.push(m);
             }
-            Track::Audio => {}
         }
         Ok(())
     }
