@@ -362,7 +362,7 @@ pub unsafe extern "C" fn iv_cs_push_stream(
             let r = ctx.engine(|s, w| w.ivcs_engine_cs().call_push(s, channel, &frame));
             ctx.svc().admission.pushed(ticket);
             ctx.svc().frames.recycle(frame.data);
-            ctx.changed_lightly();
+            ctx.fed_frame();
             if let Ok(Err(e)) = r {
                 log::debug(&format!(
                     "channel {channel}: frame seq {} refused after it was taken ({}): {}",

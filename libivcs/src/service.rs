@@ -282,9 +282,17 @@ pub struct EngineCtx {
     restarting: bool,
     /// A firmware call's job is running (test hooks apply to those only).
     in_job: bool,
+    /// Jobs so far that only fed the engine a frame ([`EngineCtx::fed_frame`]).
+    frame_jobs: u64,
+    /// When the last tick ran.
+    last_tick: Instant,
     /// What the C layer knows of backups (blocking `iv_cs_upload_backup_video`).
     backups: Backups,
 }
+
+/// Longest a tick waits after jobs that only fed frames: one frame at
+/// 25 fps.
+const TICK_EVERY: Duration = Duration::from_millis(40);
 
 /// How many dumped files per channel the C layer remembers (the engine
 /// remembers 200).
@@ -362,6 +370,8 @@ impl EngineCtx {
             configured: false,
             restarting: false,
             in_job: false,
+            frame_jobs: 0,
+            last_tick: Instant::now(),
             backups: Backups::default(),
         }
     }
@@ -372,11 +382,15 @@ impl EngineCtx {
         loop {
             let seen = self.svc.wake.generation();
             let jobs: Vec<Job> = lock(&self.svc.jobs).0.drain(..).collect();
+            // A tick right away unless every job only fed frames.
+            let mut urgent = jobs.is_empty();
             for job in jobs {
                 self.in_job = true;
+                let frames = self.frame_jobs;
                 // Our own bug in a job must not end the engine thread.
                 let r = catch_unwind(AssertUnwindSafe(|| job(self)));
                 self.in_job = false;
+                urgent |= self.frame_jobs == frames;
                 if r.is_err() {
                     log::error("internal error in a libivcs call (recovered)");
                 }
@@ -384,8 +398,19 @@ impl EngineCtx {
             if self.svc.stop.load(Ordering::SeqCst) {
                 break;
             }
-            if catch_unwind(AssertUnwindSafe(|| self.tick())).is_err() {
-                log::error("internal error in a libivcs tick (recovered)");
+            // Frames are muxed and handed on by the tick; one tick per
+            // frame (70 a second with audio) cost more in per-call overhead
+            // than the frames, so after frames alone the tick waits up to
+            // TICK_EVERY (firmware already has its answers).
+            let now = Instant::now();
+            let next = self.last_tick + TICK_EVERY;
+            if urgent || now >= next || self.wake_at.is_some_and(|t| t <= now) {
+                self.last_tick = now;
+                if catch_unwind(AssertUnwindSafe(|| self.tick())).is_err() {
+                    log::error("internal error in a libivcs tick (recovered)");
+                }
+            } else {
+                self.wake_at = Some(self.wake_at.map_or(next, |t| t.min(next)));
             }
             let idle = Instant::now() + Duration::from_secs(60);
             let until = self.wake_at.map_or(idle, |t| t.min(idle));
@@ -665,6 +690,13 @@ impl EngineCtx {
     /// export.
     pub fn changed_lightly(&mut self) {
         self.dirty = true;
+    }
+
+    /// [`EngineCtx::changed_lightly`] for a job that only fed the engine a
+    /// frame: it needs no tick of its own.
+    pub fn fed_frame(&mut self) {
+        self.changed_lightly();
+        self.frame_jobs += 1;
     }
 
     fn tick(&mut self) {
