@@ -38,10 +38,11 @@ pub const MAX_REPLY_BYTES: usize = 128 << 10;
 /// Largest piece written or read per host call, bytes.
 const IO_CHUNK: usize = 64 << 10;
 
-/// How long a streamed body may hold less than [`IO_CHUNK`] of new bytes
-/// before writing them, ms. Each write wakes the host's network thread,
-/// which at camera bit rates costs more than the bytes (a write per frame
-/// was a quarter of the library's CPU); a segment's last bytes go at once.
+/// How long a streamed body may hold fewer than its batch of new bytes
+/// ([`Call::with_batch`]) before writing them, ms. Each write wakes the
+/// host's network thread, which at camera bit rates costs more than the
+/// bytes (a write per frame was a quarter of the library's CPU); a
+/// segment's last bytes go at once.
 const BATCH_MS: u64 = 250;
 
 /// A request body.
@@ -285,8 +286,10 @@ pub struct Call<X> {
     server_date_ms: Option<u64>,
     /// One immediate retry after correcting the clock was made.
     clock_retried: bool,
-    /// When the streamed bytes held back (less than a chunk) go anyway.
+    /// When the streamed bytes held back (less than a batch) go anyway.
     flush_at: Option<u64>,
+    /// A streamed body writes once this many new bytes are ready.
+    batch: usize,
 }
 
 /// What one step of an attempt ended with.
@@ -314,7 +317,16 @@ impl<X> Call<X> {
             server_date_ms: None,
             clock_retried: false,
             flush_at: None,
+            batch: IO_CHUNK,
         }
+    }
+
+    /// A streamed body writes once `bytes` are ready (at most a chunk),
+    /// else after [`BATCH_MS`]. Held bytes still count against a camera's
+    /// budget, so a small budget needs a small batch.
+    pub fn with_batch(mut self, bytes: usize) -> Call<X> {
+        self.batch = bytes.clamp(1, IO_CHUNK);
+        self
     }
 
     /// The request.
@@ -520,7 +532,7 @@ impl<X> Call<X> {
                         self.phase = Phase::Send { ex, sent, until };
                         return Attempt::Pending;
                     }
-                    if data.len() < IO_CHUNK && !src.complete() {
+                    if data.len() < self.batch && !src.complete() {
                         let at = *self.flush_at.get_or_insert(now.saturating_add(BATCH_MS));
                         if now < at {
                             let until = self.cap(now.saturating_add(per_write));

@@ -735,6 +735,8 @@ impl<H: Host> Chan<H> {
 
     fn poll_segments(&mut self, io: &mut Io<'_, H>) {
         let now = io.host.monotonic_ms();
+        // Bytes held for a batch count against the budget: an eighth of it.
+        let batch = self.params.max_gop_size as usize / 8;
         let ch = self.ch();
         let mut bodies_done = true;
         let mut i = 0;
@@ -749,7 +751,9 @@ impl<H: Host> Chan<H> {
                 break;
             };
             if let Some(q) = query {
-                s.up = Up::Put(Call::new(api::segment_put(&s.id, &q), seg_policy(), now));
+                s.up = Up::Put(
+                    Call::new(api::segment_put(&s.id, &q), seg_policy(), now).with_batch(batch),
+                );
             }
             let mut fail: Option<String> = None;
             match &mut s.up {
