@@ -65,6 +65,9 @@ export IVCS_CLOUD_URL="http://$ADDR" IVCS_DEVICE_ID=bench-cam IVCS_DEVICE_SECRET
 
 echo "bench-libivcs: push (300 s of video at ${PACE}x)"
 "$OUT/bench_libivcs" push "$OUT/frames300.bin" "$PACE" > "$OUT/push.txt"
+# CPU at real time: faster pacing lets the engine thread coalesce more frames per tick.
+echo "bench-libivcs: cpu (60 s of video at 1x)"
+"$OUT/bench_libivcs" push "$OUT/frames.bin" 1 > "$OUT/push1x.txt"
 echo "bench-libivcs: rss (800 KB budget, cloud stopped)"
 "$OUT/bench_libivcs" rss "$OUT/frames.bin" "$CLOUD_PID" > "$OUT/rss.txt"
 
@@ -110,8 +113,9 @@ row "  reference: malloc+memcpy of each I frame after its push, p50/p99" "${cp50
 rp50=$(val push copy_resident_i_frame_p50_us); rp99=$(val push copy_resident_i_frame_p99_us)
 row "  reference: memcpy into resident memory, p50/p99" "${rp50}/${rp99} us" "" "push p99 = $(ratio "$ip99" "$rp99") of it"
 
-cpu=$(val push cpu_pct_of_core_per_video_s)
-row "CPU per second of video ($(val push cpu_s) s / $(val push video_s) s)" "${cpu} %" "< 1 % of one core" "$(verdict "$cpu" 1)"
+cpu=$(val push1x cpu_pct_of_core_per_video_s)
+row "CPU per second of video, 1x ($(val push1x cpu_s) s / $(val push1x video_s) s)" "${cpu} %" "< 1 % of one core" "$(verdict "$cpu" 1)"
+row "  the same at ${PACE}x ($(val push cpu_s) s / $(val push video_s) s)" "$(val push cpu_pct_of_core_per_video_s) %" "" ""
 warm=$(val rss rss_warm_kb); peak=$(val rss rss_peak_kb); init=$(val rss rss_after_init_kb); before=$(val rss rss_before_init_kb)
 growth=$((peak - init)); stalled=$((peak - warm))
 row "RSS before init / after init / warm" "${before}/${init}/${warm} KB" "" ""
