@@ -783,7 +783,15 @@ fn cloud_killed_mid_upload_loses_nothing_acknowledged_and_backup_recovers_from_t
         let id = segment_id(name);
         let bytes = s.segment(&token, id);
         let file = std::fs::read(dump_dir.join(name)).expect("the dump file");
-        assert!(bytes == file, "{name}: the cloud has the dumped bytes");
+        let differs = bytes.iter().zip(&file).position(|(a, b)| a != b);
+        assert!(
+            bytes == file,
+            "{name}: the cloud has {} bytes, the dump {} (first difference at {differs:?}); row {:?}; output:\n{}",
+            bytes.len(),
+            file.len(),
+            s.segment_row(id),
+            lines.join("\n")
+        );
         let (backup, state) = s.segment_row(id);
         assert!(backup, "{name} is marked as a backup");
         assert_eq!(state, "Complete");
