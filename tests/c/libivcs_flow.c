@@ -162,8 +162,9 @@ static int on_dump(iv_cs_chn_e ch, iv_cs_up_bk_state_e st, uint64_t start_ts, ui
     snprintf(part, sizeof part, "%s/ch%d.part", dump_dir, (int)ch);
     switch (st) {
     case CS_UP_BK_START:
-        /* The spec: no name, no data, end 0. */
-        bad = name != NULL || buf != NULL || len != 0 || end_ts != 0 || start_ts == 0;
+        /* The spec: no name, no data, end 0; one file at a time per channel. */
+        bad = name != NULL || buf != NULL || len != 0 || end_ts != 0 || start_ts == 0 ||
+              dump_part[ch] != NULL;
         if (dump_part[ch]) fclose(dump_part[ch]);
         dump_part[ch] = fopen(part, "wb");
         dump_bytes[ch] = 0;
