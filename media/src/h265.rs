@@ -50,8 +50,13 @@ impl NalHeader {
 
     /// Whether this is an IRAP picture's slice (BLA, IDR, CRA; 16..=23).
     pub fn is_irap(&self) -> bool {
-        (16..=23).contains(&self.nal_type)
+        is_irap_type(self.nal_type)
     }
+}
+
+/// Whether `nal_unit_type` is an IRAP picture's slice (BLA, IDR, CRA).
+pub fn is_irap_type(nal_type: u8) -> bool {
+    (16..=23).contains(&nal_type)
 }
 
 /// Parse the NAL unit header; errors on truncation, `forbidden_zero_bit`,

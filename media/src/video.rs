@@ -228,17 +228,29 @@ impl Sets<'_> {
     }
 }
 
+/// `nal_unit_type` from a NAL unit's first header byte: a look only, no
+/// checks (those are [`analyze`]'s).
+fn nal_type(codec: VideoCodec, nal: &[u8]) -> u8 {
+    let h = nal.first().copied().unwrap_or(0);
+    match codec {
+        VideoCodec::H264 => h & 0x1F,
+        VideoCodec::H265 => (h >> 1) & 0x3F,
+    }
+}
+
+/// Whether `nal_unit_type` is a key picture's slice (IDR; IRAP for H.265).
+fn is_key_type(codec: VideoCodec, t: u8) -> bool {
+    match codec {
+        VideoCodec::H264 => t == h264::NAL_IDR,
+        VideoCodec::H265 => h265::is_irap_type(t),
+    }
+}
+
 /// Whether an Annex-B access unit holds an IDR (H.264) or IRAP (H.265)
 /// picture: a look at NAL headers only, so cheap enough to run on every
 /// frame before deciding whether to take it.
 pub fn is_key(codec: VideoCodec, au: &[u8]) -> bool {
-    annexb::nal_units(au).any(|nal| {
-        let h = nal.first().copied().unwrap_or(0);
-        match codec {
-            VideoCodec::H264 => h & 0x1F == h264::NAL_IDR,
-            VideoCodec::H265 => (16..=23).contains(&((h >> 1) & 0x3F)),
-        }
-    })
+    annexb::nal_units(au).any(|nal| is_key_type(codec, nal_type(codec, nal)))
 }
 
 /// Whether an access unit holds a key picture *and* every parameter set
@@ -246,21 +258,13 @@ pub fn is_key(codec: VideoCodec, au: &[u8]) -> bool {
 pub fn is_key_with_params(codec: VideoCodec, au: &[u8]) -> bool {
     let (mut key, mut vps, mut sps, mut pps) = (false, false, false, false);
     for nal in annexb::nal_units(au) {
-        let h = nal.first().copied().unwrap_or(0);
-        match codec {
-            VideoCodec::H264 => match h & 0x1F {
-                h264::NAL_IDR => key = true,
-                h264::NAL_SPS => sps = true,
-                h264::NAL_PPS => pps = true,
-                _ => {}
-            },
-            VideoCodec::H265 => match (h >> 1) & 0x3F {
-                16..=23 => key = true,
-                32 => vps = true,
-                33 => sps = true,
-                34 => pps = true,
-                _ => {}
-            },
+        let t = nal_type(codec, nal);
+        key |= is_key_type(codec, t);
+        match (codec, t) {
+            (VideoCodec::H264, h264::NAL_SPS) | (VideoCodec::H265, h265::NAL_SPS) => sps = true,
+            (VideoCodec::H264, h264::NAL_PPS) | (VideoCodec::H265, h265::NAL_PPS) => pps = true,
+            (VideoCodec::H265, h265::NAL_VPS) => vps = true,
+            _ => {}
         }
     }
     key && sps && pps && (codec == VideoCodec::H264 || vps)
