@@ -33,7 +33,7 @@ use ivcs_tests::cli::bin;
 use ivcs_tests::cloud::{Cloud, admin};
 use ivcs_tests::framemd5;
 use ivcs_tests::paths::scratch_dir;
-use ivcs_tests::tools::{self, p};
+use ivcs_tests::tools::{self, p, probe_num};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -210,17 +210,7 @@ impl Bed {
 
 /// The stream of `kind` (`video`/`audio`) in ffprobe's JSON.
 fn stream<'a>(probe: &'a Value, kind: &str) -> &'a Value {
-    probe["streams"]
-        .as_array()
-        .and_then(|s| s.iter().find(|x| x["codec_type"] == kind))
-        .unwrap_or_else(|| panic!("no {kind} stream: {probe}"))
-}
-
-/// A number ffprobe printed as a string (`"20.000000"`, `"500"`).
-fn num(v: &Value) -> f64 {
-    v.as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not a number: {v}"))
+    tools::probe_stream(probe, kind).unwrap_or_else(|| panic!("no {kind} stream: {probe}"))
 }
 
 /// The presentation times (s) of the video packets of `file`, in order.
@@ -238,7 +228,7 @@ fn video_pts(file: &Path) -> Vec<f64> {
         .as_array()
         .expect("packets")
         .iter()
-        .map(|x| num(&x["pts_time"]))
+        .map(|x| probe_num(&x["pts_time"]))
         .collect()
 }
 
@@ -309,7 +299,7 @@ fn aac_on_two_fmp4_channels_records_video_and_audio_in_step() {
         assert_eq!(a["profile"], "LC", "channel {ch}");
         assert_eq!(a["sample_rate"], "16000", "channel {ch}");
         assert_eq!(a["channels"].as_u64(), Some(1), "channel {ch}");
-        let frames = num(&v["nb_read_frames"]) as u64;
+        let frames = probe_num(&v["nb_read_frames"]) as u64;
         assert_eq!(
             frames,
             RECORDED_MS * FPS / 1000,
@@ -333,8 +323,8 @@ fn aac_on_two_fmp4_channels_records_video_and_audio_in_step() {
 
         // The audio starts with the video and lasts as long (to a pack,
         // 64 ms) ...
-        let v0 = num(&v["start_time"]);
-        let a0 = num(&a["start_time"]);
+        let v0 = probe_num(&v["start_time"]);
+        let a0 = probe_num(&a["start_time"]);
         let pcm = audio::decode_f32(&["-i".into(), p(&file)], &[]);
         let audio_s = pcm.len() as f64 / 16_000.0;
         let video_s = frames as f64 / FPS as f64;
@@ -431,7 +421,7 @@ fn input_file_cut_mid_gop_loops_from_its_key_frame_with_rising_timestamps() {
 
     // fps × duration frames, within a GOP (2 s) of the camera's time.
     let frames = RECORDED_MS * FPS / 1000;
-    assert_eq!(num(&v["nb_read_frames"]) as u64, frames);
+    assert_eq!(probe_num(&v["nb_read_frames"]) as u64, frames);
     const { assert!((CAMERA_MS - RECORDED_MS) * FPS / 1000 <= 50) };
     // The file's frames from its key frame, loop after loop.
     let want: Vec<String> = (0..frames)

@@ -21,8 +21,8 @@ use ivcs_media::range_export::{RangePass1, RangePass2};
 use ivcs_media::segment_reader::{Sample, SegmentFormat, SegmentReader};
 use ivcs_media::{Track, VideoCodec, adts, annexb};
 use ivcs_tests::fixtures::{self, AudioFixture, VideoFixture};
+use ivcs_tests::tools::{probe_num, probe_stream};
 use ivcs_tests::{check, framemd5, paths, tools};
-use serde_json::Value;
 
 /// One frame per 40 ms (the fixtures are 25 fps), in 90 kHz.
 const FRAME_90K: u64 = 3600;
@@ -296,19 +296,6 @@ fn export(rec: &Recording, segments: &[usize], start_90k: u64, end_90k: u64) -> 
     }
 }
 
-fn stream<'a>(probe: &'a Value, kind: &str) -> Option<&'a Value> {
-    probe["streams"]
-        .as_array()?
-        .iter()
-        .find(|s| s["codec_type"] == kind)
-}
-
-fn num(v: &Value) -> f64 {
-    v.as_f64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or(f64::NAN)
-}
-
 /// The ffmpeg checks of an export written to `path`.
 fn check_export(rec: &Recording, ex: &Exported, path: &Path) {
     std::fs::write(path, &ex.file).unwrap();
@@ -316,19 +303,22 @@ fn check_export(rec: &Recording, ex: &Exported, path: &Path) {
     let j = tools::probe_clean(&file);
     let frame_s = FRAME_90K as f64 / 90_000.0;
     let want = ex.end_s - ex.start_s;
-    let duration = num(&j["format"]["duration"]);
+    let duration = probe_num(&j["format"]["duration"]);
     assert!(
         (duration - want).abs() <= frame_s,
         "duration {duration} s, expected {want} s"
     );
-    let v = stream(&j, "video").expect("a video stream");
-    assert_eq!(num(&v["nb_frames"]) as usize, ex.video.len());
-    assert_eq!(num(&v["nb_read_frames"]) as usize, ex.video.len());
+    let v = probe_stream(&j, "video").expect("a video stream");
+    assert_eq!(probe_num(&v["nb_frames"]) as usize, ex.video.len());
+    assert_eq!(probe_num(&v["nb_read_frames"]) as usize, ex.video.len());
     assert_eq!(
-        (num(&v["width"]) as u32, num(&v["height"]) as u32),
+        (
+            probe_num(&v["width"]) as u32,
+            probe_num(&v["height"]) as u32
+        ),
         (rec.src.video.width, rec.src.video.height)
     );
-    assert!((num(&v["duration"]) - want).abs() <= frame_s);
+    assert!((probe_num(&v["duration"]) - want).abs() <= frame_s);
 
     // The decoded pictures are the source's, frame for frame.
     let src = check::source_video_hashes(rec.src.video);
@@ -337,19 +327,19 @@ fn check_export(rec: &Recording, ex: &Exported, path: &Path) {
     framemd5::compare("export video", &want_hashes, &got).unwrap();
 
     match rec.src.audio {
-        None => assert!(stream(&j, "audio").is_none()),
+        None => assert!(probe_stream(&j, "audio").is_none()),
         Some(a) => {
-            let s = stream(&j, "audio").expect("an audio stream");
+            let s = probe_stream(&j, "audio").expect("an audio stream");
             let aac_frame = 1024.0 / f64::from(a.sample_rate);
             // Over a gap the frame before it lasts until the next one.
             let span = ex.audio.last().unwrap() + 1 - ex.audio[0];
             let want_audio = span as f64 * aac_frame;
-            let got_audio = num(&s["duration"]);
+            let got_audio = probe_num(&s["duration"]);
             assert!(
                 (got_audio - want_audio).abs() <= aac_frame,
                 "audio {got_audio} s, expected {want_audio} s"
             );
-            assert_eq!(num(&s["nb_read_frames"]) as usize, ex.audio.len());
+            assert_eq!(probe_num(&s["nb_read_frames"]) as usize, ex.audio.len());
             let src = check::source_aac_hashes(a);
             let want: Vec<String> = ex.audio.iter().map(|&j| src[j].clone()).collect();
             let got = framemd5::aac_packet_hashes(&["-i".to_string(), file]);
@@ -489,10 +479,10 @@ fn missing_segment_keeps_the_timeline(name: &str, container: Container) {
         &tools::p(&path),
     ]);
     let packets = j["packets"].as_array().unwrap();
-    let at = |k: usize| num(&packets[k]["pts_time"]);
+    let at = |k: usize| probe_num(&packets[k]["pts_time"]);
     let before_gap = 499 - 250;
     assert!((at(before_gap + 1) - (600.0 - 250.0) * 0.04).abs() < 1e-6);
-    assert!((num(&packets[before_gap]["duration_time"]) - 101.0 * 0.04).abs() < 1e-6);
+    assert!((probe_num(&packets[before_gap]["duration_time"]) - 101.0 * 0.04).abs() < 1e-6);
 }
 
 #[test]

@@ -234,12 +234,7 @@ fn viewer_plays_seeks_and_exports_in_chromium() {
         (duration - want).abs() <= 0.1,
         "exported {duration} s, selected {want} s"
     );
-    let video = probe["streams"]
-        .as_array()
-        .expect("streams")
-        .iter()
-        .find(|s| s["codec_type"] == "video")
-        .expect("a video stream");
+    let video = tools::probe_stream(&probe, "video").expect("a video stream");
     assert_eq!(video["codec_name"], "h264");
     assert_eq!(video["nb_read_frames"], "250", "10 s at 25 fps");
 }

@@ -134,6 +134,23 @@ where
         .unwrap_or_else(|e| panic!("ffprobe printed invalid JSON ({e}): {}", out.cmdline))
 }
 
+/// The first stream of `codec_type` `kind` (`video`, `audio`) in
+/// ffprobe's JSON (`-show_streams`).
+pub fn probe_stream<'a>(probe: &'a serde_json::Value, kind: &str) -> Option<&'a serde_json::Value> {
+    probe["streams"]
+        .as_array()?
+        .iter()
+        .find(|s| s["codec_type"] == kind)
+}
+
+/// A number in ffprobe's JSON, printed as a number or a string
+/// (`"20.000000"`, `"500"`); panics on anything else.
+pub fn probe_num(v: &serde_json::Value) -> f64 {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("not a number in ffprobe's output: {v}"))
+}
+
 /// Probes `file` (formats and streams, frames counted) and decodes it
 /// completely; both must succeed without a single warning. Returns the
 /// probe's JSON.
