@@ -284,9 +284,14 @@ impl<H: Host> Chan<H> {
     /// What frames decided but not muxed yet will take once muxed (with
     /// their dump copy).
     fn unmuxed(&self) -> u64 {
-        let n = self.run.as_ref().map_or(0, |r| r.pipeline.queued_bytes());
+        let n = self.queued();
         let copies = if self.cb.dump_file { 2 } else { 1 };
         (n + n / 16) * copies
+    }
+
+    /// Frame bytes pushes decided that the pipeline has not muxed yet.
+    fn queued(&self) -> u64 {
+        self.run.as_ref().map_or(0, |r| r.pipeline.queued_bytes())
     }
 
     /// Bytes waiting for the network: recorded but not handed to the host
@@ -308,7 +313,7 @@ impl<H: Host> Chan<H> {
                 s.buf.produced() - sent.max(s.buf.produced() - s.buf.retained())
             })
             .sum::<u64>()
-            + self.run.as_ref().map_or(0, |r| r.pipeline.queued_bytes())
+            + self.queued()
     }
 
     fn fits(&self, n: usize, cb: &OptionalCallbacks) -> bool {
