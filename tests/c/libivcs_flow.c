@@ -607,16 +607,24 @@ static int on_dump_indexed(iv_cs_chn_e ch, iv_cs_up_bk_state_e st, uint64_t star
     return r;
 }
 
-/* A failed segment firmware has a dump of (a lost span from the overflow
-   while the cloud is down is an err slice too, but has no file). Under mu. */
+/* The dump of slice i when it is a failed segment of channel 0 firmware has
+   a dump of, else NULL (a lost span from the overflow while the cloud is
+   down is an err slice too, but has no file). Under mu. */
+static const char *dump_of_failed(int i) {
+    const char *name = NULL;
+    int j;
+    if (slices[i].ch != 0 || slices[i].s.state != IV_CS_UPLOAD_ERR || slices[i].s.total_size == 0)
+        return NULL;
+    for (j = 0; j < n_dumps_seen; j++)
+        if (dumps_seen[j].start_s == slices[i].s.utc_sec_a) name = dumps_seen[j].name;
+    return name;
+}
+
+/* Under mu. */
 static int failed_dumped0(void) {
-    int i, j;
-    for (i = 0; i < n_slices; i++) {
-        if (slices[i].ch != 0 || slices[i].s.state != IV_CS_UPLOAD_ERR || slices[i].s.total_size == 0)
-            continue;
-        for (j = 0; j < n_dumps_seen; j++)
-            if (dumps_seen[j].start_s == slices[i].s.utc_sec_a) return 1;
-    }
+    int i;
+    for (i = 0; i < n_slices; i++)
+        if (dump_of_failed(i) != NULL) return 1;
     return 0;
 }
 
@@ -625,7 +633,7 @@ static void scenario_killed(void) {
        segment broken by the kill cannot be repeated from memory. */
     iv_cs_init_parm_s p = params(1, 64u << 10);
     cam_t c;
-    int i, j, backed = 0;
+    int i, backed = 0;
     char name[128];
     p.func_cb.iv_cs_dump_file_cb = on_dump_indexed;
     EXPECT(iv_cs_init(&p), IV_ERR_NONE);
@@ -647,14 +655,12 @@ static void scenario_killed(void) {
     cam_report(&c, "killed");
     /* Firmware backs up every failed segment it has a dump of. */
     for (i = 0; i < get(&n_slices); i++) {
-        slice_t s;
+        const char *dump;
         pthread_mutex_lock(&mu);
-        s = slices[i];
-        name[0] = 0;
-        for (j = 0; j < n_dumps_seen; j++)
-            if (dumps_seen[j].start_s == s.s.utc_sec_a) snprintf(name, sizeof name, "%s", dumps_seen[j].name);
+        dump = dump_of_failed(i);
+        snprintf(name, sizeof name, "%s", dump != NULL ? dump : "");
         pthread_mutex_unlock(&mu);
-        if (s.ch != 0 || s.s.state != IV_CS_UPLOAD_ERR || s.s.total_size == 0 || name[0] == 0) continue;
+        if (name[0] == 0) continue;
         EXPECT(backup(name), IV_ERR_NONE);
         printf("BACKUP_OK %s\n", name);
         backed++;
