@@ -8,7 +8,6 @@
 //! a fresh instance has no practical deadline.
 
 use crate::bindings::Engine as EngineWorld;
-use crate::net::NetClient;
 use anyhow::{Result, bail};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, ResourceLimiter, Store};
@@ -40,7 +39,9 @@ pub struct HostState {
     pub(crate) table: ResourceTable,
     limits: Limits,
     /// `None`: every `network.start` answers `unreachable`.
-    pub(crate) net: Option<NetClient>,
+    pub(crate) net: Option<Box<dyn crate::imports::Network>>,
+    /// `None`: the system clocks.
+    pub(crate) clock: Option<Box<dyn crate::imports::EngineClock>>,
     /// `None`: every capture fails at once (no picture source). `Some`: the
     /// host fulfils captures later (see [`crate::imports::Captures`]).
     pub(crate) captures: Option<crate::imports::Captures>,
@@ -53,6 +54,7 @@ impl HostState {
             table: ResourceTable::new(),
             limits: Limits::new(memory_limit),
             net: None,
+            clock: None,
             captures: None,
         }
     }
@@ -119,6 +121,35 @@ impl ResourceLimiter for Limits {
     fn instances(&self) -> usize {
         4
     }
+}
+
+/// Fixed part of the engine's memory cap: code data, heap baseline, control
+/// plane, network buffers seen by the engine (see docs/design/libivcs.md).
+pub const MEMORY_FIXED: usize = 8 << 20;
+
+/// The engine's memory cap for a session: the fixed allowance plus, per
+/// channel, twice its budget (`u32MaxGopSize` plus the spec's audio
+/// allowance: 120 KB mono / 160 KB stereo for PCM and G.711). Twice, because
+/// `export-state` serialises the buffered bytes inside the engine's memory.
+pub fn memory_cap(params: &crate::bindings::ivcs::engine::types::InitParams) -> usize {
+    let per_channel: usize = params
+        .channels
+        .iter()
+        .map(|c| {
+            let audio = match &c.av.audio {
+                Some(a) if a.codec != crate::bindings::ivcs::engine::types::AudioCodec::Aac => {
+                    if a.channels >= 2 {
+                        160 * 1024
+                    } else {
+                        120 * 1024
+                    }
+                }
+                _ => 0,
+            };
+            2 * (c.max_gop_size as usize + audio)
+        })
+        .sum();
+    MEMORY_FIXED.saturating_add(per_channel)
 }
 
 /// A loaded engine component, ready to instantiate.
@@ -300,8 +331,13 @@ impl EngineInstance {
     /// Gives the engine a cloud to talk to (`None`: every exchange fails as
     /// `unreachable`). Exchanges already open keep the client they started
     /// with.
-    pub fn set_network(&mut self, net: Option<NetClient>) {
-        self.store.data_mut().net = net;
+    pub fn set_network(&mut self, net: Option<impl crate::imports::Network>) {
+        self.store.data_mut().net = net.map(|n| Box::new(n) as Box<dyn crate::imports::Network>);
+    }
+
+    /// Gives the engine its own clock instead of the system's (host-sim).
+    pub fn set_clock(&mut self, clock: impl crate::imports::EngineClock) {
+        self.store.data_mut().clock = Some(Box::new(clock));
     }
 
     /// Gives the engine a picture source: captures stay pending until the
