@@ -99,6 +99,12 @@ pub fn channel_plan(rows: &[(Option<u32>, Plan)], channel: u32, now_ms: u64) -> 
 impl App {
     /// Opens the data directory of `cfg` and builds the state.
     pub async fn open(cfg: Config) -> Result<Arc<App>> {
+        let clock = Clock::new(cfg.clock_file.clone());
+        App::open_with_clock(cfg, clock).await
+    }
+
+    /// [`App::open`] with "now" from `clock` (host-sim's virtual time).
+    pub async fn open_with_clock(cfg: Config, clock: Clock) -> Result<Arc<App>> {
         std::fs::create_dir_all(&cfg.data)?;
         let repo = Repo::open(&cfg.data.join("ivcs.db"), cfg.fsync).await?;
         let objects = Objects::local(&cfg.data.join("objects"), cfg.fsync, cfg.min_free_bytes)?;
@@ -106,7 +112,7 @@ impl App {
             .setting_or_insert("playback_url_key", crate::auth::random_secret)
             .await?;
         Ok(Arc::new(App {
-            clock: Clock::new(cfg.clock_file.clone()),
+            clock,
             device_auth: DeviceAuth::new(cfg.auth_skew_s),
             urls: UrlSigner::new(&key),
             feed: Feed::default(),

@@ -35,6 +35,11 @@ pub struct Config {
     /// How often plan changes made by other processes (the `ivcs cloud`
     /// admin commands) are picked up, milliseconds.
     pub change_poll_ms: u64,
+    /// Longest a device's change-feed request is held open before it is
+    /// answered with "no change", seconds (the device's `wait_s` is capped
+    /// by this). 0 answers at once: host-sim holds requests in virtual time
+    /// itself.
+    pub change_wait_max_s: u64,
     /// Lifetime of a signed playback URL, seconds.
     pub playback_url_ttl_s: u64,
     /// fsync each object and its directory before acknowledging it, so an
@@ -65,6 +70,7 @@ impl Default for Config {
             retention_interval_s: 3600,
             min_free_bytes: 64 << 20,
             change_poll_ms: 500,
+            change_wait_max_s: 60,
             playback_url_ttl_s: 3600,
             fsync: true,
             log: "info".into(),

@@ -143,7 +143,6 @@ fn default_wait() -> u64 {
 }
 
 /// Longest long-poll, seconds: below common proxy idle timeouts.
-const MAX_WAIT_S: u64 = 60;
 
 async fn changes(State(app): State<Arc<App>>, req: Request) -> Result<Json<PlanView>> {
     let (device, parts, _) = verified_body(&app, req).await?;
@@ -151,7 +150,7 @@ async fn changes(State(app): State<Arc<App>>, req: Request) -> Result<Json<PlanV
         .map_err(|e| Error::bad_request(format!("query: {e}")))?
         .0;
     let current = app.repo.revision(&device).await?;
-    let wait = Duration::from_secs(q.wait_s.min(MAX_WAIT_S));
+    let wait = Duration::from_secs(q.wait_s.min(app.cfg.change_wait_max_s));
     app.feed.wait(&device, current, q.since, wait).await;
     Ok(Json(app.plan_view(&device, Some(q.since)).await?))
 }

@@ -4,8 +4,8 @@
 //! resource table; captures either fail at once (no picture source) or, when
 //! the host enabled [`Captures`], stay pending until the host fulfils them
 //! (libivcs asks firmware's capture callback on its callback thread).
-//! `network` forwards to the store's [`Network`] (a [`net::NetClient`] on a
-//! device, a simulated network in host-sim); a store without one answers
+//! `network` forwards to the store's [`net::NetClient`] (on host-sim, one
+//! whose transport is the simulated network); a store without one answers
 //! every `start` with a clear `unreachable`, which the engine treats like any
 //! outage. A store may also be given its own [`EngineClock`] (host-sim's
 //! virtual time).
@@ -96,53 +96,6 @@ impl HostState {
     }
 }
 
-/// Where the `network` import starts exchanges: [`net::NetClient`], or
-/// host-sim's simulated network. Every method returns at once.
-pub trait Network: Send + 'static {
-    /// Starts an exchange (see [`net::NetClient::start`]).
-    fn start(&self, req: net::Request) -> Result<Box<dyn ExchangeIo>, net::NetError>;
-}
-
-/// One exchange as the `network` import drives it; the methods mean what
-/// [`net::Exchange`]'s of the same names mean. Dropping it aborts the
-/// exchange.
-#[allow(missing_docs)]
-pub trait ExchangeIo: Send {
-    fn write_capacity(&self) -> u32;
-    fn write(&self, data: &[u8]) -> Result<u32, net::NetError>;
-    fn attach(&self, bytes: Bytes) -> Result<(), net::NetError>;
-    fn finish(&self) -> Result<(), net::NetError>;
-    fn poll_response(&self) -> Option<Result<net::ResponseHead, net::NetError>>;
-    fn read_body(&self, max: u32) -> Result<Option<Vec<u8>>, net::NetError>;
-}
-
-impl Network for net::NetClient {
-    fn start(&self, req: net::Request) -> Result<Box<dyn ExchangeIo>, net::NetError> {
-        Ok(Box::new(net::NetClient::start(self, req)?))
-    }
-}
-
-impl ExchangeIo for net::Exchange {
-    fn write_capacity(&self) -> u32 {
-        net::Exchange::write_capacity(self)
-    }
-    fn write(&self, data: &[u8]) -> Result<u32, net::NetError> {
-        net::Exchange::write(self, data)
-    }
-    fn attach(&self, bytes: Bytes) -> Result<(), net::NetError> {
-        net::Exchange::attach(self, bytes)
-    }
-    fn finish(&self) -> Result<(), net::NetError> {
-        net::Exchange::finish(self)
-    }
-    fn poll_response(&self) -> Option<Result<net::ResponseHead, net::NetError>> {
-        net::Exchange::poll_response(self)
-    }
-    fn read_body(&self, max: u32) -> Result<Option<Vec<u8>>, net::NetError> {
-        net::Exchange::read_body(self, max)
-    }
-}
-
 /// The `clock` import's source when it is not the system's (host-sim's
 /// virtual time, with drift and steps).
 pub trait EngineClock: Send + 'static {
@@ -153,7 +106,7 @@ pub trait EngineClock: Send + 'static {
 }
 
 /// An HTTP exchange the engine started.
-pub struct ExchangeData(pub Box<dyn ExchangeIo>);
+pub struct ExchangeData(pub net::Exchange);
 
 /// Monotonic origin shared by all stores of the process.
 fn monotonic_origin() -> Instant {
@@ -348,11 +301,8 @@ impl From<network::Method> for net::Method {
 
 impl HostState {
     /// The exchange behind a handle; an unknown handle is the engine's error.
-    fn exchange(&self, ex: &Resource<ExchangeData>) -> Result<&dyn ExchangeIo, network::NetError> {
-        self.table
-            .get(ex)
-            .map(|e| e.0.as_ref())
-            .map_err(|_| no_exchange())
+    fn exchange(&self, ex: &Resource<ExchangeData>) -> Result<&net::Exchange, network::NetError> {
+        self.table.get(ex).map(|e| &e.0).map_err(|_| no_exchange())
     }
 }
 
@@ -432,7 +382,7 @@ impl network::Host for HostState {
             content_length: req.content_length,
             timeout_ms: req.timeout_ms,
         };
-        let Some(client) = self.net.as_deref() else {
+        let Some(client) = &self.net else {
             return Err(network::NetError::Unreachable(format!(
                 "{} {}: no cloud is configured for this runtime",
                 req.method.as_http(),
@@ -513,7 +463,7 @@ mod tests {
         let mut st = HostState::new(1 << 20);
         let client = NetClient::new(NetConfig::new(counting_server())).unwrap();
         let wake = client.wake().clone();
-        st.net = Some(Box::new(client));
+        st.net = Some(client);
         let pic = st
             .table
             .push(PictureData {

@@ -39,7 +39,7 @@ pub struct HostState {
     pub(crate) table: ResourceTable,
     limits: Limits,
     /// `None`: every `network.start` answers `unreachable`.
-    pub(crate) net: Option<Box<dyn crate::imports::Network>>,
+    pub(crate) net: Option<crate::net::NetClient>,
     /// `None`: the system clocks.
     pub(crate) clock: Option<Box<dyn crate::imports::EngineClock>>,
     /// `None`: every capture fails at once (no picture source). `Some`: the
@@ -331,8 +331,8 @@ impl EngineInstance {
     /// Gives the engine a cloud to talk to (`None`: every exchange fails as
     /// `unreachable`). Exchanges already open keep the client they started
     /// with.
-    pub fn set_network(&mut self, net: Option<impl crate::imports::Network>) {
-        self.store.data_mut().net = net.map(|n| Box::new(n) as Box<dyn crate::imports::Network>);
+    pub fn set_network(&mut self, net: Option<crate::net::NetClient>) {
+        self.store.data_mut().net = net;
     }
 
     /// Gives the engine its own clock instead of the system's (host-sim).

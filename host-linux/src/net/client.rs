@@ -2,10 +2,22 @@
 //! current-thread tokio runtime on one thread (`ivcs-net`) and a pooled
 //! HTTP/1.1 client; [`NetClient::start`] is called from the engine thread,
 //! checks the request, spawns its task and returns at once.
+//!
+//! [`NetClient::with_transport`] keeps everything but the connection: the
+//! caller's [`Transport`] carries each request, and tasks run on the
+//! caller's tokio runtime (host-sim's simulated network in virtual time).
 
 use super::exchange::{Exchange, Slot, Unfinished, drive};
 use super::request::{self, BaseUrl, Request};
 use super::state::{Shared, UploadBody};
+
+/// The network thread: its runtime, the sender whose drop stops it, the
+/// thread.
+type RuntimeThread = (
+    tokio::runtime::Handle,
+    tokio::sync::oneshot::Sender<()>,
+    JoinHandle<()>,
+);
 use super::{HttpClient, NetError, WakeSignal, tls};
 use anyhow::{Context, Result, bail};
 use hyper::header::HeaderValue;
@@ -85,6 +97,30 @@ impl NetConfig {
     }
 }
 
+/// Carries one request to the cloud and returns its response, whose body
+/// the exchange then reads: how host-sim puts exchanges on its simulated
+/// network. Errors use the exchange's kinds (`Unreachable` for a failed
+/// connect, `Closed` for a broken connection).
+pub trait Transport: Send + Sync + 'static {
+    /// Sends `req` (an absolute URI on the configured base URL).
+    fn send(&self, req: hyper::Request<UploadBody>) -> SendFuture;
+}
+
+/// What [`Transport::send`] returns.
+pub type SendFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<hyper::Response<hyper::body::Incoming>, NetError>>
+            + Send,
+    >,
+>;
+
+/// How a client's requests travel.
+#[derive(Clone)]
+pub(crate) enum Carrier {
+    Pooled(HttpClient),
+    Custom(Arc<dyn Transport>),
+}
+
 /// A client for one cloud; cheap to clone (clones share the runtime and the
 /// connection pool). The runtime stops when the last clone is dropped;
 /// exchanges still open then fail with `Closed`.
@@ -94,8 +130,9 @@ pub struct NetClient {
 }
 
 struct Inner {
-    client: HttpClient,
-    handle: tokio::runtime::Handle,
+    client: Carrier,
+    /// The network thread's runtime; `None`: the caller's (custom transport).
+    handle: Option<tokio::runtime::Handle>,
     base: BaseUrl,
     user_agent: HeaderValue,
     cap: usize,
@@ -165,7 +202,45 @@ impl NetClient {
             })
             .context("starting the network thread")?;
 
-        Ok(NetClient {
+        Ok(NetClient::assemble(
+            cfg,
+            base,
+            user_agent,
+            Carrier::Pooled(client),
+            Some((handle, stop, thread)),
+        ))
+    }
+
+    /// A client whose requests `transport` carries, on the tokio runtime of
+    /// whoever calls [`NetClient::start`] (which must be inside one). TLS
+    /// settings and `connect_timeout` are the transport's business.
+    pub fn with_transport(cfg: NetConfig, transport: Arc<dyn Transport>) -> Result<NetClient> {
+        let base = BaseUrl::parse(&cfg.base_url)?;
+        if cfg.max_exchanges == 0 {
+            bail!("max_exchanges must be at least 1");
+        }
+        let user_agent = HeaderValue::from_str(&cfg.user_agent).context("user agent")?;
+        Ok(NetClient::assemble(
+            cfg,
+            base,
+            user_agent,
+            Carrier::Custom(transport),
+            None,
+        ))
+    }
+
+    fn assemble(
+        cfg: NetConfig,
+        base: BaseUrl,
+        user_agent: HeaderValue,
+        client: Carrier,
+        thread: Option<RuntimeThread>,
+    ) -> NetClient {
+        let (handle, stop, thread) = match thread {
+            Some((h, s, t)) => (Some(h), Some(s), Some(t)),
+            None => (None, None, None),
+        };
+        NetClient {
             inner: Arc::new(Inner {
                 client,
                 handle,
@@ -176,10 +251,10 @@ impl NetClient {
                 exchange_timeout: cfg.exchange_timeout,
                 active: Arc::new(AtomicUsize::new(0)),
                 wake: cfg.wake,
-                stop: Some(stop),
-                thread: Some(thread),
+                stop,
+                thread,
             }),
-        })
+        }
     }
 
     /// The signal every exchange of this client notifies.
@@ -220,12 +295,16 @@ impl NetClient {
         };
         let deadline = tokio::time::Instant::now() + timeout;
         tracing::debug!(exchange = %shared.what, ?timeout, "start");
-        let task = inner.handle.spawn(drive(
+        let work = drive(
             inner.client.clone(),
             http_req,
             Unfinished::new(shared.clone()),
             deadline,
-        ));
+        );
+        let task = match &inner.handle {
+            Some(h) => h.spawn(work),
+            None => tokio::spawn(work),
+        };
         Ok(Exchange {
             shared,
             task: task.abort_handle(),

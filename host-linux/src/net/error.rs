@@ -74,7 +74,7 @@ pub(crate) fn from_body(what: &str, err: &hyper::Error) -> NetError {
 /// The error the request body hands hyper when the exchange was dropped or
 /// failed, so hyper closes the connection instead of reusing it.
 #[derive(Debug)]
-pub(crate) struct BodyAborted;
+pub struct BodyAborted;
 
 impl fmt::Display for BodyAborted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,9 +1,10 @@
 //! One HTTP exchange as the engine sees it ([`Exchange`], every method
 //! returns at once) and the tokio task that carries it out ([`drive`]).
 
+use super::NetError;
+use super::client::Carrier;
 use super::error;
 use super::state::{Shared, UploadBody};
-use super::{HttpClient, NetError};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use std::sync::Arc;
@@ -152,7 +153,7 @@ impl Drop for Unfinished {
 
 /// Carries out one exchange under its whole deadline.
 pub(crate) async fn drive(
-    client: HttpClient,
+    client: Carrier,
     req: hyper::Request<UploadBody>,
     mut unfinished: Unfinished,
     deadline: tokio::time::Instant,
@@ -176,14 +177,17 @@ pub(crate) async fn drive(
 }
 
 async fn run(
-    client: &HttpClient,
+    client: &Carrier,
     req: hyper::Request<UploadBody>,
     shared: &Shared,
 ) -> Result<(), NetError> {
-    let resp = client
-        .request(req)
-        .await
-        .map_err(|e| error::from_request(&shared.what, &e))?;
+    let resp = match client {
+        Carrier::Pooled(c) => c
+            .request(req)
+            .await
+            .map_err(|e| error::from_request(&shared.what, &e))?,
+        Carrier::Custom(t) => t.send(req).await?,
+    };
     let (parts, mut body) = resp.into_parts();
     shared.set_head(ResponseHead::from_parts(&parts));
     loop {

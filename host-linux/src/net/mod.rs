@@ -24,10 +24,11 @@ mod state;
 mod tls;
 mod wake;
 
-pub use client::{NetClient, NetConfig};
-pub use error::NetError;
+pub use client::{NetClient, NetConfig, SendFuture, Transport};
+pub use error::{BodyAborted, NetError};
 pub use exchange::{Exchange, ResponseHead};
 pub use request::{Method, Request};
+pub use state::UploadBody;
 pub use wake::WakeSignal;
 
 /// The pooled client every exchange of one [`NetClient`] shares.

@@ -324,8 +324,10 @@ impl Shared {
     }
 }
 
-/// The request body hyper streams: frames come from [`Shared`]'s queue.
-pub(crate) struct UploadBody {
+/// The request body hyper streams: frames come from the exchange's queue
+/// (what the engine wrote). Opaque outside this crate; a [`Transport`]
+/// (super::Transport) only hands it to hyper.
+pub struct UploadBody {
     pub(crate) shared: Arc<Shared>,
     /// `Some(0)` means no body at all; known at start, so no lock needed.
     pub(crate) empty: bool,

@@ -26,10 +26,21 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 /// A level-triggered "something happened" signal; see the module docs.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct WakeSignal {
     generation: Mutex<u64>,
     changed: Condvar,
+    /// Also called on every notify: how a host that does not sleep on the
+    /// condition variable (host-sim's async camera loop) hears of progress.
+    hook: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for WakeSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WakeSignal")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WakeSignal {
@@ -38,11 +49,23 @@ impl WakeSignal {
         Arc::new(WakeSignal::default())
     }
 
+    /// A signal that also calls `hook` on every notify.
+    pub fn with_hook(hook: impl Fn() + Send + Sync + 'static) -> Arc<WakeSignal> {
+        Arc::new(WakeSignal {
+            hook: Some(Box::new(hook)),
+            ..WakeSignal::default()
+        })
+    }
+
     /// Records progress and wakes every waiter.
     pub fn notify(&self) {
         let mut g = self.lock();
         *g = g.wrapping_add(1);
         self.changed.notify_all();
+        drop(g);
+        if let Some(h) = &self.hook {
+            h();
+        }
     }
 
     /// The current generation: how many times [`notify`](Self::notify) was
