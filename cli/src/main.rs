@@ -6,6 +6,7 @@ mod cloud_export;
 mod engine_file;
 mod input;
 mod mux_cmd;
+mod sim_cmd;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -33,6 +34,9 @@ enum Cmd {
     /// A virtual camera: a live test pattern (or a looped video file)
     /// pushed through libivcs as firmware does (docs/guide/quickstart.md).
     Cam(ivcs_cam::CamArgs),
+    /// Simulate cameras, networks, clocks and the cloud in virtual time
+    /// (docs/guide/scenarios.md).
+    Sim(sim_cmd::SimArgs),
     /// Engine component tools.
     Engine {
         #[command(subcommand)]
@@ -71,6 +75,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Mux(args) => mux_cmd::run(&args),
         Cmd::Cloud { common, cmd } => cloud_cmd::run(&common, cmd),
         Cmd::Cam(args) => ivcs_cam::run(args),
+        Cmd::Sim(args) => sim_cmd::run(&args),
         Cmd::Engine { cmd } => match cmd {
             EngineCmd::Precompile { wasm, out } => engine_file::precompile(&wasm, &out),
             EngineCmd::Imports { wasm, check } => engine_file::imports(&wasm, check),

@@ -1,0 +1,674 @@
+//! A simulated camera: firmware that pushes synthetic H.264 and AAC
+//! ([`crate::media_gen`]) at its frame clock, raises events, and hosts the
+//! engine component the way libivcs does — one instance, its `tick` driven
+//! by `wake-at-ms` and network progress, state exported as the restart
+//! point, a trap answered by a fresh instance restored from that state.
+//!
+//! Firmware behaviours from ../shared/ABI.md that every camera shows: audio
+//! pushed from boot, before the first IDR; video that starts mid-GOP (the
+//! first frames are P frames and are refused until an IDR); pushes that go
+//! on whatever the engine answers (after `push_stream_stop_cb` too);
+//! `iv_cs_exit` + `iv_cs_init` for privacy mode. [`CamShared`] is what
+//! outlives a reboot (the "flash": the exported state) and what the driver
+//! and the checker see.
+
+use crate::clock::{DeviceClock, elapsed_ms};
+use crate::media_gen::{self, Tag};
+use crate::net::{Link, SimTransport};
+use crate::scenario::CameraSpec;
+use crate::trace::Trace;
+use ivcs_host::EngineRuntime;
+use ivcs_host::bindings::exports::ivcs::engine::runtime::TickResult;
+use ivcs_host::bindings::ivcs::engine::types as wt;
+use ivcs_host::net::{NetClient, NetConfig, WakeSignal};
+use ivcs_host::runtime::{EngineInstance, memory_cap};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The channel every simulated camera records.
+const CH: u8 = 0;
+/// Video starts this long after boot, mid-GOP (see the module docs).
+const VIDEO_START_MS: u64 = 200;
+/// Export the engine state at most this often while only frames change it.
+const EXPORT_EVERY_MS: u64 = 5_000;
+/// Frames wait at most this long for a tick (libivcs's `TICK_EVERY`).
+const TICK_EVERY_MS: u64 = 100;
+
+/// What the camera saw, for the checker and the report.
+#[derive(Default, Debug)]
+pub struct CamStats {
+    /// Video frames pushed, and how many the engine took.
+    pub video_pushed: u64,
+    /// Video seqs the engine took and when (virtual ms), in order.
+    pub video_taken: Vec<(u32, u64)>,
+    /// Video pushes refused (any code).
+    pub video_refused: u64,
+    /// Audio frames pushed / taken.
+    pub audio_pushed: u64,
+    /// Audio frames the engine took.
+    pub audio_taken: u64,
+    /// Video seq ranges the engine reported uploaded (slices with state ok).
+    pub acked: Vec<(u32, u32)>,
+    /// Slices reported failed.
+    pub failed_slices: u64,
+    /// Virtual-time intervals (ms) in which video was refused, the camera
+    /// was down or recording was off: where the cloud may have no video.
+    pub dark: Vec<(u64, u64)>,
+    /// Events started (id, virtual ms).
+    pub events_started: Vec<(i32, u64)>,
+    /// Event results (id, success).
+    pub event_results: Vec<(i32, bool)>,
+    /// Highest watermark notified: 0 none, 1 low, 2 warn, 3 high.
+    pub watermark_max: u8,
+    /// Largest engine memory seen, and the cap.
+    pub memory_max: usize,
+    /// The engine's memory cap.
+    pub memory_cap: usize,
+    /// Memory growths the cap refused.
+    pub refused_growths: u64,
+    /// Engine restarts after a trap.
+    pub restarts: u64,
+    /// Boots.
+    pub boots: u64,
+}
+
+/// A camera's state that outlives its software (reboots), shared with the
+/// driver.
+pub struct CamShared {
+    /// Index from 0.
+    pub idx: u32,
+    /// The device id in the cloud.
+    pub device_id: String,
+    /// Its secret.
+    pub secret: String,
+    /// The camera's configuration.
+    pub spec: CameraSpec,
+    /// Its uplink.
+    pub link: Link,
+    /// The running boot's clocks (the driver steps them).
+    pub clock: RefCell<Option<DeviceClock>>,
+    /// Steps applied so far, ms (carried into the next boot's clock: an RTC
+    /// keeps its error across a reboot).
+    pub clock_offset_ms: Cell<i64>,
+    /// The last exported engine state.
+    pub flash: RefCell<Option<Vec<u8>>>,
+    /// The next engine call traps (fault).
+    pub trap_next: Cell<bool>,
+    /// Recording is off (privacy) until this virtual ms.
+    pub privacy_until: Cell<Option<u64>>,
+    /// Frame numbers continue across boots so every frame has one identity.
+    pub next_seq: Cell<(u32, u32)>,
+    /// What happened.
+    pub stats: RefCell<CamStats>,
+    /// The run's trace.
+    pub trace: Trace,
+}
+
+impl CamShared {
+    fn who(&self) -> String {
+        format!("cam{}", self.idx)
+    }
+
+    fn dark(&self, from: u64, to: u64) {
+        let mut s = self.stats.borrow_mut();
+        match s.dark.last_mut() {
+            Some(last) if last.1 + 1000 >= from => last.1 = last.1.max(to),
+            _ => s.dark.push((from, to)),
+        }
+    }
+}
+
+/// The engine and its host state for one boot.
+struct Host {
+    inst: EngineInstance,
+    params: wt::InitParams,
+    wake_at: Option<u64>,
+    last_export: u64,
+    dirty: bool,
+    /// Frames were pushed since the last tick.
+    fed: bool,
+    last_tick: u64,
+}
+
+/// Runs one boot of the camera until the simulation ends or the host is
+/// crashed (a reboot).
+pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turmoil::Result {
+    let who = cam.who();
+    let spec = cam.spec.clone();
+    let clock = DeviceClock::new(spec.clock.drift_ppm, spec.clock.unset_until_s);
+    clock.step(cam.clock_offset_ms.get());
+    *cam.clock.borrow_mut() = Some(clock.clone());
+    let boot = clock.boot_ms();
+    cam.stats.borrow_mut().boots += 1;
+    let progress = Arc::new(tokio::sync::Notify::new());
+    let p2 = progress.clone();
+    let wake = WakeSignal::with_hook(move || p2.notify_one());
+    let mut nc = NetConfig::new(format!("http://{}", crate::cloud::HOST));
+    nc.wake = wake;
+    let net = NetClient::with_transport(
+        nc,
+        Arc::new(SimTransport {
+            link: cam.link.clone(),
+        }),
+    )?;
+    let params = init_params(&spec);
+    let mut host = Host::start(&cam, &rt, &net, &clock, params)?;
+    cam.trace.event(&who, "boot", "");
+
+    let sps = media_gen::h264_sps(spec.width, spec.height);
+    let pps = media_gen::h264_pps();
+    let (i_size, p_size) =
+        media_gen::frame_sizes(spec.bitrate_kbps, spec.fps, spec.fps * spec.gop_s);
+    let gop = u64::from(spec.fps * spec.gop_s);
+    let frame_ms = |k: u64| VIDEO_START_MS + k * 1000 / u64::from(spec.fps);
+    // The first video frame is frame 5 of its GOP (mid-GOP start).
+    let mut vk: u64 = 0;
+    let mut ak: u64 = 0;
+    let audio_ms =
+        |k: u64| k * u64::from(media_gen::AAC_SAMPLES) * 1000 / u64::from(media_gen::AAC_RATE);
+    let mut refused_since: Option<u64> = None;
+    let mut events = EventPlan::new(&spec, boot, end_ms);
+    let mut off_since: Option<u64> = None;
+
+    loop {
+        let now = elapsed_ms();
+        let up = now - boot;
+        // Privacy mode: exit, and init again when it ends.
+        match (cam.privacy_until.get(), off_since) {
+            (Some(until), None) if now < until => {
+                host.call(&cam, &rt, &net, &clock, |s, w| {
+                    w.ivcs_engine_cs().call_exit(s)
+                })?;
+                cam.trace.event(&who, "exit", "privacy");
+                off_since = Some(now);
+            }
+            (Some(until), Some(since)) if now >= until => {
+                let p = host.params.clone();
+                let ok = matches!(
+                    host.call(&cam, &rt, &net, &clock, |s, w| w
+                        .ivcs_engine_cs()
+                        .call_init(s, &p))?,
+                    Some(Ok(()))
+                );
+                cam.trace
+                    .event(&who, "init", &format!("after privacy ok={ok}"));
+                cam.dark(since, now);
+                cam.privacy_until.set(None);
+                off_since = None;
+            }
+            _ => {}
+        }
+        let recording = off_since.is_none();
+        // Frames due.
+        while frame_ms(vk) <= up {
+            let pts = boot_pts(frame_ms(vk));
+            if recording {
+                let key = (vk + 5) % gop == 0;
+                let seq = take_seq(&cam, 0);
+                let tag = Tag {
+                    camera: cam.idx,
+                    stream: 0,
+                    seq,
+                };
+                let data = media_gen::h264_access_unit(
+                    &sps,
+                    &pps,
+                    key,
+                    tag,
+                    if key { i_size } else { p_size },
+                );
+                let frame = wt::Frame {
+                    kind: wt::StreamKind::Video,
+                    frame_type: if key {
+                        wt::FrameType::I
+                    } else {
+                        wt::FrameType::P
+                    },
+                    pts_ms: pts,
+                    seq,
+                    data,
+                };
+                let r = host.call(&cam, &rt, &net, &clock, |s, w| {
+                    w.ivcs_engine_cs().call_push(s, CH, &frame)
+                })?;
+                let mut st = cam.stats.borrow_mut();
+                st.video_pushed += 1;
+                match r {
+                    Some(Ok(())) => {
+                        st.video_taken.push((seq, now));
+                        drop(st);
+                        if let Some(since) = refused_since.take() {
+                            cam.dark(since, now);
+                            cam.trace.event(
+                                &who,
+                                "push",
+                                &format!("video taken again from seq {seq}"),
+                            );
+                        }
+                    }
+                    refused => {
+                        st.video_refused += 1;
+                        drop(st);
+                        if refused_since.is_none() {
+                            refused_since = Some(now);
+                            let code = refused.and_then(|r| r.err()).map_or(0, |e| e.code);
+                            cam.trace.event(
+                                &who,
+                                "push",
+                                &format!("video seq {seq} refused {code}"),
+                            );
+                        }
+                    }
+                }
+                host.dirty = true;
+                host.fed = true;
+            }
+            vk += 1;
+        }
+        while spec.audio && audio_ms(ak) <= up {
+            if recording {
+                let seq = take_seq(&cam, 1);
+                let tag = Tag {
+                    camera: cam.idx,
+                    stream: 1,
+                    seq,
+                };
+                let frame = wt::Frame {
+                    kind: wt::StreamKind::Audio,
+                    frame_type: wt::FrameType::I,
+                    pts_ms: boot_pts(audio_ms(ak)),
+                    seq,
+                    data: media_gen::adts_frame(tag, 250),
+                };
+                let r = host.call(&cam, &rt, &net, &clock, |s, w| {
+                    w.ivcs_engine_cs().call_push(s, CH, &frame)
+                })?;
+                let mut st = cam.stats.borrow_mut();
+                st.audio_pushed += 1;
+                st.audio_taken += u64::from(matches!(r, Some(Ok(()))));
+                host.fed = true;
+            }
+            ak += 1;
+        }
+        // Events due.
+        if recording {
+            for (id, start, pre) in events.due(now) {
+                let r = if start {
+                    host.call(&cam, &rt, &net, &clock, |s, w| {
+                        w.ivcs_engine_cs()
+                            .call_event_start(s, CH, id, b"motion", 0, pre)
+                    })?
+                } else {
+                    host.call(&cam, &rt, &net, &clock, |s, w| {
+                        w.ivcs_engine_cs()
+                            .call_event_stop(s, CH, id, b"motion", 0, 0)
+                    })?
+                };
+                let what = if start { "event_start" } else { "event_stop" };
+                let code = match &r {
+                    Some(Ok(())) => 0,
+                    Some(Err(e)) => e.code,
+                    None => -1,
+                };
+                cam.trace.event(&who, what, &format!("id {id} -> {code}"));
+                if start && code == 0 {
+                    cam.stats.borrow_mut().events_started.push((id, now));
+                }
+                host.dirty = true;
+            }
+        }
+        // The engine's timers, network progress, frames waiting.
+        let frames_due = host.fed && now >= host.last_tick + TICK_EVERY_MS;
+        if host.wake_at.is_none_or(|t| t <= now) || frames_due || take_permit(&progress) {
+            host.tick(&cam, &rt, &net, &clock)?;
+        }
+        if host.dirty && now >= host.last_export + EXPORT_EVERY_MS {
+            host.export(&cam, &rt, &net, &clock)?;
+        }
+        {
+            let mut st = cam.stats.borrow_mut();
+            let m = host.inst.host_state().memory_in_use();
+            st.memory_max = st.memory_max.max(m);
+            st.refused_growths = host.inst.host_state().refused_growths();
+        }
+        // Sleep until the next thing to do.
+        let mut next = boot + frame_ms(vk);
+        if spec.audio {
+            next = next.min(boot + audio_ms(ak));
+        }
+        if let Some(t) = host.wake_at {
+            next = next.min(t);
+        }
+        if host.fed {
+            next = next.min(host.last_tick + TICK_EVERY_MS);
+        }
+        if let Some(t) = events.next() {
+            next = next.min(t);
+        }
+        if let Some(t) = cam.privacy_until.get() {
+            next = next.min(t);
+        }
+        let now = elapsed_ms();
+        if next > now {
+            let d = Duration::from_millis(next - now);
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = progress.notified() => { progress.notify_one(); }
+            }
+        }
+    }
+}
+
+/// PTS of a frame `ms` after boot: the camera's frame clock (monotonic).
+fn boot_pts(ms: u64) -> u64 {
+    1_000 + ms
+}
+
+fn take_seq(cam: &CamShared, stream: u8) -> u32 {
+    let (v, a) = cam.next_seq.get();
+    if stream == 0 {
+        cam.next_seq.set((v + 1, a));
+        v
+    } else {
+        cam.next_seq.set((v, a + 1));
+        a
+    }
+}
+
+/// Takes a stored wake-up permit without waiting.
+fn take_permit(n: &tokio::sync::Notify) -> bool {
+    use std::future::Future;
+    let fut = n.notified();
+    let mut fut = std::pin::pin!(fut);
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    fut.as_mut().poll(&mut cx).is_ready()
+}
+
+fn init_params(spec: &CameraSpec) -> wt::InitParams {
+    let budget = spec.budget_kb * 1024;
+    let mark = |i: usize| {
+        spec.watermarks_pct
+            .get(i)
+            .map_or(0, |p| u64::from(budget) * u64::from(*p) / 100)
+    };
+    wt::InitParams {
+        channels: vec![wt::ChannelParams {
+            channel: CH,
+            max_gop_size: budget,
+            congestion: wt::Congestion {
+                enable: !spec.watermarks_pct.is_empty(),
+                low_mark: mark(0),
+                warn_mark: mark(1),
+                high_mark: mark(2),
+            },
+            av: wt::AvFormat {
+                video: wt::VideoCodec::H264,
+                width: spec.width,
+                height: spec.height,
+                framerate: spec.fps,
+                audio: spec.audio.then_some(wt::AudioFormat {
+                    codec: wt::AudioCodec::Aac,
+                    sample_rate: media_gen::AAC_RATE,
+                    channels: 1,
+                    samples_per_frame: media_gen::AAC_SAMPLES,
+                }),
+            },
+            container: if spec.container == "fmp4" {
+                wt::Container::Fmp4
+            } else {
+                wt::Container::Ts
+            },
+            event_report_opt: wt::EventReportOpt::VideoOrPicture,
+        }],
+        callbacks: wt::OptionalCallbacks::NOTIFY | wt::OptionalCallbacks::EVENT_REPORT_RESULT,
+    }
+}
+
+impl Host {
+    /// A fresh instance: configured, then restored from the flash or
+    /// initialised.
+    fn start(
+        cam: &CamShared,
+        rt: &EngineRuntime,
+        net: &NetClient,
+        clock: &DeviceClock,
+        params: wt::InitParams,
+    ) -> anyhow::Result<Host> {
+        let cap = memory_cap(&params);
+        let mut inst = rt.instantiate(cap)?;
+        inst.set_network(Some(net.clone()));
+        inst.set_clock(clock.clone());
+        cam.stats.borrow_mut().memory_cap = cap;
+        let dc = wt::DeviceConfig {
+            device_id: cam.device_id.clone(),
+            device_secret: cam.secret.clone().into_bytes(),
+        };
+        let (store, world) = inst.parts();
+        world
+            .ivcs_engine_cs()
+            .call_configure(&mut *store, &dc)?
+            .map_err(|e| anyhow::anyhow!("configure: {}", e.message))?;
+        let state = cam.flash.borrow().clone();
+        let restored = match state {
+            Some(state) => world
+                .ivcs_engine_runtime()
+                .call_import_state(&mut *store, &state)?
+                .is_ok(),
+            None => false,
+        };
+        if !restored {
+            let r = world.ivcs_engine_cs().call_init(&mut *store, &params)?;
+            cam.trace.event(
+                &cam.who(),
+                "init",
+                &format!("{:?}", r.err().map(|e| e.code)),
+            );
+        } else {
+            cam.trace.event(&cam.who(), "import_state", "ok");
+        }
+        Ok(Host {
+            inst,
+            params,
+            wake_at: None,
+            last_export: elapsed_ms(),
+            dirty: true,
+            fed: false,
+            last_tick: elapsed_ms(),
+        })
+    }
+
+    /// Calls into the engine; a trap restarts it from the flash and gives
+    /// `None` (the call is lost, as a trapped call is in libivcs).
+    fn call<R>(
+        &mut self,
+        cam: &CamShared,
+        rt: &EngineRuntime,
+        net: &NetClient,
+        clock: &DeviceClock,
+        f: impl FnOnce(
+            &mut wasmtime::Store<ivcs_host::runtime::HostState>,
+            &ivcs_host::bindings::Engine,
+        ) -> wasmtime::Result<R>,
+    ) -> anyhow::Result<Option<R>> {
+        if cam.trap_next.replace(false) {
+            self.inst.set_deadline(0);
+        }
+        let r = {
+            let (store, world) = self.inst.parts();
+            f(store, world)
+        };
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => {
+                self.restart(cam, rt, net, clock, &format!("{e:#}"))?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn restart(
+        &mut self,
+        cam: &CamShared,
+        rt: &EngineRuntime,
+        net: &NetClient,
+        clock: &DeviceClock,
+        why: &str,
+    ) -> anyhow::Result<()> {
+        cam.trace
+            .event(&cam.who(), "trap", why.lines().next().unwrap_or(""));
+        cam.stats.borrow_mut().restarts += 1;
+        *self = Host::start(cam, rt, net, clock, self.params.clone())?;
+        Ok(())
+    }
+
+    fn tick(
+        &mut self,
+        cam: &CamShared,
+        rt: &EngineRuntime,
+        net: &NetClient,
+        clock: &DeviceClock,
+    ) -> anyhow::Result<()> {
+        let r: Option<TickResult> = self.call(cam, rt, net, clock, |s, w| {
+            w.ivcs_engine_runtime().call_tick(s)
+        })?;
+        self.fed = false;
+        self.last_tick = elapsed_ms();
+        let Some(t) = r else {
+            self.wake_at = Some(elapsed_ms() + 100);
+            return Ok(());
+        };
+        let boot = clock.boot_ms();
+        self.wake_at = t.wake_at_ms.map(|ms| boot + ms);
+        let eventful = !t.events.is_empty();
+        for ev in t.events {
+            handle_event(cam, ev);
+        }
+        if eventful {
+            self.export(cam, rt, net, clock)?;
+        }
+        Ok(())
+    }
+
+    fn export(
+        &mut self,
+        cam: &CamShared,
+        rt: &EngineRuntime,
+        net: &NetClient,
+        clock: &DeviceClock,
+    ) -> anyhow::Result<()> {
+        let r = self.call(cam, rt, net, clock, |s, w| {
+            w.ivcs_engine_runtime().call_export_state(s)
+        })?;
+        if let Some(Ok(blob)) = r {
+            *cam.flash.borrow_mut() = Some(blob);
+            self.dirty = false;
+            self.last_export = elapsed_ms();
+        }
+        Ok(())
+    }
+}
+
+fn handle_event(cam: &CamShared, ev: wt::HostEvent) {
+    let who = cam.who();
+    match ev {
+        wt::HostEvent::PushStart(ch) => {
+            cam.trace
+                .event(&who, "push_stream_start_cb", &ch.to_string())
+        }
+        wt::HostEvent::PushStop(ch) => {
+            cam.trace
+                .event(&who, "push_stream_stop_cb", &ch.to_string())
+        }
+        wt::HostEvent::Notify(n) => {
+            let mut st = cam.stats.borrow_mut();
+            let level = match n.kind {
+                wt::NotifyKind::WatermarkLow => 1,
+                wt::NotifyKind::WatermarkWarn => 2,
+                wt::NotifyKind::WatermarkHigh => 3,
+                _ => 0,
+            };
+            st.watermark_max = st.watermark_max.max(level);
+            let mut detail = format!("{:?}", n.kind);
+            for s in &n.slices {
+                match s.state {
+                    wt::UploadState::Ok => st.acked.push((s.seq_start, s.seq_end)),
+                    wt::UploadState::Err => st.failed_slices += 1,
+                }
+                detail.push_str(&format!(
+                    " [{:?} seq {}-{} {}/{} B]",
+                    s.state, s.seq_start, s.seq_end, s.upload_size, s.total_size
+                ));
+            }
+            drop(st);
+            cam.trace.event(&who, "notify_cb", &detail);
+        }
+        wt::HostEvent::EventResult(r) => {
+            cam.stats
+                .borrow_mut()
+                .event_results
+                .push((r.event_id, r.success));
+            cam.trace.event(
+                &who,
+                "event_report_result_cb",
+                &format!(
+                    "id {} success {} {}-{}",
+                    r.event_id, r.success, r.start_utc_s, r.end_utc_s
+                ),
+            );
+        }
+        wt::HostEvent::Log(l) => {
+            if matches!(l.level, wt::LogLevel::Error | wt::LogLevel::Warn) {
+                cam.trace.event(&who, "log", &l.message);
+            }
+        }
+        wt::HostEvent::DumpFile(_)
+        | wt::HostEvent::BalanceRequest(_)
+        | wt::HostEvent::AiService(_)
+        | wt::HostEvent::OpComplete(_) => {}
+    }
+}
+
+/// The firmware's event schedule.
+struct EventPlan {
+    /// (virtual ms, id, start?, pre-record s), by time.
+    due: std::collections::VecDeque<(u64, i32, bool, u32)>,
+}
+
+impl EventPlan {
+    /// Events that start after `boot` and before `end`.
+    fn new(spec: &CameraSpec, boot: u64, end: u64) -> EventPlan {
+        let mut all = Vec::new();
+        for e in &spec.events {
+            let mut at = e.at_s * 1000;
+            while at < end {
+                if at >= boot {
+                    all.push((at, e.id, true, e.pre_record_s));
+                    all.push((at + e.duration_s * 1000, e.id, false, 0));
+                }
+                if e.every_s == 0 {
+                    break;
+                }
+                at += e.every_s * 1000;
+            }
+        }
+        all.sort_by_key(|x| (x.0, !x.2));
+        EventPlan { due: all.into() }
+    }
+
+    fn due(&mut self, now: u64) -> Vec<(i32, bool, u32)> {
+        let mut out = Vec::new();
+        while self.due.front().is_some_and(|e| e.0 <= now) {
+            if let Some((_, id, start, pre)) = self.due.pop_front() {
+                out.push((id, start, pre));
+            }
+        }
+        out
+    }
+
+    fn next(&self) -> Option<u64> {
+        self.due.front().map(|e| e.0)
+    }
+}
