@@ -23,7 +23,7 @@ ENGINE_ENV := RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-
 ENGINE_FLAGS := -p ivcs-engine --target wasm32-wasip2 --profile wasm-release \
 	-Zbuild-std=std,panic_abort --target-dir $(ENGINE_TARGET_DIR)
 
-.PHONY: all demo dist engine cli engine-cwasm lib example viewer viewer-unit test lint unit matrix check-imports check-headers check-layout fuzz-smoke bench fixtures clean
+.PHONY: all sim demo dist engine cli engine-cwasm lib example viewer viewer-unit test lint unit matrix check-imports check-headers check-layout fuzz-smoke bench fixtures clean
 
 all: dist
 
@@ -122,6 +122,10 @@ test: lint check-headers check-layout check-imports unit viewer-unit matrix fuzz
 
 demo: dist
 	scripts/demo.sh
+
+# The scenario library in virtual time (host-sim; docs/guide/scenarios.md).
+sim: dist
+	$(DIST)/bin/ivcs sim host-sim/scenarios/*.toml --seeds 1..2 --trace-dir target/sim
 
 bench: dist
 	scripts/gen-fixtures.sh --bench

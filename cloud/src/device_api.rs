@@ -142,8 +142,9 @@ fn default_wait() -> u64 {
     25
 }
 
-/// Longest long-poll, seconds: below common proxy idle timeouts.
-
+/// The change feed: answers once the device's revision passes `since`, or
+/// after `wait_s` (capped by `change_wait_max_s`, below common proxy idle
+/// timeouts).
 async fn changes(State(app): State<Arc<App>>, req: Request) -> Result<Json<PlanView>> {
     let (device, parts, _) = verified_body(&app, req).await?;
     let q: ChangesQuery = Query::try_from_uri(&parts.uri)

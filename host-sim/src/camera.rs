@@ -171,9 +171,26 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
     let mut refused_since: Option<u64> = None;
     let mut events = EventPlan::new(&spec, boot, end_ms);
     let mut off_since: Option<u64> = None;
+    // Ticks at one virtual instant: an engine that never lets time pass is
+    // a busy loop on a real device.
+    let mut spin = (u64::MAX, 0u32);
 
     loop {
         let now = elapsed_ms();
+        spin = if spin.0 == now {
+            (now, spin.1 + 1)
+        } else {
+            (now, 0)
+        };
+        if spin.1 > 10_000 {
+            cam.trace
+                .event(&who, "busy-loop", "10000 turns without time passing");
+            return Err(format!(
+                "cam{}: the engine spins at {} ms without letting time pass",
+                cam.idx, now
+            )
+            .into());
+        }
         let up = now - boot;
         // Privacy mode: exit, and init again when it ends.
         match (cam.privacy_until.get(), off_since) {
@@ -205,7 +222,7 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
         while frame_ms(vk) <= up {
             let pts = boot_pts(frame_ms(vk));
             if recording {
-                let key = (vk + 5) % gop == 0;
+                let key = (vk + 5).is_multiple_of(gop);
                 let seq = take_seq(&cam, 0);
                 let tag = Tag {
                     camera: cam.idx,

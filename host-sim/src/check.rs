@@ -16,7 +16,7 @@
 use crate::camera::CamShared;
 use crate::cloud::CloudWorker;
 use crate::scenario::{Fault, Scenario};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ivcs_media::demux::OnDamage;
 use ivcs_media::segment_reader::{SegmentFormat, SegmentReader};
 use std::collections::BTreeMap;
@@ -24,6 +24,10 @@ use std::collections::BTreeMap;
 /// After a fault ends, losses are still explained for this long (retries
 /// back off up to a minute; a segment in flight is up to its length).
 pub const RECOVERY_MS: u64 = 120_000;
+/// Before a fault starts, losses are explained this far back: the segment
+/// in flight when it hit (10 s of video, cut at an IDR) and what the
+/// buffer held.
+pub const LEAD_MS: u64 = 30_000;
 
 /// What the checks found for one run.
 #[derive(Debug, Default)]
@@ -73,11 +77,14 @@ fn read_back(cloud: &CloudWorker, device: &str, container: &str) -> Result<Vec<S
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let bytes = app
-                .objects
-                .get_bytes(&row.object_key)
-                .await
-                .with_context(|| format!("segment {} ({:?})", row.segment_id, row.state))?;
+            // A lost object shows as a segment without frames.
+            let Ok(bytes) = app.objects.get_bytes(&row.object_key).await else {
+                out.push(Stored {
+                    id: row.segment_id,
+                    video: Vec::new(),
+                });
+                continue;
+            };
             let mut reader = SegmentReader::new(format, OnDamage::Fail);
             let mut samples = Vec::new();
             reader.push(&bytes, &mut samples)?;
@@ -199,7 +206,10 @@ fn explained(scn: &Scenario, idx: u32, dark: &[(u64, u64)]) -> Vec<(u64, u64)> {
             continue;
         }
         let a = fault.at_s() * 1000;
-        w.push((a, a + fault.duration_s() * 1000 + RECOVERY_MS));
+        w.push((
+            a.saturating_sub(LEAD_MS),
+            a + fault.duration_s() * 1000 + RECOVERY_MS,
+        ));
     }
     w
 }

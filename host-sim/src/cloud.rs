@@ -45,7 +45,7 @@ type AdminFn = Box<dyn FnOnce(Arc<App>) -> Pin<Box<dyn Future<Output = ()> + Sen
 
 enum Job {
     Http(
-        hyper::Request<axum::body::Body>,
+        Box<hyper::Request<axum::body::Body>>,
         mpsc::Sender<hyper::Response<Bytes>>,
     ),
     Admin(AdminFn),
@@ -99,7 +99,7 @@ impl CloudWorker {
     pub fn http(&self, req: hyper::Request<Bytes>) -> hyper::Response<Bytes> {
         let (tx, rx) = mpsc::channel();
         let req = req.map(axum::body::Body::from);
-        if self.jobs.send(Job::Http(req, tx)).is_err() {
+        if self.jobs.send(Job::Http(Box::new(req), tx)).is_err() {
             return gone();
         }
         rx.recv().unwrap_or_else(|_| gone())
@@ -166,7 +166,7 @@ fn worker(cfg: Config, clock: Clock, rx: mpsc::Receiver<Job>, ready: mpsc::Sende
         match job {
             Job::Http(req, tx) => {
                 let resp = rt.block_on(async {
-                    let resp = match router.clone().oneshot(req).await {
+                    let resp = match router.clone().oneshot(*req).await {
                         Ok(r) => r,
                         Err(never) => match never {},
                     };
@@ -210,7 +210,10 @@ pub async fn serve(front: Rc<Front>) -> turmoil::Result {
         tokio::task::spawn_local(async move {
             let svc = service_fn(move |req| handle(front.clone(), req));
             // A connection the camera dropped ends here; nothing to report.
+            // `Date` comes from virtual time (see `handle`), not hyper's
+            // wall clock: the engine corrects its clock by it.
             let _ = hyper::server::conn::http1::Builder::new()
+                .auto_date_header(false)
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });
@@ -219,6 +222,18 @@ pub async fn serve(front: Rc<Front>) -> turmoil::Result {
 
 async fn handle(
     front: Rc<Front>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, hyper::Error> {
+    let mut resp = answer(&front, req).await?;
+    let now = std::time::UNIX_EPOCH + Duration::from_millis(crate::clock::true_utc_ms());
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
+        resp.headers_mut().insert(hyper::header::DATE, v);
+    }
+    Ok(resp)
+}
+
+async fn answer(
+    front: &Front,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, hyper::Error> {
     let (parts, body) = req.into_parts();
@@ -239,7 +254,7 @@ async fn handle(
         return Ok(r);
     }
     if path == "/v1/device/changes" {
-        hold_long_poll(&front, &parts).await;
+        hold_long_poll(front, &parts).await;
     }
     front.worker.set_now(crate::clock::true_utc_ms());
     let resp = front

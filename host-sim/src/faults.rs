@@ -105,6 +105,8 @@ pub enum Action {
     Plan(String),
     /// Recording off until this virtual ms.
     Privacy(Option<u32>, u64),
+    /// The cloud loses its newest segment's bytes.
+    LoseSegment,
 }
 
 /// The timed actions (virtual ms) of a resolved scenario, by time.
@@ -160,6 +162,7 @@ pub fn actions(scn: &Scenario) -> Vec<(u64, Action)> {
             Fault::Trap { camera, .. } => out.push((a, Action::Trap(*camera))),
             Fault::PlanChange { plan, .. } => out.push((a, Action::Plan(plan.clone()))),
             Fault::Privacy { camera, .. } => out.push((a, Action::Privacy(*camera, b))),
+            Fault::CloudDataLoss { .. } => out.push((a, Action::LoseSegment)),
         }
     }
     // Stable: at one instant, actions keep the scenario's order.

@@ -122,6 +122,9 @@ pub fn run(
         .simulation_duration(Duration::from_millis(end_ms + DRAIN_MS + 60_000))
         .min_message_latency(latency)
         .max_message_latency(latency)
+        // turmoil panics when a socket's queue overflows; held packets are
+        // all released at once after an outage.
+        .tcp_capacity(1 << 16)
         .build();
     let f2 = front.clone();
     sim.host(cloud::HOST, move || cloud::serve(f2.clone()));
@@ -210,10 +213,7 @@ fn provision(worker: &CloudWorker, cam: &CamShared, plan: &str, trial_s: u64) ->
 }
 
 /// The cameras an action is for.
-fn targets<'a>(
-    cams: &'a [Rc<CamShared>],
-    which: Option<u32>,
-) -> impl Iterator<Item = &'a Rc<CamShared>> {
+fn targets(cams: &[Rc<CamShared>], which: Option<u32>) -> impl Iterator<Item = &Rc<CamShared>> {
     cams.iter()
         .filter(move |c| which.is_none_or(|w| w == c.idx))
 }
@@ -286,6 +286,18 @@ fn apply(
                 front.worker.admin(move |app| async move {
                     app.repo.set_plan(&id, None, &plan, app.now_ms()).await?;
                     app.changed(&id).await?;
+                    Ok(())
+                })?;
+            }
+        }
+        Action::LoseSegment => {
+            for c in cams {
+                let id = c.device_id.clone();
+                front.worker.admin(move |app| async move {
+                    let rows = app.repo.segments_in(&id, 0, 0, u64::MAX / 2).await?;
+                    if let Some(last) = rows.last() {
+                        app.objects.delete(&last.object_key).await?;
+                    }
                     Ok(())
                 })?;
             }

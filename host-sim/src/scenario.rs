@@ -267,6 +267,13 @@ pub enum Fault {
         /// `full-time`, `event`, `trial` or `none`.
         plan: String,
     },
+    /// The cloud's storage loses the newest stored segment's bytes (a disk
+    /// failure). Nothing recovers this: a run with it must FAIL (it is how
+    /// the checker is checked).
+    CloudDataLoss {
+        /// When, seconds.
+        at_s: u64,
+    },
     /// Firmware calls `iv_cs_exit` and, `down_s` later, `iv_cs_init` again
     /// (privacy mode), pushing nothing meanwhile.
     Privacy {
@@ -297,6 +304,7 @@ impl Fault {
             | Fault::Reboot { at_s, .. }
             | Fault::Trap { at_s, .. }
             | Fault::PlanChange { at_s, .. }
+            | Fault::CloudDataLoss { at_s }
             | Fault::Privacy { at_s, .. } => *at_s,
         }
     }
@@ -312,7 +320,10 @@ impl Fault {
             Fault::CloudRestart { down_s, .. }
             | Fault::Reboot { down_s, .. }
             | Fault::Privacy { down_s, .. } => *down_s,
-            Fault::ClockStep { .. } | Fault::Trap { .. } | Fault::PlanChange { .. } => 0,
+            Fault::ClockStep { .. }
+            | Fault::Trap { .. }
+            | Fault::PlanChange { .. }
+            | Fault::CloudDataLoss { .. } => 0,
         }
     }
 
@@ -327,9 +338,10 @@ impl Fault {
             | Fault::Reboot { camera, .. }
             | Fault::Trap { camera, .. }
             | Fault::Privacy { camera, .. } => camera.is_none_or(|c| c == cam),
-            Fault::CloudErrors { .. } | Fault::CloudRestart { .. } | Fault::PlanChange { .. } => {
-                true
-            }
+            Fault::CloudErrors { .. }
+            | Fault::CloudRestart { .. }
+            | Fault::PlanChange { .. }
+            | Fault::CloudDataLoss { .. } => true,
         }
     }
 
@@ -346,6 +358,7 @@ impl Fault {
             Fault::Reboot { .. } => "reboot",
             Fault::Trap { .. } => "trap",
             Fault::PlanChange { .. } => "plan-change",
+            Fault::CloudDataLoss { .. } => "cloud-data-loss",
             Fault::Privacy { .. } => "privacy",
         }
     }

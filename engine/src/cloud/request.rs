@@ -288,6 +288,11 @@ pub struct Call<X> {
     clock_retried: bool,
     /// When the streamed bytes held back (less than a batch) go anyway.
     flush_at: Option<u64>,
+    /// The host took nothing at the last write (its buffer is full): the
+    /// next write waits for the host's progress, not for `flush_at`, which
+    /// may be past (a wake-up at a past time is a busy loop; host-sim's
+    /// stalled-connection scenario found it).
+    write_stalled: bool,
     /// A streamed body writes once this many new bytes are ready.
     batch: usize,
 }
@@ -317,6 +322,7 @@ impl<X> Call<X> {
             server_date_ms: None,
             clock_retried: false,
             flush_at: None,
+            write_stalled: false,
             batch: IO_CHUNK,
         }
     }
@@ -355,7 +361,10 @@ impl<X> Call<X> {
     pub fn wake_at(&self) -> Option<u64> {
         match &self.phase {
             Phase::Idle { at } => Some(*at),
-            Phase::Send { until, .. } => Some(self.flush_at.map_or(*until, |f| f.min(*until))),
+            Phase::Send { until, .. } => Some(match self.flush_at {
+                Some(f) if !self.write_stalled => f.min(*until),
+                _ => *until,
+            }),
             Phase::Wait { until, .. } | Phase::Read { until, .. } => Some(*until),
             Phase::Done => None,
         }
@@ -440,6 +449,7 @@ impl<X> Call<X> {
         }
         self.attempts = self.attempts.saturating_add(1);
         self.flush_at = None;
+        self.write_stalled = false;
         let utc = io.host.now_utc_ms();
         let method = self.spec.method.as_str();
         let Some(mut headers) =
@@ -544,12 +554,14 @@ impl<X> Call<X> {
                     let chunk = data
                         .get(..cap.min(IO_CHUNK).min(data.len()))
                         .unwrap_or_default();
-                    if chunk.is_empty() {
-                        self.phase = Phase::Send { ex, sent, until };
-                        return Attempt::Pending;
-                    }
-                    match io.host.write(&ex, chunk) {
+                    let n = if chunk.is_empty() {
+                        Ok(0)
+                    } else {
+                        io.host.write(&ex, chunk)
+                    };
+                    match n {
                         Ok(0) => {
+                            self.write_stalled = true;
                             self.phase = Phase::Send { ex, sent, until };
                             return Attempt::Pending;
                         }
@@ -557,6 +569,7 @@ impl<X> Call<X> {
                             sent = sent.saturating_add(n as usize);
                             until = self.cap(now.saturating_add(per_write));
                             self.flush_at = None;
+                            self.write_stalled = false;
                         }
                         Err(e) => return Attempt::Failed(net_failure(&e)),
                     }
