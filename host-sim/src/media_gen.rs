@@ -255,7 +255,8 @@ mod tests {
         let au = h264_access_unit(&h264_sps(640, 360), &h264_pps(), true, t, 5000);
         assert_eq!(au.len(), 5000);
         assert_eq!(h264_tag(&au), Some(t));
-        assert!(!au[4..].windows(3).any(|w| w == [0, 0, 0]));
+        // No start-code emulation: exactly the SPS, PPS and slice start.
+        assert_eq!(au.windows(3).filter(|w| *w == [0, 0, 1]).count(), 3);
         let a = Tag { stream: 1, ..t };
         let f = adts_frame(a, 300);
         assert_eq!(f.len(), 300);
