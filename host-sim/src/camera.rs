@@ -120,8 +120,17 @@ impl CamShared {
     }
 }
 
+/// What one boot's engine instances are made with.
+struct Boot {
+    cam: Rc<CamShared>,
+    rt: Rc<EngineRuntime>,
+    net: NetClient,
+    clock: DeviceClock,
+}
+
 /// The engine and its host state for one boot.
 struct Host {
+    boot: Boot,
     inst: EngineInstance,
     params: wt::InitParams,
     wake_at: Option<u64>,
@@ -142,11 +151,13 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
     *cam.clock.borrow_mut() = Some(clock.clone());
     let boot = clock.boot_ms();
     cam.stats.borrow_mut().boots += 1;
+    // Network progress: the wake signal's generation says whether there
+    // was any since the last tick; the hook wakes the loop's sleep.
     let progress = Arc::new(tokio::sync::Notify::new());
     let p2 = progress.clone();
     let wake = WakeSignal::with_hook(move || p2.notify_one());
     let mut nc = NetConfig::new(format!("http://{}", crate::cloud::HOST));
-    nc.wake = wake;
+    nc.wake = wake.clone();
     let net = NetClient::with_transport(
         nc,
         Arc::new(SimTransport {
@@ -154,7 +165,14 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
         }),
     )?;
     let params = init_params(&spec);
-    let mut host = Host::start(&cam, &rt, &net, &clock, params)?;
+    let boot_ctx = Boot {
+        cam: cam.clone(),
+        rt,
+        net,
+        clock: clock.clone(),
+    };
+    let mut host = Host::start(boot_ctx, params)?;
+    let mut seen = wake.generation();
     cam.trace.event(&who, "boot", "");
 
     let sps = media_gen::h264_sps(spec.width, spec.height);
@@ -195,18 +213,14 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
         // Privacy mode: exit, and init again when it ends.
         match (cam.privacy_until.get(), off_since) {
             (Some(until), None) if now < until => {
-                host.call(&cam, &rt, &net, &clock, |s, w| {
-                    w.ivcs_engine_cs().call_exit(s)
-                })?;
+                host.call(|s, w| w.ivcs_engine_cs().call_exit(s))?;
                 cam.trace.event(&who, "exit", "privacy");
                 off_since = Some(now);
             }
             (Some(until), Some(since)) if now >= until => {
                 let p = host.params.clone();
                 let ok = matches!(
-                    host.call(&cam, &rt, &net, &clock, |s, w| w
-                        .ivcs_engine_cs()
-                        .call_init(s, &p))?,
+                    host.call(|s, w| w.ivcs_engine_cs().call_init(s, &p))?,
                     Some(Ok(()))
                 );
                 cam.trace
@@ -247,9 +261,7 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
                     seq,
                     data,
                 };
-                let r = host.call(&cam, &rt, &net, &clock, |s, w| {
-                    w.ivcs_engine_cs().call_push(s, CH, &frame)
-                })?;
+                let r = host.call(|s, w| w.ivcs_engine_cs().call_push(s, CH, &frame))?;
                 let mut st = cam.stats.borrow_mut();
                 st.video_pushed += 1;
                 match r {
@@ -299,9 +311,7 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
                     seq,
                     data: media_gen::adts_frame(tag, 250),
                 };
-                let r = host.call(&cam, &rt, &net, &clock, |s, w| {
-                    w.ivcs_engine_cs().call_push(s, CH, &frame)
-                })?;
+                let r = host.call(|s, w| w.ivcs_engine_cs().call_push(s, CH, &frame))?;
                 let mut st = cam.stats.borrow_mut();
                 st.audio_pushed += 1;
                 st.audio_taken += u64::from(matches!(r, Some(Ok(()))));
@@ -313,12 +323,12 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
         if recording {
             for (id, start, pre) in events.due(now) {
                 let r = if start {
-                    host.call(&cam, &rt, &net, &clock, |s, w| {
+                    host.call(|s, w| {
                         w.ivcs_engine_cs()
                             .call_event_start(s, CH, id, b"motion", 0, pre)
                     })?
                 } else {
-                    host.call(&cam, &rt, &net, &clock, |s, w| {
+                    host.call(|s, w| {
                         w.ivcs_engine_cs()
                             .call_event_stop(s, CH, id, b"motion", 0, 0)
                     })?
@@ -338,11 +348,13 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
         }
         // The engine's timers, network progress, frames waiting.
         let frames_due = host.fed && now >= host.last_tick + TICK_EVERY_MS;
-        if host.wake_at.is_none_or(|t| t <= now) || frames_due || take_permit(&progress) {
-            host.tick(&cam, &rt, &net, &clock)?;
+        if host.wake_at.is_none_or(|t| t <= now) || frames_due || wake.generation() != seen {
+            // Progress during the tick is seen by the next turn.
+            seen = wake.generation();
+            host.tick()?;
         }
         if host.dirty && now >= host.last_export + EXPORT_EVERY_MS {
-            host.export(&cam, &rt, &net, &clock)?;
+            host.export()?;
         }
         {
             let mut st = cam.stats.borrow_mut();
@@ -372,7 +384,7 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
             let d = Duration::from_millis(next - now);
             tokio::select! {
                 _ = tokio::time::sleep(d) => {}
-                _ = progress.notified() => { progress.notify_one(); }
+                _ = progress.notified() => {}
             }
         }
     }
@@ -392,16 +404,6 @@ fn take_seq(cam: &CamShared, stream: u8) -> u32 {
         cam.next_seq.set((v, a + 1));
         a
     }
-}
-
-/// Takes a stored wake-up permit without waiting.
-fn take_permit(n: &tokio::sync::Notify) -> bool {
-    use std::future::Future;
-    let fut = n.notified();
-    let mut fut = std::pin::pin!(fut);
-    let waker = std::task::Waker::noop();
-    let mut cx = std::task::Context::from_waker(waker);
-    fut.as_mut().poll(&mut cx).is_ready()
 }
 
 fn init_params(spec: &CameraSpec) -> wt::InitParams {
@@ -445,19 +447,96 @@ fn init_params(spec: &CameraSpec) -> wt::InitParams {
 }
 
 impl Host {
-    /// A fresh instance: configured, then restored from the flash or
-    /// initialised.
-    fn start(
-        cam: &CamShared,
-        rt: &EngineRuntime,
-        net: &NetClient,
-        clock: &DeviceClock,
-        params: wt::InitParams,
-    ) -> anyhow::Result<Host> {
-        let cap = memory_cap(&params);
-        let mut inst = rt.instantiate(cap)?;
-        inst.set_network(Some(net.clone()));
-        inst.set_clock(clock.clone());
+    /// A fresh instance for `boot`: configured, then restored from the
+    /// flash or initialised.
+    fn start(boot: Boot, params: wt::InitParams) -> anyhow::Result<Host> {
+        let inst = boot.instance(&params)?;
+        Ok(Host {
+            boot,
+            inst,
+            params,
+            wake_at: None,
+            last_export: elapsed_ms(),
+            dirty: true,
+            fed: false,
+            last_tick: elapsed_ms(),
+        })
+    }
+
+    /// Calls into the engine; a trap restarts it from the flash and gives
+    /// `None` (the call is lost, as a trapped call is in libivcs).
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(
+            &mut wasmtime::Store<ivcs_host::runtime::HostState>,
+            &ivcs_host::bindings::Engine,
+        ) -> wasmtime::Result<R>,
+    ) -> anyhow::Result<Option<R>> {
+        let cam = &self.boot.cam;
+        if cam.trap_next.replace(false) {
+            self.inst.set_deadline(0);
+        }
+        let r = {
+            let (store, world) = self.inst.parts();
+            f(store, world)
+        };
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => {
+                let why = format!("{e:#}");
+                cam.trace
+                    .event(&cam.who(), "trap", why.lines().next().unwrap_or(""));
+                cam.stats.borrow_mut().restarts += 1;
+                self.inst = self.boot.instance(&self.params)?;
+                self.wake_at = None;
+                self.last_export = elapsed_ms();
+                self.dirty = true;
+                self.fed = false;
+                self.last_tick = elapsed_ms();
+                Ok(None)
+            }
+        }
+    }
+
+    fn tick(&mut self) -> anyhow::Result<()> {
+        let r: Option<TickResult> = self.call(|s, w| w.ivcs_engine_runtime().call_tick(s))?;
+        self.fed = false;
+        self.last_tick = elapsed_ms();
+        let Some(t) = r else {
+            self.wake_at = Some(elapsed_ms() + 100);
+            return Ok(());
+        };
+        let boot = self.boot.clock.boot_ms();
+        self.wake_at = t.wake_at_ms.map(|ms| boot + ms);
+        let eventful = !t.events.is_empty();
+        for ev in t.events {
+            handle_event(&self.boot.cam, ev);
+        }
+        if eventful {
+            self.export()?;
+        }
+        Ok(())
+    }
+
+    fn export(&mut self) -> anyhow::Result<()> {
+        let r = self.call(|s, w| w.ivcs_engine_runtime().call_export_state(s))?;
+        if let Some(Ok(blob)) = r {
+            *self.boot.cam.flash.borrow_mut() = Some(blob);
+            self.dirty = false;
+            self.last_export = elapsed_ms();
+        }
+        Ok(())
+    }
+}
+
+impl Boot {
+    /// A configured instance, restored from the flash or initialised.
+    fn instance(&self, params: &wt::InitParams) -> anyhow::Result<EngineInstance> {
+        let cam = &self.cam;
+        let cap = memory_cap(params);
+        let mut inst = self.rt.instantiate(cap)?;
+        inst.set_network(Some(self.net.clone()));
+        inst.set_clock(self.clock.clone());
         cam.stats.borrow_mut().memory_cap = cap;
         let dc = wt::DeviceConfig {
             device_id: cam.device_id.clone(),
@@ -476,115 +555,17 @@ impl Host {
                 .is_ok(),
             None => false,
         };
-        if !restored {
-            let r = world.ivcs_engine_cs().call_init(&mut *store, &params)?;
+        if restored {
+            cam.trace.event(&cam.who(), "import_state", "ok");
+        } else {
+            let r = world.ivcs_engine_cs().call_init(&mut *store, params)?;
             cam.trace.event(
                 &cam.who(),
                 "init",
                 &format!("{:?}", r.err().map(|e| e.code)),
             );
-        } else {
-            cam.trace.event(&cam.who(), "import_state", "ok");
         }
-        Ok(Host {
-            inst,
-            params,
-            wake_at: None,
-            last_export: elapsed_ms(),
-            dirty: true,
-            fed: false,
-            last_tick: elapsed_ms(),
-        })
-    }
-
-    /// Calls into the engine; a trap restarts it from the flash and gives
-    /// `None` (the call is lost, as a trapped call is in libivcs).
-    fn call<R>(
-        &mut self,
-        cam: &CamShared,
-        rt: &EngineRuntime,
-        net: &NetClient,
-        clock: &DeviceClock,
-        f: impl FnOnce(
-            &mut wasmtime::Store<ivcs_host::runtime::HostState>,
-            &ivcs_host::bindings::Engine,
-        ) -> wasmtime::Result<R>,
-    ) -> anyhow::Result<Option<R>> {
-        if cam.trap_next.replace(false) {
-            self.inst.set_deadline(0);
-        }
-        let r = {
-            let (store, world) = self.inst.parts();
-            f(store, world)
-        };
-        match r {
-            Ok(v) => Ok(Some(v)),
-            Err(e) => {
-                self.restart(cam, rt, net, clock, &format!("{e:#}"))?;
-                Ok(None)
-            }
-        }
-    }
-
-    fn restart(
-        &mut self,
-        cam: &CamShared,
-        rt: &EngineRuntime,
-        net: &NetClient,
-        clock: &DeviceClock,
-        why: &str,
-    ) -> anyhow::Result<()> {
-        cam.trace
-            .event(&cam.who(), "trap", why.lines().next().unwrap_or(""));
-        cam.stats.borrow_mut().restarts += 1;
-        *self = Host::start(cam, rt, net, clock, self.params.clone())?;
-        Ok(())
-    }
-
-    fn tick(
-        &mut self,
-        cam: &CamShared,
-        rt: &EngineRuntime,
-        net: &NetClient,
-        clock: &DeviceClock,
-    ) -> anyhow::Result<()> {
-        let r: Option<TickResult> = self.call(cam, rt, net, clock, |s, w| {
-            w.ivcs_engine_runtime().call_tick(s)
-        })?;
-        self.fed = false;
-        self.last_tick = elapsed_ms();
-        let Some(t) = r else {
-            self.wake_at = Some(elapsed_ms() + 100);
-            return Ok(());
-        };
-        let boot = clock.boot_ms();
-        self.wake_at = t.wake_at_ms.map(|ms| boot + ms);
-        let eventful = !t.events.is_empty();
-        for ev in t.events {
-            handle_event(cam, ev);
-        }
-        if eventful {
-            self.export(cam, rt, net, clock)?;
-        }
-        Ok(())
-    }
-
-    fn export(
-        &mut self,
-        cam: &CamShared,
-        rt: &EngineRuntime,
-        net: &NetClient,
-        clock: &DeviceClock,
-    ) -> anyhow::Result<()> {
-        let r = self.call(cam, rt, net, clock, |s, w| {
-            w.ivcs_engine_runtime().call_export_state(s)
-        })?;
-        if let Some(Ok(blob)) = r {
-            *cam.flash.borrow_mut() = Some(blob);
-            self.dirty = false;
-            self.last_export = elapsed_ms();
-        }
-        Ok(())
+        Ok(inst)
     }
 }
 

@@ -68,7 +68,7 @@ pub struct Outcome {
     pub max_watermark: &'static str,
     /// Broken invariants (empty: pass).
     pub violations: Vec<String>,
-    /// Trace lines and their SHA-256.
+    /// Lines in the trace.
     pub trace_lines: u64,
     /// Digest of the trace (same seed, same digest).
     pub trace_digest: String,
@@ -147,7 +147,7 @@ pub fn run(
         }
         sim.step()
             .map_err(|e| anyhow::anyhow!("simulation failed: {e}"))?;
-        now = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
+        now = clock_now(&sim);
     }
     drop(sim);
 
