@@ -121,6 +121,16 @@ pub(crate) enum Carrier {
     Custom(Arc<dyn Transport>),
 }
 
+/// The checks every client's configuration passes, and what they yield.
+fn checked(cfg: &NetConfig) -> Result<(BaseUrl, HeaderValue)> {
+    let base = BaseUrl::parse(&cfg.base_url)?;
+    if cfg.max_exchanges == 0 {
+        bail!("max_exchanges must be at least 1");
+    }
+    let user_agent = HeaderValue::from_str(&cfg.user_agent).context("user agent")?;
+    Ok((base, user_agent))
+}
+
 /// A client for one cloud; cheap to clone (clones share the runtime and the
 /// connection pool). The runtime stops when the last clone is dropped;
 /// exchanges still open then fail with `Closed`.
@@ -148,14 +158,10 @@ struct Inner {
 impl NetClient {
     /// Checks the configuration, builds TLS and starts the runtime thread.
     pub fn new(cfg: NetConfig) -> Result<NetClient> {
-        let base = BaseUrl::parse(&cfg.base_url)?;
         if cfg.max_buffered < MIN_CAP {
             bail!("max_buffered must be at least {MIN_CAP} bytes");
         }
-        if cfg.max_exchanges == 0 {
-            bail!("max_exchanges must be at least 1");
-        }
-        let user_agent = HeaderValue::from_str(&cfg.user_agent).context("user agent")?;
+        let (base, user_agent) = checked(&cfg)?;
         let tls = tls::client_config(cfg.public_roots, cfg.ca_pem.as_deref())?;
 
         let mut http = HttpConnector::new();
@@ -215,11 +221,7 @@ impl NetClient {
     /// whoever calls [`NetClient::start`] (which must be inside one). TLS
     /// settings and `connect_timeout` are the transport's business.
     pub fn with_transport(cfg: NetConfig, transport: Arc<dyn Transport>) -> Result<NetClient> {
-        let base = BaseUrl::parse(&cfg.base_url)?;
-        if cfg.max_exchanges == 0 {
-            bail!("max_exchanges must be at least 1");
-        }
-        let user_agent = HeaderValue::from_str(&cfg.user_agent).context("user agent")?;
+        let (base, user_agent) = checked(&cfg)?;
         Ok(NetClient::assemble(
             cfg,
             base,
