@@ -442,11 +442,10 @@ impl EngineCtx {
                 // that pushes need not wake us.
                 if self.frame_jobs != self.frames_at_tick {
                     self.frames_at_tick = self.frame_jobs;
-                    let next = Instant::now() + TICK_EVERY;
-                    self.wake_at = Some(self.wake_at.map_or(next, |t| t.min(next)));
+                    self.wake_by(Instant::now() + TICK_EVERY);
                 }
             } else {
-                self.wake_at = Some(self.wake_at.map_or(next, |t| t.min(next)));
+                self.wake_by(next);
             }
             let now = Instant::now();
             let until = self
@@ -474,6 +473,11 @@ impl EngineCtx {
         // the network thread.
         self.inst = None;
         self.net = None;
+    }
+
+    /// Wakes at `t` at the latest.
+    fn wake_by(&mut self, t: Instant) {
+        self.wake_at = Some(self.wake_at.map_or(t, |w| w.min(t)));
     }
 
     fn make_net(&self) -> Option<NetClient> {
