@@ -163,15 +163,21 @@ impl Bed {
         a.json()
     }
 
-    /// The one recorded span of channel `ch`: (start, end) UTC ms.
-    fn span(&self, ch: u32) -> (u64, u64) {
+    /// `GET /v1/devices/{device}/channels/{ch}/{listing}` for the two
+    /// hours around now.
+    fn within_an_hour(&self, ch: u32, listing: &str) -> Value {
         let now = ivcs_cam::state::utc_now_ms();
-        let tl = self.get(&format!(
-            "/v1/devices/{}/channels/{ch}/timeline?start_ms={}&end_ms={}",
+        self.get(&format!(
+            "/v1/devices/{}/channels/{ch}/{listing}?start_ms={}&end_ms={}",
             self.device,
             now - 3_600_000,
             now + 3_600_000
-        ));
+        ))
+    }
+
+    /// The one recorded span of channel `ch`: (start, end) UTC ms.
+    fn span(&self, ch: u32) -> (u64, u64) {
+        let tl = self.within_an_hour(ch, "timeline");
         let spans = tl["spans"].as_array().expect("spans");
         assert_eq!(spans.len(), 1, "channel {ch}: {tl}");
         (
@@ -197,13 +203,7 @@ impl Bed {
 
     /// Events of channel 0 within an hour of now.
     fn events(&self) -> Vec<Value> {
-        let now = ivcs_cam::state::utc_now_ms();
-        let ev = self.get(&format!(
-            "/v1/devices/{}/channels/0/events?start_ms={}&end_ms={}",
-            self.device,
-            now - 3_600_000,
-            now + 3_600_000
-        ));
+        let ev = self.within_an_hour(0, "events");
         ev["events"].as_array().cloned().unwrap_or_default()
     }
 }
