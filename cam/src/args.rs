@@ -108,7 +108,8 @@ pub struct CamArgs {
     /// Length of each event in seconds.
     #[arg(long, default_value_t = 5)]
     pub event_length: u32,
-    /// Stop after this many seconds of camera time (default: until Ctrl-C).
+    /// Stop after each channel pushed this many seconds of camera time
+    /// (default: until Ctrl-C).
     #[arg(long)]
     pub duration: Option<f64>,
     /// Generate and push frames this many times faster than real time

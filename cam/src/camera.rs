@@ -284,7 +284,7 @@ const IV_CM_AENC_TYPE_BUTT: u32 = 7;
 
 /// How a push session ended.
 enum Ended {
-    /// Ctrl-C, or `--duration` reached.
+    /// Ctrl-C, or this channel's `--duration` reached.
     Stop,
     /// `push_stream_stop_cb`: wait for the next start.
     PushStopped,
@@ -299,6 +299,11 @@ fn channel_main(ch: u32, cfg: &Config, api: &'static Api) {
     let mut waiting_said = false;
     while !sh.stopping() {
         if !stats.streaming.load(Ordering::SeqCst) {
+            // A channel the cloud never starts does not hold the camera
+            // open once another has pushed its --duration.
+            if sh.channels_done.load(Ordering::SeqCst) > 0 {
+                break;
+            }
             if !waiting_said {
                 sh.say(format!("ch{ch}: waiting for push_stream_start_cb"));
                 waiting_said = true;
@@ -317,11 +322,13 @@ fn channel_main(ch: u32, cfg: &Config, api: &'static Api) {
             }
         }
     }
-    // This channel is done (duration or Ctrl-C): tell the others.
-    if cfg.args.duration.is_some() {
+    // --duration is per channel (their sessions start apart): the camera
+    // winds down when the last one is done.
+    let done = sh.channels_done.fetch_add(1, Ordering::SeqCst) + 1;
+    if done == cfg.args.channels {
         sh.stop.store(true, Ordering::SeqCst);
-        sh.wake();
     }
+    sh.wake();
 }
 
 /// Sleeps until `due` unless the camera stops first (pacing, not waiting

@@ -56,6 +56,8 @@ pub struct Shared {
     pub connected: AtomicI32,
     /// Set by Ctrl-C, `--duration` or a fatal error: every thread winds down.
     pub stop: AtomicBool,
+    /// Channels that finished (their `--duration`, or Ctrl-C).
+    pub channels_done: AtomicU32,
     /// Set last: the status printer prints what is left and ends.
     pub done: AtomicBool,
     /// Capture time of the first frame of the first session (UTC ms; 0
@@ -94,6 +96,7 @@ pub fn shared() -> &'static Shared {
         ch: Default::default(),
         connected: AtomicI32::new(-1),
         stop: AtomicBool::new(false),
+        channels_done: AtomicU32::new(0),
         done: AtomicBool::new(false),
         first_utc_ms: AtomicU64::new(0),
         log_errors: AtomicU64::new(0),

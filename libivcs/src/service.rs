@@ -247,12 +247,14 @@ impl Service {
         self.enqueue(Box::new(f), false);
     }
 
-    /// [`Service::post`] for a job that may wait until the engine thread's
-    /// next planned wake-up (at most [`TICK_EVERY`]): feeding a frame. A
-    /// wake-up per frame (70 a second with audio) was most of the library's
-    /// CPU at real time.
-    pub fn post_frame(&self, f: impl FnOnce(&mut EngineCtx) + Send + 'static) {
-        self.enqueue(Box::new(f), true);
+    /// [`Service::post`] for feeding a frame: unless `now`, the job may wait
+    /// until the engine thread's next planned wake-up (at most
+    /// [`TICK_EVERY`]). A wake-up per frame (70 a second with audio) was
+    /// most of the library's CPU at real time. Key frames pass `now`: a
+    /// recording run starts at one and is dated by the engine's clock when
+    /// it takes the frame, which must be the time of the push.
+    pub fn post_frame(&self, now: bool, f: impl FnOnce(&mut EngineCtx) + Send + 'static) {
+        self.enqueue(Box::new(f), !now);
     }
 
     fn enqueue(&self, job: Job, lazy: bool) {
