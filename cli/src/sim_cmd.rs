@@ -55,7 +55,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
         .with_context(|| format!("creating {}", args.trace_dir.display()))?;
     let mut out = vec![format!(
         "{:<28} {:>6} {:>9} {:>6} {:>8} {:>8} {:>6} {:>7} {:>8}  verdict",
-        "scenario", "seed", "cam-hours", "faults", "segments", "lost s", "mem %", "wmark", "wall s"
+        "scenario", "seed", "cam-hours", "faults", "segments", "lost s", "buf %", "wmark", "wall s"
     )];
     let mut failed = Vec::new();
     let (mut hours, mut wall) = (0.0, 0.0);
@@ -82,7 +82,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
                 o.faults,
                 o.segments,
                 o.lost_s,
-                o.max_memory_pct,
+                o.max_buffer_pct,
                 o.max_watermark,
                 secs
             ));

@@ -446,6 +446,17 @@ impl exports::ivcs::engine::runtime::Guest for Component {
     fn import_state(blob: Vec<u8>) -> Result<(), w::EngineError> {
         call(|e| e.import_state(&blob))
     }
+    fn buffer_levels() -> Vec<exports::ivcs::engine::runtime::BufferLevel> {
+        with_engine(Vec::new, |e| e.buffer_levels())
+            .into_iter()
+            .map(|l| exports::ivcs::engine::runtime::BufferLevel {
+                channel: l.channel,
+                used: l.used,
+                backlog: l.backlog,
+                budget: l.budget,
+            })
+            .collect()
+    }
 }
 
 fn av_format(av: &w::AvFormat) -> t::AvFormat {

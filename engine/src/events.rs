@@ -253,6 +253,19 @@ pub enum HostEvent {
     Log(LogRecord),
 }
 
+/// `buffer-level`: one channel's buffer (see [`crate::data`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BufferLevel {
+    /// The channel.
+    pub channel: Channel,
+    /// Bytes held against the budget.
+    pub used: u64,
+    /// Bytes waiting for the network (the watermarks' fill).
+    pub backlog: u64,
+    /// The budget.
+    pub budget: u64,
+}
+
 /// What `tick` returns.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TickResult {

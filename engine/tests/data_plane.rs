@@ -393,13 +393,26 @@ fn stalled_network_raises_watermarks_then_drops_to_the_next_idr_within_the_budge
     let c = w.engine.data_channel(0).unwrap();
     assert!(c.peak <= u64::from(BUDGET), "peak {} > budget", c.peak);
     assert!(c.peak > u64::from(BUDGET) / 2);
+    // `buffer-levels` shows it: while the cloud is down all that is kept
+    // waits for the network, at or over the high mark (3/4).
+    let lv = w.engine.buffer_levels();
+    assert_eq!(lv.len(), 1, "{lv:?}");
+    assert_eq!((lv[0].channel, lv[0].budget), (0, u64::from(BUDGET)));
+    assert_eq!(lv[0].used, c.used());
+    assert!(lv[0].backlog >= u64::from(BUDGET) * 3 / 4, "{lv:?}");
+    // Each crossed in order (a segment given up leaves the backlog, so on
+    // a slow machine the fill may fall and climb again after that).
+    let marks = watermarks(&w, 0);
     assert_eq!(
-        watermarks(&w, 0),
-        [
-            NotifyKind::WatermarkLow,
-            NotifyKind::WatermarkWarn,
-            NotifyKind::WatermarkHigh
-        ]
+        marks.get(..3),
+        Some(
+            &[
+                NotifyKind::WatermarkLow,
+                NotifyKind::WatermarkWarn,
+                NotifyKind::WatermarkHigh
+            ][..]
+        ),
+        "{marks:?}"
     );
     assert!(
         w.count(|e| matches!(e, HostEvent::Notify(n) if n.kind == NotifyKind::ConnectFail)) == 1
@@ -419,6 +432,8 @@ fn stalled_network_raises_watermarks_then_drops_to_the_next_idr_within_the_budge
     w.tick();
     let marks = watermarks(&w, 0);
     assert_eq!(marks.last(), Some(&NotifyKind::WatermarkLow), "{marks:?}");
+    let lv = w.engine.buffer_levels();
+    assert!(lv[0].backlog < u64::from(BUDGET) / 2, "drained: {lv:?}");
     let before = cam.accepted_frames;
     let refused = film(&mut w, &mut cam, 0, 3_000);
     assert!(cam.accepted_frames > before, "recording resumed");
@@ -720,6 +735,46 @@ fn backup_of_unknown_path_like_or_expired_files_is_refused() {
     assert!(dump_events(&w) > 2);
 }
 
+/// A new instance of the engine takes over from the running one's
+/// exported state (a trap restart or a swap).
+fn take_over(w: &mut World) {
+    let blob = w.engine.export_state().unwrap();
+    let host = TestHost::new(w.cloud.addr, w.now_ms());
+    drop(std::mem::replace(&mut w.engine, Engine::new(host)));
+    w.engine
+        .configure(DeviceConfig {
+            device_id: w.device.clone(),
+            device_secret: w.secret.as_bytes().to_vec(),
+        })
+        .unwrap();
+    w.engine.import_state(&blob).unwrap();
+}
+
+#[test]
+fn a_restored_engine_tells_firmware_its_buffer_drained_after_watermark_high() {
+    const BUDGET: u32 = 128 << 10;
+    let mut w = start_full_time("wm-restore", params(&[video_channel(0, BUDGET)], false));
+    let mut cam = Camera::new();
+    film(&mut w, &mut cam, 0, 1_000);
+    w.cloud.stop();
+    // Until firmware was last told HIGH (a segment given up can make the
+    // fill fall and climb again).
+    for _ in 0..60 {
+        film(&mut w, &mut cam, 0, 1_000);
+        if watermarks(&w, 0).last() == Some(&NotifyKind::WatermarkHigh) {
+            break;
+        }
+    }
+    let marks = watermarks(&w, 0);
+    assert_eq!(marks.last(), Some(&NotifyKind::WatermarkHigh), "{marks:?}");
+    // Found by host-sim (a trap while at HIGH): the buffered bytes do not
+    // survive the restart, and firmware must not be left throttling.
+    take_over(&mut w);
+    w.tick();
+    assert_eq!(w.engine.buffer_levels()[0].backlog, 0);
+    assert_eq!(watermarks(&w, 0).last(), Some(&NotifyKind::WatermarkLow));
+}
+
 #[test]
 fn export_import_keeps_acknowledged_segments_and_dumps() {
     let mut w = start_full_time("data-state", params(&[video_channel(0, 800 << 10)], true));
@@ -728,18 +783,7 @@ fn export_import_keeps_acknowledged_segments_and_dumps() {
     w.run_until_state("a segment acknowledged", |w| ok_slices(w, 0) == 1);
     let acked_before = acked(&w, 0);
     let name = dumps(&w, 0).into_keys().next().unwrap();
-    let blob = w.engine.export_state().unwrap();
-    // A new instance of the engine takes over.
-    let host = TestHost::new(w.cloud.addr, w.now_ms());
-    let old = std::mem::replace(&mut w.engine, Engine::new(host));
-    drop(old);
-    w.engine
-        .configure(DeviceConfig {
-            device_id: w.device.clone(),
-            device_secret: w.secret.as_bytes().to_vec(),
-        })
-        .unwrap();
-    w.engine.import_state(&blob).unwrap();
+    take_over(&mut w);
     assert_eq!(acked(&w, 0), acked_before);
     // The segment open at the export is reported failed (its bytes are not
     // in the state); its dump never ended, so it is no backup candidate.

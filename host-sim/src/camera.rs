@@ -12,6 +12,7 @@
 //! outlives a reboot (the "flash": the exported state) and what the driver
 //! and the checker see.
 
+use crate::check::WatermarkCheck;
 use crate::clock::{DeviceClock, elapsed_ms};
 use crate::media_gen::{self, Tag};
 use crate::net::{Link, SimTransport};
@@ -62,8 +63,14 @@ pub struct CamStats {
     pub event_results: Vec<(i32, bool)>,
     /// Highest watermark notified: 0 none, 1 low, 2 warn, 3 high.
     pub watermark_max: u8,
-    /// Largest engine memory seen, and the cap.
-    pub memory_max: usize,
+    /// Notified watermarks against the engine's buffer levels.
+    pub wm: WatermarkCheck,
+    /// Largest backlog seen (`buffer-levels`: bytes waiting for the
+    /// network / budget), %.
+    pub backlog_max_pct: f64,
+    /// Largest fill seen (bytes held / budget; the pre-record ring keeps
+    /// what room is left, so near 100 is normal), %.
+    pub used_max_pct: f64,
     /// The engine's memory cap.
     pub memory_cap: usize,
     /// Memory growths the cap refused.
@@ -150,7 +157,12 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
     clock.step(cam.clock_offset_ms.get());
     *cam.clock.borrow_mut() = Some(clock.clone());
     let boot = clock.boot_ms();
-    cam.stats.borrow_mut().boots += 1;
+    let params = init_params(&spec);
+    {
+        let mut st = cam.stats.borrow_mut();
+        st.boots += 1;
+        st.wm.boot(marks(&params));
+    }
     // Network progress: the wake signal's generation says whether there
     // was any since the last tick; the hook wakes the loop's sleep.
     let progress = Arc::new(tokio::sync::Notify::new());
@@ -164,7 +176,6 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
             link: cam.link.clone(),
         }),
     )?;
-    let params = init_params(&spec);
     let boot_ctx = Boot {
         cam: cam.clone(),
         rt,
@@ -356,12 +367,7 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
         if host.dirty && now >= host.last_export + EXPORT_EVERY_MS {
             host.export()?;
         }
-        {
-            let mut st = cam.stats.borrow_mut();
-            let m = host.inst.host_state().memory_in_use();
-            st.memory_max = st.memory_max.max(m);
-            st.refused_growths = host.inst.host_state().refused_growths();
-        }
+        cam.stats.borrow_mut().refused_growths = host.inst.host_state().refused_growths();
         // Sleep until the next thing to do.
         let mut next = boot + frame_ms(vk);
         if spec.audio {
@@ -404,6 +410,12 @@ fn take_seq(cam: &CamShared, stream: u8) -> u32 {
         cam.next_seq.set((v, a + 1));
         a
     }
+}
+
+/// The watermark marks (bytes) of the camera's channel, if enabled.
+fn marks(params: &wt::InitParams) -> Option<[u64; 3]> {
+    let c = params.channels.first()?.congestion;
+    c.enable.then_some([c.low_mark, c.warn_mark, c.high_mark])
 }
 
 fn init_params(spec: &CameraSpec) -> wt::InitParams {
@@ -512,6 +524,15 @@ impl Host {
         for ev in t.events {
             handle_event(&self.boot.cam, ev);
         }
+        let levels = self.call(|s, w| w.ivcs_engine_runtime().call_buffer_levels(s))?;
+        let mut st = self.boot.cam.stats.borrow_mut();
+        for l in levels.into_iter().flatten() {
+            let pct = |n: u64| 100.0 * n as f64 / l.budget.max(1) as f64;
+            st.used_max_pct = st.used_max_pct.max(pct(l.used));
+            st.backlog_max_pct = st.backlog_max_pct.max(pct(l.backlog));
+            st.wm.observe(l.backlog, elapsed_ms());
+        }
+        drop(st);
         if eventful {
             self.export()?;
         }
@@ -589,6 +610,9 @@ fn handle_event(cam: &CamShared, ev: wt::HostEvent) {
                 _ => 0,
             };
             st.watermark_max = st.watermark_max.max(level);
+            if level > 0 {
+                st.wm.notified(level);
+            }
             let mut detail = format!("{:?}", n.kind);
             for s in &n.slices {
                 match s.state {

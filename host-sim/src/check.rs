@@ -10,8 +10,11 @@
 //! 3. Frames the engine took but the cloud does not have are only lost
 //!    inside a fault's window (plus a recovery allowance) or while the
 //!    camera was dark: segments are contiguous except at explained gaps.
-//! 4. The engine never asked for memory beyond its cap.
+//! 4. The buffer stays within its budget (`buffer-levels`) and the engine
+//!    never asked for memory beyond its cap.
 //! 5. Every event started is reported exactly once.
+//! 6. Watermark notifications match buffer levels ([`WatermarkCheck`],
+//!    run by the camera after every tick).
 
 use crate::camera::CamShared;
 use crate::cloud::CloudWorker;
@@ -159,7 +162,17 @@ fn check_camera(scn: &Scenario, cam: &CamShared, stored: &[Stored], end_ms: u64,
             t as f64 / 1000.0
         ));
     }
-    // 4. Memory.
+    // 6. Watermarks.
+    if let Some(v) = &st.wm.violation {
+        f.violations.push(format!("{who}: {v}"));
+    }
+    // 4. Memory: the buffer within its budget, the instance within its cap.
+    if st.used_max_pct > 100.0 {
+        f.violations.push(format!(
+            "{who}: the buffer reached {:.1} % of its budget",
+            st.used_max_pct
+        ));
+    }
     if st.refused_growths > 0 {
         f.violations.push(format!(
             "{who}: the engine hit its memory cap ({} refused growths, cap {} B)",
@@ -212,4 +225,92 @@ fn explained(scn: &Scenario, idx: u32, dark: &[(u64, u64)]) -> Vec<(u64, u64)> {
         ));
     }
     w
+}
+
+/// Invariant 6, from firmware's side: the band the last watermark notify
+/// announced must match the engine's buffer fill (`buffer-levels`'
+/// backlog), within the hysteresis the engine documents
+/// (engine/src/data/watermark.rs): falling out of a band takes half the
+/// distance to the mark below. A mismatch is a violation when it outlasts
+/// one tick (the fill can move between the engine's last look and ours).
+#[derive(Debug, Default)]
+pub struct WatermarkCheck {
+    /// low, warn, high (bytes); `None`: watermarks disabled.
+    marks: Option<[u64; 3]>,
+    /// The last announced band: 0 none yet, 1 low, 2 warn, 3 high.
+    pub announced: u8,
+    /// The previous observation was off.
+    off_before: bool,
+    /// The first violation.
+    pub violation: Option<String>,
+}
+
+impl WatermarkCheck {
+    /// A check for these marks (bytes).
+    pub fn new(marks: Option<[u64; 3]>) -> WatermarkCheck {
+        WatermarkCheck {
+            marks,
+            ..WatermarkCheck::default()
+        }
+    }
+
+    /// Firmware got a watermark notify (1 low, 2 warn, 3 high).
+    pub fn notified(&mut self, band: u8) {
+        self.announced = band;
+    }
+
+    /// Firmware (re)booted with these marks: it was told nothing yet.
+    pub fn boot(&mut self, marks: Option<[u64; 3]>) {
+        self.marks = marks;
+        self.announced = 0;
+        self.off_before = false;
+    }
+
+    /// The fill after a tick, at virtual `t_ms`.
+    pub fn observe(&mut self, backlog: u64, t_ms: u64) {
+        let Some([low, warn, high]) = self.marks else {
+            return;
+        };
+        let (lo, hi) = match self.announced {
+            0 => (0, low),
+            1 => (0, warn),
+            2 => (warn - (warn - low) / 2, high),
+            _ => (high - (high - warn) / 2, u64::MAX),
+        };
+        let off = backlog < lo || backlog >= hi;
+        if off && self.off_before && self.violation.is_none() {
+            let band = ["none", "low", "warn", "high"][usize::from(self.announced.min(3))];
+            self.violation = Some(format!(
+                "at {:.1} s the buffer backlog is {backlog} B but the last watermark notify said {band} (expected {lo}..{hi} B)",
+                t_ms as f64 / 1000.0
+            ));
+        }
+        self.off_before = off;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WatermarkCheck;
+
+    #[test]
+    fn watermark_check_follows_the_engine_bands_with_one_tick_of_slack() {
+        let mut c = WatermarkCheck::new(Some([100, 400, 800]));
+        c.observe(50, 0);
+        c.observe(150, 1); // rose past low: one tick of slack
+        assert!(c.violation.is_none());
+        c.notified(1);
+        c.observe(399, 2);
+        c.notified(3);
+        c.observe(650, 3); // within HIGH's hysteresis (800 - 200)
+        c.observe(650, 4);
+        assert!(c.violation.is_none());
+        c.observe(500, 5);
+        c.observe(500, 6); // HIGH said, well below it, twice: stale
+        assert!(c.violation.as_deref().unwrap().contains("said high"));
+        let mut off = WatermarkCheck::new(None);
+        off.observe(u64::MAX, 0);
+        off.observe(u64::MAX, 1);
+        assert!(off.violation.is_none());
+    }
 }

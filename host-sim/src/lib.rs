@@ -62,8 +62,9 @@ pub struct Outcome {
     pub segments: u64,
     /// Video lost: frames the engine took that the cloud lacks, in seconds.
     pub lost_s: f64,
-    /// Largest engine memory against its cap, %.
-    pub max_memory_pct: f64,
+    /// Largest backlog (bytes waiting for the network) against the
+    /// budget, %.
+    pub max_buffer_pct: f64,
     /// Highest watermark notified (none, low, warn, high).
     pub max_watermark: &'static str,
     /// Broken invariants (empty: pass).
@@ -153,12 +154,11 @@ pub fn run(
 
     let findings = check::check(&scn, &cams, &front.worker, end_ms)?;
     let (trace_lines, trace_digest) = trace.finish().context("writing the trace")?;
-    let mut max_memory_pct: f64 = 0.0;
+    let mut max_buffer_pct: f64 = 0.0;
     let mut wm = 0;
     for c in &cams {
         let s = c.stats.borrow();
-        max_memory_pct =
-            max_memory_pct.max(100.0 * s.memory_max as f64 / s.memory_cap.max(1) as f64);
+        max_buffer_pct = max_buffer_pct.max(s.backlog_max_pct);
         wm = wm.max(s.watermark_max);
     }
     Ok(Outcome {
@@ -168,7 +168,7 @@ pub fn run(
         faults: scn.faults.len(),
         segments: findings.segments,
         lost_s: findings.lost_frames as f64 / f64::from(scn.camera.fps),
-        max_memory_pct,
+        max_buffer_pct,
         max_watermark: ["none", "low", "warn", "high"][usize::from(wm.min(3))],
         violations: findings.violations,
         trace_lines,

@@ -36,7 +36,8 @@ use crate::cloud::sign::Credentials;
 use crate::cloud::{Client, Io, MAX_TRANS_TIMEOUT_MS};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{
-    AiSetting, Balance, Channel, DumpState, LogLevel, NotifyKind, OpId, OpResult, Outbox,
+    AiSetting, Balance, BufferLevel, Channel, DumpState, LogLevel, NotifyKind, OpId, OpResult,
+    Outbox,
 };
 use crate::host::{Host, PictureFormat};
 use crate::types::{Frame, PushGate};
@@ -316,6 +317,15 @@ impl<H: Host> Engine<H> {
         let gate = self.gate(ch)?;
         let (s, mut io) = self.session_io("push")?;
         s.data.push(&mut io, ch, gate, f)
+    }
+
+    /// `buffer-levels`: the session's buffers now (the same fill the
+    /// watermarks take).
+    pub fn buffer_levels(&self) -> Vec<BufferLevel> {
+        let down = self.client.link.reach() == Reach::Down;
+        self.session
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.data.levels(down))
     }
 
     /// `push-gate`: what `push` on `ch` would refuse now.

@@ -8,7 +8,7 @@ use super::event::{Event, EventMeta};
 use super::names;
 use super::prerecord::{Held, PreRecord};
 use super::segbuf::SegBuf;
-use super::watermark::Watermarks;
+use super::watermark::{Band, Watermarks};
 use crate::bail;
 use crate::cloud::Io;
 use crate::cloud::api;
@@ -198,6 +198,10 @@ pub struct SavedChannel {
     pub unacked: Vec<UploadSlice>,
     /// Events not finished.
     pub events: Vec<EventMeta>,
+    /// The watermark band firmware was last told (absent in older state:
+    /// none).
+    #[serde(default)]
+    pub watermark: Band,
 }
 
 /// See the module docs.
@@ -1276,6 +1280,7 @@ impl<H: Host> Chan<H> {
             dumps: self.dumps.clone(),
             unacked: self.segs.iter().map(Seg::slice).collect(),
             events: self.events.iter().map(|e| e.meta.clone()).collect(),
+            watermark: self.wm.band(),
         }
     }
 
@@ -1285,6 +1290,9 @@ impl<H: Host> Chan<H> {
         self.last_video = s.last_video;
         self.acked = s.acked.into();
         self.dumps = s.dumps;
+        // The bytes behind the band are gone: the first tick tells
+        // firmware the pressure eased, which a fresh band never would.
+        self.wm.resume(s.watermark);
         for meta in s.events {
             let stopped = meta.stop_utc_ms.is_some();
             let mut e = Event::new(self.ch(), meta, None, io_now);

@@ -29,7 +29,7 @@ use crate::cloud::Io;
 use crate::cs::params::{InitParams, OptionalCallbacks};
 use crate::cs::plans::Gate;
 use crate::error::{Error, ErrorKind, Result};
-use crate::events::{Channel, DumpState, LogLevel};
+use crate::events::{BufferLevel, Channel, DumpState, LogLevel};
 use crate::host::Host;
 use crate::types::Frame;
 use crate::types::PushGate;
@@ -177,6 +177,19 @@ impl<H: Host> DataPlane<H> {
             }
         }
         wake
+    }
+
+    /// `buffer-levels`: every channel's buffer now.
+    pub fn levels(&self, cloud_down: bool) -> Vec<BufferLevel> {
+        self.channels
+            .iter()
+            .map(|c| BufferLevel {
+                channel: c.params.channel,
+                used: c.used(),
+                backlog: c.backlog(cloud_down),
+                budget: u64::from(c.params.max_gop_size),
+            })
+            .collect()
     }
 
     /// Data-plane state for `export-state` (JSON; see the design doc).

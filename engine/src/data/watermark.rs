@@ -15,7 +15,18 @@ use crate::cs::params::Congestion;
 use crate::events::NotifyKind;
 
 /// Fill band, ordered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub enum Band {
     /// Below `low`.
     #[default]
@@ -58,6 +69,14 @@ impl Watermarks {
     /// The current band.
     pub fn band(&self) -> Band {
         self.band
+    }
+
+    /// Continues from the band firmware was last told (a restored engine):
+    /// if the fill is lower now, the next update says so.
+    pub fn resume(&mut self, band: Band) {
+        if self.cfg.enable {
+            self.band = band;
+        }
     }
 
     fn mark(&self, b: Band) -> u64 {
