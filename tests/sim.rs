@@ -55,6 +55,24 @@ fn every_scenario_of_the_library_passes_its_invariants() {
             "{name} missing from\n{text}"
         );
     }
+    // With an SD card, the segments a 5-minute outage failed come back
+    // through backup: nothing the engine took is lost.
+    for line in text.lines().filter(|l| l.starts_with("outage-backup ")) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let (recovered, lost): (u64, f64) = (cols[5].parse().unwrap(), cols[6].parse().unwrap());
+        assert!(recovered >= 5, "{line}");
+        assert_eq!(lost, 0.0, "{line}");
+    }
+}
+
+#[test]
+fn a_swarm_of_cameras_with_random_faults_keeps_every_invariant() {
+    // One seed besides the ones `make sim` runs: each draws other faults.
+    let f = workspace_root().join("host-sim/scenarios/swarm.toml");
+    let dir = target_dir().join("sim-test-swarm");
+    let (ok, text) = sim(&["--seed", "7"], std::slice::from_ref(&f), &dir);
+    assert!(ok, "{text}");
+    assert!(text.contains("swarm"), "{text}");
 }
 
 #[test]

@@ -54,8 +54,17 @@ pub fn run(args: &SimArgs) -> Result<()> {
     std::fs::create_dir_all(&args.trace_dir)
         .with_context(|| format!("creating {}", args.trace_dir.display()))?;
     let mut out = vec![format!(
-        "{:<28} {:>6} {:>9} {:>6} {:>8} {:>8} {:>6} {:>7} {:>8}  verdict",
-        "scenario", "seed", "cam-hours", "faults", "segments", "lost s", "buf %", "wmark", "wall s"
+        "{:<28} {:>6} {:>9} {:>6} {:>8} {:>6} {:>8} {:>6} {:>7} {:>8}  verdict",
+        "scenario",
+        "seed",
+        "cam-hours",
+        "faults",
+        "segments",
+        "backup",
+        "lost s",
+        "buf %",
+        "wmark",
+        "wall s"
     )];
     let mut failed = Vec::new();
     let (mut hours, mut wall) = (0.0, 0.0);
@@ -75,12 +84,13 @@ pub fn run(args: &SimArgs) -> Result<()> {
                 "FAIL"
             };
             out.push(format!(
-                "{:<28} {:>6} {:>9.2} {:>6} {:>8} {:>8.1} {:>6.1} {:>7} {:>8.1}  {verdict}",
+                "{:<28} {:>6} {:>9.2} {:>6} {:>8} {:>6} {:>8.1} {:>6.1} {:>7} {:>8.1}  {verdict}",
                 o.scenario,
                 seed,
                 o.camera_hours,
                 o.faults,
                 o.segments,
+                o.recovered,
                 o.lost_s,
                 o.max_buffer_pct,
                 o.max_watermark,

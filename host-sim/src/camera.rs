@@ -17,6 +17,7 @@ use crate::clock::{DeviceClock, elapsed_ms};
 use crate::media_gen::{self, Tag};
 use crate::net::{Link, SimTransport};
 use crate::scenario::CameraSpec;
+use crate::sdcard::{self, SdCard};
 use crate::trace::Trace;
 use ivcs_host::EngineRuntime;
 use ivcs_host::bindings::exports::ivcs::engine::runtime::TickResult;
@@ -107,6 +108,11 @@ pub struct CamShared {
     pub privacy_until: Cell<Option<u64>>,
     /// Frame numbers continue across boots so every frame has one identity.
     pub next_seq: Cell<(u32, u32)>,
+    /// The SD card (dumped segments, the backup job).
+    pub sd: RefCell<SdCard>,
+    /// What the engine last said of the cloud (`connect-fail` /
+    /// `connect-recover`); firmware backs up only while it is up.
+    pub cloud_up: Cell<bool>,
     /// What happened.
     pub stats: RefCell<CamStats>,
     /// The run's trace.
@@ -163,6 +169,8 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
         st.boots += 1;
         st.wm.boot(marks(&params));
     }
+    cam.sd.borrow_mut().boot();
+    cam.cloud_up.set(true);
     // Network progress: the wake signal's generation says whether there
     // was any since the last tick; the hook wakes the loop's sleep.
     let progress = Arc::new(tokio::sync::Notify::new());
@@ -273,34 +281,18 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
                     data,
                 };
                 let r = host.call(|s, w| w.ivcs_engine_cs().call_push(s, CH, &frame))?;
+                trace_push(&cam, &frame, &r);
                 let mut st = cam.stats.borrow_mut();
                 st.video_pushed += 1;
-                match r {
-                    Some(Ok(())) => {
-                        st.video_taken.push((seq, now));
-                        drop(st);
-                        if let Some(since) = refused_since.take() {
-                            cam.dark(since, now);
-                            cam.trace.event(
-                                &who,
-                                "push",
-                                &format!("video taken again from seq {seq}"),
-                            );
-                        }
+                if matches!(r, Some(Ok(()))) {
+                    st.video_taken.push((seq, now));
+                    drop(st);
+                    if let Some(since) = refused_since.take() {
+                        cam.dark(since, now);
                     }
-                    refused => {
-                        st.video_refused += 1;
-                        drop(st);
-                        if refused_since.is_none() {
-                            refused_since = Some(now);
-                            let code = refused.and_then(|r| r.err()).map_or(0, |e| e.code);
-                            cam.trace.event(
-                                &who,
-                                "push",
-                                &format!("video seq {seq} refused {code}"),
-                            );
-                        }
-                    }
+                } else {
+                    st.video_refused += 1;
+                    refused_since.get_or_insert(now);
                 }
                 host.dirty = true;
                 host.fed = true;
@@ -323,6 +315,7 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
                     data: media_gen::adts_frame(tag, 250),
                 };
                 let r = host.call(|s, w| w.ivcs_engine_cs().call_push(s, CH, &frame))?;
+                trace_push(&cam, &frame, &r);
                 let mut st = cam.stats.borrow_mut();
                 st.audio_pushed += 1;
                 st.audio_taken += u64::from(matches!(r, Some(Ok(()))));
@@ -357,6 +350,24 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
                 host.dirty = true;
             }
         }
+        // The backup job.
+        if spec.backup && recording {
+            let line = cam.sd.borrow_mut().drive(now, cam.cloud_up.get(), |c| {
+                let state = match c.state {
+                    sdcard::Step::Start => wt::DumpState::Start,
+                    sdcard::Step::Running => wt::DumpState::Running,
+                    sdcard::Step::End => wt::DumpState::End,
+                };
+                let r = host.call(|s, w| {
+                    w.ivcs_engine_cs()
+                        .call_backup_upload(s, CH, state, c.name, c.data)
+                })?;
+                Ok(r.map(|r| r.map_err(|e| e.code)))
+            })?;
+            if let Some(line) = line {
+                cam.trace.event(&who, "backup", &line);
+            }
+        }
         // The engine's timers, network progress, frames waiting.
         let frames_due = host.fed && now >= host.last_tick + TICK_EVERY_MS;
         if host.wake_at.is_none_or(|t| t <= now) || frames_due || wake.generation() != seen {
@@ -385,6 +396,11 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
         if let Some(t) = cam.privacy_until.get() {
             next = next.min(t);
         }
+        if spec.backup
+            && let Some(t) = cam.sd.borrow().next_at(cam.cloud_up.get())
+        {
+            next = next.min(t);
+        }
         let now = elapsed_ms();
         if next > now {
             let d = Duration::from_millis(next - now);
@@ -394,6 +410,31 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
             }
         }
     }
+}
+
+/// One trace line per push: what was pushed and the answer (0 taken,
+/// an `IV_ERR_*` code, -1 the call trapped).
+fn trace_push(cam: &CamShared, f: &wt::Frame, r: &Option<Result<(), wt::EngineError>>) {
+    let code = match r {
+        Some(Ok(())) => 0,
+        Some(Err(e)) => e.code,
+        None => -1,
+    };
+    let kind = match (f.kind, f.frame_type) {
+        (wt::StreamKind::Audio, _) => "audio",
+        (_, wt::FrameType::I) => "video I",
+        _ => "video P",
+    };
+    cam.trace.event(
+        &cam.who(),
+        "push",
+        &format!(
+            "{kind} seq {} pts {} {} B -> {code}",
+            f.seq,
+            f.pts_ms,
+            f.data.len()
+        ),
+    );
 }
 
 /// PTS of a frame `ms` after boot: the camera's frame clock (monotonic).
@@ -454,7 +495,13 @@ fn init_params(spec: &CameraSpec) -> wt::InitParams {
             },
             event_report_opt: wt::EventReportOpt::VideoOrPicture,
         }],
-        callbacks: wt::OptionalCallbacks::NOTIFY | wt::OptionalCallbacks::EVENT_REPORT_RESULT,
+        callbacks: wt::OptionalCallbacks::NOTIFY
+            | wt::OptionalCallbacks::EVENT_REPORT_RESULT
+            | if spec.backup {
+                wt::OptionalCallbacks::DUMP_FILE
+            } else {
+                wt::OptionalCallbacks::empty()
+            },
     }
 }
 
@@ -520,6 +567,12 @@ impl Host {
         };
         let boot = self.boot.clock.boot_ms();
         self.wake_at = t.wake_at_ms.map(|ms| boot + ms);
+        let cam = &self.boot.cam;
+        cam.trace.event(
+            &cam.who(),
+            "tick",
+            &format!("{} event(s), wake at {:?}", t.events.len(), self.wake_at),
+        );
         let eventful = !t.events.is_empty();
         for ev in t.events {
             handle_event(&self.boot.cam, ev);
@@ -614,11 +667,19 @@ fn handle_event(cam: &CamShared, ev: wt::HostEvent) {
                 st.wm.notified(level);
             }
             let mut detail = format!("{:?}", n.kind);
+            match n.kind {
+                wt::NotifyKind::ConnectFail => cam.cloud_up.set(false),
+                wt::NotifyKind::ConnectRecover => cam.cloud_up.set(true),
+                _ => {}
+            }
             for s in &n.slices {
-                match s.state {
-                    wt::UploadState::Ok => st.acked.push((s.seq_start, s.seq_end)),
-                    wt::UploadState::Err => st.failed_slices += 1,
+                let ok = s.state == wt::UploadState::Ok;
+                if ok {
+                    st.acked.push((s.seq_start, s.seq_end));
+                } else {
+                    st.failed_slices += 1;
                 }
+                cam.sd.borrow_mut().slice(s.utc_start_s, s.utc_end_s, ok);
                 detail.push_str(&format!(
                     " [{:?} seq {}-{} {}/{} B]",
                     s.state, s.seq_start, s.seq_end, s.upload_size, s.total_size
@@ -646,8 +707,17 @@ fn handle_event(cam: &CamShared, ev: wt::HostEvent) {
                 cam.trace.event(&who, "log", &l.message);
             }
         }
-        wt::HostEvent::DumpFile(_)
-        | wt::HostEvent::BalanceRequest(_)
+        wt::HostEvent::DumpFile(d) => {
+            let state = match d.state {
+                wt::DumpState::Start => sdcard::Step::Start,
+                wt::DumpState::Running => sdcard::Step::Running,
+                wt::DumpState::End => sdcard::Step::End,
+            };
+            cam.sd
+                .borrow_mut()
+                .dumped(state, d.start_ms, d.end_ms, &d.file_name, &d.data);
+        }
+        wt::HostEvent::BalanceRequest(_)
         | wt::HostEvent::AiService(_)
         | wt::HostEvent::OpComplete(_) => {}
     }

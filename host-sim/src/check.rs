@@ -15,6 +15,9 @@
 //! 5. Every event started is reported exactly once.
 //! 6. Watermark notifications match buffer levels ([`WatermarkCheck`],
 //!    run by the camera after every tick).
+//! 7. With `camera.backup`, every segment reported failed was recovered
+//!    through `backup-upload` by the end (the scenario gives it the time:
+//!    its drain and the backup rate).
 
 use crate::camera::CamShared;
 use crate::cloud::CloudWorker;
@@ -41,6 +44,8 @@ pub struct Findings {
     pub segments: u64,
     /// Video frames the engine took (before the end) that the cloud lacks.
     pub lost_frames: u64,
+    /// Segments recovered through backup.
+    pub recovered: u64,
 }
 
 /// One stored segment as read back.
@@ -146,9 +151,17 @@ fn check_camera(scn: &Scenario, cam: &CamShared, stored: &[Stored], end_ms: u64,
     }
     // 3. Losses only where explained.
     let windows = explained(scn, cam.idx, &st.dark);
+    let recorded = event_windows(scn);
     let mut unexplained: Option<(u32, u64)> = None;
     for (&seq, &t) in &taken {
         if t >= end_ms || at.contains_key(&seq) {
+            continue;
+        }
+        // An event plan records around events; other frames only pass
+        // through the pre-record ring.
+        if let Some(w) = &recorded
+            && !w.iter().any(|&(a, b)| a <= t && t <= b)
+        {
             continue;
         }
         f.lost_frames += 1;
@@ -162,6 +175,19 @@ fn check_camera(scn: &Scenario, cam: &CamShared, stored: &[Stored], end_ms: u64,
             t as f64 / 1000.0
         ));
     }
+    // 7. Backup: with an SD card, every failed segment came back.
+    if cam.spec.backup {
+        let sd = cam.sd.borrow();
+        if sd.pending() > 0 {
+            f.violations.push(format!(
+                "{who}: {} failed segment(s) not recovered through backup by the end ({} recovered, {} given up)",
+                sd.pending(),
+                sd.recovered,
+                sd.expired
+            ));
+        }
+    }
+    f.recovered += cam.sd.borrow().recovered;
     // 6. Watermarks.
     if let Some(v) = &st.wm.violation {
         f.violations.push(format!("{who}: {v}"));
@@ -199,6 +225,28 @@ fn check_camera(scn: &Scenario, cam: &CamShared, stored: &[Stored], end_ms: u64,
             ));
         }
     }
+}
+
+/// With an event plan, when video is recorded (virtual ms): each event
+/// from its pre-record to its end. `None`: recorded all the time.
+fn event_windows(scn: &Scenario) -> Option<Vec<(u64, u64)>> {
+    if scn.camera.plan != "event" {
+        return None;
+    }
+    let end = scn.duration_s * 1000;
+    let mut w = Vec::new();
+    for e in &scn.camera.events {
+        let mut at = e.at_s * 1000;
+        while at < end {
+            let from = at.saturating_sub(u64::from(e.pre_record_s) * 1000);
+            w.push((from, at + e.duration_s * 1000));
+            if e.every_s == 0 {
+                break;
+            }
+            at += e.every_s * 1000;
+        }
+    }
+    Some(w)
 }
 
 fn max_event_s(scn: &Scenario) -> u64 {

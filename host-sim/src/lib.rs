@@ -13,6 +13,7 @@
 //! - [`cloud`]: the real cloud on its own thread behind a front end on the
 //!   simulated network.
 //! - [`camera`]: firmware and the engine host of one camera.
+//! - [`sdcard`]: firmware's SD card: dumped segments and their backup.
 //! - [`check`]: the invariants.
 //! - [`trace`]: the JSONL trace and its digest.
 //!
@@ -28,6 +29,7 @@ pub mod faults;
 pub mod media_gen;
 pub mod net;
 pub mod scenario;
+pub mod sdcard;
 pub mod trace;
 
 use anyhow::{Context, Result};
@@ -60,6 +62,8 @@ pub struct Outcome {
     pub faults: usize,
     /// Segments the cloud stored.
     pub segments: u64,
+    /// Failed segments recovered through backup.
+    pub recovered: u64,
     /// Video lost: frames the engine took that the cloud lacks, in seconds.
     pub lost_s: f64,
     /// Largest backlog (bytes waiting for the network) against the
@@ -101,6 +105,8 @@ pub fn run(
                 trap_next: Cell::new(false),
                 privacy_until: Cell::new(None),
                 next_seq: Cell::new((0, 0)),
+                sd: RefCell::new(sdcard::SdCard::new(scn.camera.backup_kbps)),
+                cloud_up: Cell::new(true),
                 stats: RefCell::default(),
                 trace: trace.clone(),
             })
@@ -167,6 +173,7 @@ pub fn run(
         camera_hours: f64::from(scn.cameras) * scn.duration_s as f64 / 3600.0,
         faults: scn.faults.len(),
         segments: findings.segments,
+        recovered: findings.recovered,
         lost_s: findings.lost_frames as f64 / f64::from(scn.camera.fps),
         max_buffer_pct,
         max_watermark: ["none", "low", "warn", "high"][usize::from(wm.min(3))],

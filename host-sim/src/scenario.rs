@@ -73,6 +73,12 @@ pub struct CameraSpec {
     pub events: Vec<EventSpec>,
     /// The device's wall clock.
     pub clock: ClockSpec,
+    /// Firmware keeps dumped segments on an SD card and sends failed ones
+    /// back with `iv_cs_upload_backup_video` (`host-sim/src/sdcard.rs`);
+    /// then every failed segment must be recovered by the end.
+    pub backup: bool,
+    /// The backup job's rate, kbit/s (the spec's case: 80 KB/s).
+    pub backup_kbps: u32,
 }
 
 impl Default for CameraSpec {
@@ -91,6 +97,8 @@ impl Default for CameraSpec {
             trial_s: 0,
             events: Vec::new(),
             clock: ClockSpec::default(),
+            backup: false,
+            backup_kbps: 640,
         }
     }
 }
@@ -435,6 +443,9 @@ impl Scenario {
                 || c.watermarks_pct.iter().any(|&p| p == 0 || p > 100))
         {
             bail!("camera.watermarks_pct: three rising percentages (low, warn, high) or none");
+        }
+        if c.backup && c.backup_kbps < 8 {
+            bail!("camera.backup_kbps must be at least 8");
         }
         if !["ts", "fmp4"].contains(&c.container.as_str()) {
             bail!("camera.container must be ts or fmp4");
