@@ -52,13 +52,13 @@ pub fn precompile(wasm: &Path, out: &Path) -> Result<()> {
 /// `ivcs engine info`.
 pub fn info(engine: Option<&Path>) -> Result<()> {
     let path = locate(engine)?;
-    let rt = load(&path)?;
-    let mut inst = rt.instantiate(64 << 20)?;
+    let v = load(&path)?.versions()?;
     #[allow(clippy::print_stdout)]
     {
         println!("engine: {}", path.display());
-        println!("contract: {}", ivcs_host::runtime::HOST_CONTRACT);
-        println!("engine version: {}", inst.engine_version()?);
+        println!("contract: {}", v.contract);
+        println!("host contract: {}", ivcs_host::runtime::HOST_CONTRACT);
+        println!("engine version: {}", v.engine_version);
     }
     Ok(())
 }
