@@ -679,7 +679,7 @@ pub fn parse(bytes: &[u8]) -> Result<Artifact<'_>, ArtifactError> {
         return Err(truncated("signature", signature_end));
     };
     let manifest: Manifest = serde_json::from_slice(manifest_bytes)
-        .map_err(|e| ArtifactError::MalformedManifest(e.to_string()))?;
+        .map_err(|e| ArtifactError::MalformedManifest(printable(&e.to_string())))?;
     check_manifest(&manifest).map_err(ArtifactError::MalformedManifest)?;
     Ok(Artifact {
         manifest,
@@ -687,6 +687,21 @@ pub fn parse(bytes: &[u8]) -> Result<Artifact<'_>, ArtifactError> {
         signature,
         payload: &bytes[signature_end..],
     })
+}
+
+/// `text` with every character outside printable ASCII escaped: JSON
+/// errors quote parts of the (untrusted) manifest, and messages end up on
+/// terminals and in logs.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c.to_string()
+            } else {
+                c.escape_unicode().to_string()
+            }
+        })
+        .collect()
 }
 
 /// The form rules of a manifest beyond its JSON shape: printable, bounded
@@ -1234,6 +1249,10 @@ mod tests {
             (seal_raw(b"", &p, &key), "EOF"),
             (seal_raw(b"42", &p, &key), "invalid type"),
             (with("kind", "native".into()), "unknown variant"),
+            (
+                with("kind", "\u{1b}[2J".into()),
+                "unknown variant `\\u{1b}[2J`",
+            ),
             (with("payload_len", (-1).into()), "invalid value"),
             (
                 with("engine_version", serde_json::Value::Null),
@@ -1254,7 +1273,10 @@ mod tests {
         ];
         for (art, why) in cases {
             match refusal(&art, &ring, &host()) {
-                ArtifactError::MalformedManifest(m) => assert!(m.contains(why), "{m} !~ {why}"),
+                ArtifactError::MalformedManifest(m) => {
+                    assert!(m.contains(why), "{m} !~ {why}");
+                    assert!(!m.chars().any(char::is_control), "{m:?}");
+                }
                 e => panic!("{why}: {e}"),
             }
         }
