@@ -38,7 +38,7 @@ cli:
 # The host's precompiled engine: libivcs embeds it (libivcs/build.rs), so it
 # is made by the freshly built CLI before the library is compiled.
 engine-cwasm: engine cli
-	target/release/ivcs engine precompile target/engine/engine.wasm target/engine/engine.cwasm
+	target/release/ivcs engine compile target/engine/engine.wasm -o target/engine/engine.cwasm
 
 # libivcs without Cranelift (loads precompiled engines only: small).
 lib: engine-cwasm

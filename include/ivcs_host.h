@@ -43,7 +43,7 @@ int ivcs_host_set_device_id(const char *device_id);
 /* The device secret ("ivcs cloud device add" prints it). */
 int ivcs_host_set_device_secret(const char *secret);
 /*
- * A precompiled engine (.cwasm from "ivcs engine precompile") to run
+ * A precompiled engine (.cwasm from "ivcs engine compile") to run
  * instead of the one built into the library.
  */
 int ivcs_host_set_engine_file(const char *path);

@@ -42,23 +42,45 @@ pub fn load(path: &Path) -> Result<EngineRuntime> {
     EngineRuntime::new(EngineSource::Wasm(&wasm))
 }
 
-/// `ivcs engine precompile`.
-pub fn precompile(wasm: &Path, out: &Path) -> Result<()> {
+/// `ivcs engine compile` (alias `precompile`): the `.cwasm` for this
+/// machine, or with `sign_key` a signed precompiled artifact.
+pub fn compile(wasm: &Path, out: &Path, sign_key: Option<&Path>) -> Result<()> {
     let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
-    let art = EngineRuntime::precompile(&bytes)?;
-    std::fs::write(out, art).with_context(|| format!("writing {}", out.display()))
+    let cwasm = EngineRuntime::precompile(&bytes)?;
+    match sign_key {
+        None => std::fs::write(out, cwasm).with_context(|| format!("writing {}", out.display())),
+        Some(key) => {
+            let m = crate::engine_sign::sign_bytes(
+                &cwasm,
+                Some(ivcs_host::artifact::ArtifactKind::Precompiled),
+                key,
+                out,
+            )?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!(
+                    "compiled and signed engine {} for {} with key {}: {}",
+                    m.engine_version,
+                    m.target,
+                    m.key_id,
+                    out.display()
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 /// `ivcs engine info`.
 pub fn info(engine: Option<&Path>) -> Result<()> {
     let path = locate(engine)?;
-    let rt = load(&path)?;
-    let mut inst = rt.instantiate(64 << 20)?;
+    let v = load(&path)?.versions()?;
     #[allow(clippy::print_stdout)]
     {
         println!("engine: {}", path.display());
-        println!("contract: {}", ivcs_host::runtime::HOST_CONTRACT);
-        println!("engine version: {}", inst.engine_version()?);
+        println!("contract: {}", v.contract);
+        println!("host contract: {}", ivcs_host::runtime::HOST_CONTRACT);
+        println!("engine version: {}", v.engine_version);
     }
     Ok(())
 }

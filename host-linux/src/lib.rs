@@ -4,12 +4,15 @@
 //!
 //! - [`runtime`]: wasmtime configuration, loading (from `.wasm` or a
 //!   precompiled artifact) and instantiation with per-store limits.
+//! - [`artifact`]: signed engine artifacts: the format, signing, and the
+//!   checks a host runs before it loads an engine it was sent.
 //! - [`imports`]: the host side of the imported interfaces.
 //! - [`net`]: the HTTP client behind the `network` import (tokio, hyper,
 //!   rustls) and the wake-up signal the engine thread sleeps on.
 //! - [`mux`]: the engine's offline muxer driven through the component.
 //! - [`sched`]: the runtime threads' scheduling class.
 
+pub mod artifact;
 pub mod imports;
 pub mod mux;
 pub mod net;

@@ -226,19 +226,45 @@ impl EngineRuntime {
     /// bytes; growth beyond it fails inside the engine instead of taking the
     /// process's memory.
     pub fn instantiate(&self, memory_limit: usize) -> Result<EngineInstance> {
+        let mut inst = self.instantiate_unchecked(memory_limit)?;
+        let contract = inst.contract_version()?;
+        if !contract_compatible(&contract) {
+            bail!("engine implements contract {contract}, this host speaks {HOST_CONTRACT}");
+        }
+        Ok(inst)
+    }
+
+    /// An instance whose contract version has not been compared with this
+    /// host's: only for asking the engine what it is ([`Self::versions`]).
+    fn instantiate_unchecked(&self, memory_limit: usize) -> Result<EngineInstance> {
         let mut store = Store::new(&self.engine, HostState::new(memory_limit));
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(NO_DEADLINE);
         let world = EngineWorld::instantiate(&mut store, &self.component, &self.linker)
             .ctx("instantiating the engine")?;
-        let contract = world
-            .ivcs_engine_runtime()
-            .call_contract_version(&mut store)?;
-        if !contract_compatible(&contract) {
-            bail!("engine implements contract {contract}, this host speaks {HOST_CONTRACT}");
-        }
         Ok(EngineInstance { store, world })
     }
+
+    /// What the engine says it is (`runtime.engine-version` and
+    /// `runtime.contract-version`), asked of a throwaway instance. Unlike
+    /// [`Self::instantiate`] this does not refuse an engine of another
+    /// contract: `ivcs engine info` and the artifact signer report it.
+    pub fn versions(&self) -> Result<EngineVersions> {
+        let mut inst = self.instantiate_unchecked(64 << 20)?;
+        Ok(EngineVersions {
+            engine_version: inst.engine_version()?,
+            contract: inst.contract_version()?,
+        })
+    }
+}
+
+/// An engine's self-description, from its `runtime` interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineVersions {
+    /// `runtime.engine-version`: the engine's own build version.
+    pub engine_version: String,
+    /// `runtime.contract-version`: the WIT package version it implements.
+    pub contract: String,
 }
 
 /// An import of a component: its name and how many functions it brings.
@@ -310,11 +336,18 @@ pub const HOST_CONTRACT: &str = "0.2.0";
 /// Same major (or, before 1.0, same minor) as [`HOST_CONTRACT`]: additive
 /// changes keep older hosts working.
 fn contract_compatible(engine: &str) -> bool {
+    contracts_compatible(engine, HOST_CONTRACT)
+}
+
+/// Whether an engine implementing contract `engine` can run on a host
+/// speaking contract `host`: same major, or before 1.0 the same minor.
+/// Anything that is not `MAJOR.MINOR[.…]` in numbers is incompatible.
+pub fn contracts_compatible(engine: &str, host: &str) -> bool {
     let parts = |v: &str| -> Option<(u64, u64)> {
         let mut it = v.split('.');
         Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
     };
-    match (parts(engine), parts(HOST_CONTRACT)) {
+    match (parts(engine), parts(host)) {
         (Some((0, a)), Some((0, b))) => a == b,
         (Some((a, _)), Some((b, _))) => a == b,
         _ => false,
@@ -370,6 +403,14 @@ impl EngineInstance {
         self.world
             .ivcs_engine_runtime()
             .call_engine_version(&mut self.store)
+            .ctx("engine trapped")
+    }
+
+    /// The contract (WIT package) version the engine implements.
+    pub fn contract_version(&mut self) -> Result<String> {
+        self.world
+            .ivcs_engine_runtime()
+            .call_contract_version(&mut self.store)
             .ctx("engine trapped")
     }
 }
