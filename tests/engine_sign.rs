@@ -97,7 +97,7 @@ fn keygen_sign_verify_and_tampering() {
     let text = out.stdout_text();
     for field in [
         "engine version:",
-        "contract:       0.1",
+        "contract:       0.2",
         "kind:           wasm",
         "target:         wasm32-wasip2",
         "key id:",
