@@ -132,6 +132,7 @@ bench: dist
 	IVCS_BIN=$(CURDIR)/$(DIST)/bin/ivcs scripts/bench-mux.sh
 	IVCS_BIN=$(CURDIR)/$(DIST)/bin/ivcs scripts/bench-cloud.sh
 	IVCS_BIN=$(CURDIR)/$(DIST)/bin/ivcs scripts/bench-libivcs.sh
+	IVCS_BIN=$(CURDIR)/$(DIST)/bin/ivcs scripts/bench-sim.sh
 
 clean:
 	rm -rf $(DIST) target

@@ -27,6 +27,11 @@ pub struct SimArgs {
     /// The engine component; default: the one next to this binary.
     #[arg(long)]
     engine: Option<PathBuf>,
+    /// Also time each scenario's camera through the engine's muxer alone
+    /// (the floor: every simulated byte is muxed) and print the
+    /// simulation's speed against it (`make bench`).
+    #[arg(long)]
+    mux_floor: bool,
 }
 
 fn seeds(args: &SimArgs) -> Result<Vec<u64>> {
@@ -96,6 +101,19 @@ pub fn run(args: &SimArgs) -> Result<()> {
                 o.max_watermark,
                 secs
             ));
+            if args.mux_floor {
+                let (floor, bytes) = ivcs_sim::floor::mux_floor(&scn, &rt)?;
+                let cam_h = scn.duration_s as f64 / 3600.0;
+                let per_min = |s: f64| cam_h / s.max(1e-9) * 60.0;
+                let one_cam = secs / f64::from(scn.cameras);
+                out.push(format!(
+                    "  speed: {:.1} camera-hours per wall-clock minute; the engine's muxer alone on the same camera ({:.0} MB): {:.1}; simulation / floor time = {:.1}x",
+                    per_min(one_cam),
+                    bytes as f64 / 1e6,
+                    per_min(floor.as_secs_f64()),
+                    one_cam / floor.as_secs_f64().max(1e-9)
+                ));
+            }
             if !o.violations.is_empty() {
                 if !single {
                     // Same seed, same run: again, with its trace.

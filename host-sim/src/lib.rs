@@ -5,6 +5,7 @@
 //!
 //! - [`scenario`]: the TOML scenario model and its checks.
 //! - [`faults`]: random faults from the seed; faults as timed actions.
+//! - [`floor`]: the speed floor: the same frames through the muxer alone.
 //! - [`media_gen`]: synthetic H.264/AAC with real parameter sets and a tag
 //!   per frame.
 //! - [`clock`]: true time and the cameras' (drifting, stepping) clocks.
@@ -26,6 +27,7 @@ pub mod check;
 pub mod clock;
 pub mod cloud;
 pub mod faults;
+pub mod floor;
 pub mod media_gen;
 pub mod net;
 pub mod scenario;

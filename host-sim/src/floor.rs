@@ -1,0 +1,122 @@
+//! The speed floor of a simulation: the same camera's frames
+//! ([`crate::media_gen`]: real SPS/PPS, sized I/P frames, ADTS) through the
+//! engine component's offline muxer alone: no network, cloud, clocks or
+//! checks. Every simulated byte has to be muxed by the real engine, so this
+//! bounds how fast any simulation of that camera can run on the machine;
+//! `ivcs sim --mux-floor` (and `make bench`) prints the simulation's speed
+//! against it.
+
+use crate::media_gen::{self, Tag};
+use crate::scenario::Scenario;
+use anyhow::{Result, anyhow};
+use ivcs_host::EngineRuntime;
+use ivcs_host::bindings::exports::ivcs::engine::mux::MuxConfig;
+use ivcs_host::bindings::ivcs::engine::types as wt;
+use ivcs_host::mux::ComponentMuxer;
+use std::time::{Duration, Instant};
+
+/// The muxer's memory cap: frames are muxed as they come.
+const MEMORY: usize = 64 << 20;
+
+/// Muxes one camera of `scn` for the scenario's duration; returns the wall
+/// time it took and the bytes muxed.
+pub fn mux_floor(scn: &Scenario, rt: &EngineRuntime) -> Result<(Duration, u64)> {
+    let spec = &scn.camera;
+    let cfg = MuxConfig {
+        av: wt::AvFormat {
+            video: wt::VideoCodec::H264,
+            width: spec.width,
+            height: spec.height,
+            framerate: spec.fps,
+            audio: spec.audio.then_some(wt::AudioFormat {
+                codec: wt::AudioCodec::Aac,
+                sample_rate: media_gen::AAC_RATE,
+                channels: 1,
+                samples_per_frame: media_gen::AAC_SAMPLES,
+            }),
+        },
+        container: if spec.container == "fmp4" {
+            wt::Container::Fmp4
+        } else {
+            wt::Container::Ts
+        },
+        segment_ms: 10_000,
+        start_utc_ms: crate::clock::EPOCH_MS,
+        max_frame_bytes: spec.budget_kb * 1024,
+    };
+    let t0 = Instant::now();
+    let mut mux = ComponentMuxer::new(rt, &cfg, MEMORY)?
+        .map_err(|e| anyhow!("the engine refused the mux config: {}", e.message))?;
+    let sps = media_gen::h264_sps(spec.width, spec.height);
+    let pps = media_gen::h264_pps();
+    let gop = u64::from(spec.fps * spec.gop_s);
+    let (i_size, p_size) = media_gen::frame_sizes(spec.bitrate_kbps, spec.fps, gop as u32);
+    let end_ms = scn.duration_s * 1000;
+    let audio_ms = |k: u64| k * u64::from(media_gen::AAC_SAMPLES) * 1000 / 16_000;
+    let mut bytes = 0u64;
+    let (mut vk, mut ak) = (0u64, 0u64);
+    loop {
+        let v_ms = vk * 1000 / u64::from(spec.fps);
+        let a_ms = if spec.audio { audio_ms(ak) } else { u64::MAX };
+        if v_ms.min(a_ms) >= end_ms {
+            break;
+        }
+        let frame = if a_ms < v_ms {
+            ak += 1;
+            let tag = Tag {
+                camera: 0,
+                stream: 1,
+                seq: ak as u32,
+            };
+            wt::Frame {
+                kind: wt::StreamKind::Audio,
+                frame_type: wt::FrameType::I,
+                pts_ms: a_ms,
+                seq: ak as u32,
+                data: media_gen::adts_frame(tag, 250),
+            }
+        } else {
+            let key = vk.is_multiple_of(gop);
+            let tag = Tag {
+                camera: 0,
+                stream: 0,
+                seq: vk as u32,
+            };
+            vk += 1;
+            wt::Frame {
+                kind: wt::StreamKind::Video,
+                frame_type: if key {
+                    wt::FrameType::I
+                } else {
+                    wt::FrameType::P
+                },
+                pts_ms: v_ms,
+                seq: tag.seq,
+                data: media_gen::h264_access_unit(
+                    &sps,
+                    &pps,
+                    key,
+                    tag,
+                    if key { i_size } else { p_size },
+                ),
+            }
+        };
+        bytes += count(mux.push(&frame)?)?;
+    }
+    bytes += count(mux.finish()?)?;
+    Ok((t0.elapsed(), bytes))
+}
+
+fn count(
+    r: Result<Vec<ivcs_host::bindings::exports::ivcs::engine::mux::MuxOutput>, wt::EngineError>,
+) -> Result<u64> {
+    use ivcs_host::bindings::exports::ivcs::engine::mux::MuxOutput;
+    let out = r.map_err(|e| anyhow!("the engine refused a frame: {}", e.message))?;
+    Ok(out
+        .iter()
+        .map(|o| match o {
+            MuxOutput::Data(d) => d.len() as u64,
+            _ => 0,
+        })
+        .sum())
+}
