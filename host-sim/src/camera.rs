@@ -62,6 +62,8 @@ pub struct CamStats {
     pub events_started: Vec<(i32, u64)>,
     /// Event results (id, success).
     pub event_results: Vec<(i32, bool)>,
+    /// Snapshots the engine asked for and firmware handed over.
+    pub snapshots: u64,
     /// Highest watermark notified: 0 none, 1 low, 2 warn, 3 high.
     pub watermark_max: u8,
     /// Notified watermarks against the engine's buffer levels.
@@ -368,6 +370,7 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
                 cam.trace.event(&who, "backup", &line);
             }
         }
+        host.answer_captures();
         // The engine's timers, network progress, frames waiting.
         let frames_due = host.fed && now >= host.last_tick + TICK_EVERY_MS;
         if host.wake_at.is_none_or(|t| t <= now) || frames_due || wake.generation() != seen {
@@ -453,6 +456,31 @@ fn take_seq(cam: &CamShared, stream: u8) -> u32 {
     }
 }
 
+/// What the camera's encoders produce.
+pub(crate) fn av_format(spec: &CameraSpec) -> wt::AvFormat {
+    wt::AvFormat {
+        video: wt::VideoCodec::H264,
+        width: spec.width,
+        height: spec.height,
+        framerate: spec.fps,
+        audio: spec.audio.then_some(wt::AudioFormat {
+            codec: wt::AudioCodec::Aac,
+            sample_rate: media_gen::AAC_RATE,
+            channels: 1,
+            samples_per_frame: media_gen::AAC_SAMPLES,
+        }),
+    }
+}
+
+/// The segment container the camera asks for.
+pub(crate) fn container(spec: &CameraSpec) -> wt::Container {
+    if spec.container == "fmp4" {
+        wt::Container::Fmp4
+    } else {
+        wt::Container::Ts
+    }
+}
+
 /// The watermark marks (bytes) of the camera's channel, if enabled.
 fn marks(params: &wt::InitParams) -> Option<[u64; 3]> {
     let c = params.channels.first()?.congestion;
@@ -476,27 +504,13 @@ fn init_params(spec: &CameraSpec) -> wt::InitParams {
                 warn_mark: mark(1),
                 high_mark: mark(2),
             },
-            av: wt::AvFormat {
-                video: wt::VideoCodec::H264,
-                width: spec.width,
-                height: spec.height,
-                framerate: spec.fps,
-                audio: spec.audio.then_some(wt::AudioFormat {
-                    codec: wt::AudioCodec::Aac,
-                    sample_rate: media_gen::AAC_RATE,
-                    channels: 1,
-                    samples_per_frame: media_gen::AAC_SAMPLES,
-                }),
-            },
-            container: if spec.container == "fmp4" {
-                wt::Container::Fmp4
-            } else {
-                wt::Container::Ts
-            },
+            av: av_format(spec),
+            container: container(spec),
             event_report_opt: wt::EventReportOpt::VideoOrPicture,
         }],
         callbacks: wt::OptionalCallbacks::NOTIFY
             | wt::OptionalCallbacks::EVENT_REPORT_RESULT
+            | wt::OptionalCallbacks::CAPTURE_PICTURE
             | if spec.backup {
                 wt::OptionalCallbacks::DUMP_FILE
             } else {
@@ -592,6 +606,27 @@ impl Host {
         Ok(())
     }
 
+    /// Firmware's `event_capture_picture_cb`: a snapshot for every
+    /// capture the engine asked for, handed over at once; the engine takes
+    /// it at its next tick.
+    fn answer_captures(&mut self) {
+        let cam = &self.boot.cam;
+        let reqs = self.inst.host_state().take_capture_requests();
+        for r in reqs {
+            let jpeg = media_gen::snapshot_jpeg(cam.idx, r.event_id, 20_000);
+            self.inst
+                .host_state()
+                .fulfil_capture(&r, Ok(bytes::Bytes::from(jpeg)));
+            cam.stats.borrow_mut().snapshots += 1;
+            cam.trace.event(
+                &cam.who(),
+                "event_capture_picture_cb",
+                &format!("event {} -> 20 kB", r.event_id),
+            );
+            self.wake_at = Some(elapsed_ms());
+        }
+    }
+
     fn export(&mut self) -> anyhow::Result<()> {
         let r = self.call(|s, w| w.ivcs_engine_runtime().call_export_state(s))?;
         if let Some(Ok(blob)) = r {
@@ -609,6 +644,7 @@ impl Boot {
         let cam = &self.cam;
         let cap = memory_cap(params);
         let mut inst = self.rt.instantiate(cap)?;
+        inst.enable_captures();
         inst.set_network(Some(self.net.clone()));
         inst.set_clock(self.clock.clone());
         cam.stats.borrow_mut().memory_cap = cap;

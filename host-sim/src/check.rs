@@ -18,6 +18,8 @@
 //! 7. With `camera.backup`, every segment reported failed was recovered
 //!    through `backup-upload` by the end (the scenario gives it the time:
 //!    its drain and the backup rate).
+//! 8. Event pictures: each stored one is the snapshot firmware took for
+//!    that camera and event; without faults every finished event has one.
 
 use crate::camera::CamShared;
 use crate::cloud::CloudWorker;
@@ -67,8 +69,65 @@ pub fn check(
         let stored = read_back(cloud, &cam.device_id, &scn.camera.container)?;
         f.segments += stored.len() as u64;
         check_camera(scn, cam, &stored, end_ms, &mut f);
+        let pictures = read_pictures(cloud, &cam.device_id)?;
+        check_pictures(scn, cam, &pictures, &mut f);
     }
     Ok(f)
+}
+
+/// The cloud's events with a picture: (event id, the picture's label).
+fn read_pictures(cloud: &CloudWorker, device: &str) -> Result<Vec<(u32, Option<String>)>> {
+    let device = device.to_string();
+    cloud.admin(move |app| async move {
+        let rows = app
+            .repo
+            .events_page(&device, 0, 0, i64::MAX as u64 / 2, None, 100_000)
+            .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let Some(id) = &row.picture_id else { continue };
+            let label = match app.repo.picture(&device, id).await? {
+                Some(p) => app
+                    .objects
+                    .get_bytes(&p.object_key)
+                    .await
+                    .ok()
+                    .and_then(|b| crate::media_gen::snapshot_label(&b)),
+                None => None,
+            };
+            out.push((row.event_id, label));
+        }
+        Ok(out)
+    })
+}
+
+/// Invariant 8: every picture stored with an event is the snapshot
+/// firmware took for that camera and event; without faults, every event
+/// reported finished has one.
+fn check_pictures(
+    scn: &Scenario,
+    cam: &CamShared,
+    pictures: &[(u32, Option<String>)],
+    f: &mut Findings,
+) {
+    let who = format!("cam{}", cam.idx);
+    for (id, label) in pictures {
+        let want = format!("ivcs-sim cam{} event{id}", cam.idx);
+        if label.as_deref() != Some(want.as_str()) {
+            f.violations.push(format!(
+                "{who}: event {id}'s picture in the cloud is {label:?}, not the snapshot taken for it"
+            ));
+            return;
+        }
+    }
+    let st = cam.stats.borrow();
+    let finished = st.event_results.iter().filter(|r| r.1).count();
+    if scn.faults.is_empty() && st.snapshots > 0 && pictures.len() < finished {
+        f.violations.push(format!(
+            "{who}: {finished} events finished but only {} pictures stored",
+            pictures.len()
+        ));
+    }
 }
 
 fn read_back(cloud: &CloudWorker, device: &str, container: &str) -> Result<Vec<Stored>> {
@@ -227,10 +286,11 @@ fn check_camera(scn: &Scenario, cam: &CamShared, stored: &[Stored], end_ms: u64,
     }
 }
 
-/// With an event plan, when video is recorded (virtual ms): each event
+/// With an event plan (or a trial, which records events), when video is
+/// recorded (virtual ms): each event
 /// from its pre-record to its end. `None`: recorded all the time.
 fn event_windows(scn: &Scenario) -> Option<Vec<(u64, u64)>> {
-    if scn.camera.plan != "event" {
+    if !["event", "trial"].contains(&scn.camera.plan.as_str()) {
         return None;
     }
     let end = scn.duration_s * 1000;

@@ -23,23 +23,8 @@ const MEMORY: usize = 64 << 20;
 pub fn mux_floor(scn: &Scenario, rt: &EngineRuntime) -> Result<(Duration, u64)> {
     let spec = &scn.camera;
     let cfg = MuxConfig {
-        av: wt::AvFormat {
-            video: wt::VideoCodec::H264,
-            width: spec.width,
-            height: spec.height,
-            framerate: spec.fps,
-            audio: spec.audio.then_some(wt::AudioFormat {
-                codec: wt::AudioCodec::Aac,
-                sample_rate: media_gen::AAC_RATE,
-                channels: 1,
-                samples_per_frame: media_gen::AAC_SAMPLES,
-            }),
-        },
-        container: if spec.container == "fmp4" {
-            wt::Container::Fmp4
-        } else {
-            wt::Container::Ts
-        },
+        av: crate::camera::av_format(spec),
+        container: crate::camera::container(spec),
         segment_ms: 10_000,
         start_utc_ms: crate::clock::EPOCH_MS,
         max_frame_bytes: spec.budget_kb * 1024,
@@ -52,7 +37,8 @@ pub fn mux_floor(scn: &Scenario, rt: &EngineRuntime) -> Result<(Duration, u64)> 
     let gop = u64::from(spec.fps * spec.gop_s);
     let (i_size, p_size) = media_gen::frame_sizes(spec.bitrate_kbps, spec.fps, gop as u32);
     let end_ms = scn.duration_s * 1000;
-    let audio_ms = |k: u64| k * u64::from(media_gen::AAC_SAMPLES) * 1000 / 16_000;
+    let audio_ms =
+        |k: u64| k * u64::from(media_gen::AAC_SAMPLES) * 1000 / u64::from(media_gen::AAC_RATE);
     let mut bytes = 0u64;
     let (mut vk, mut ak) = (0u64, 0u64);
     loop {

@@ -233,6 +233,29 @@ pub fn frame_sizes(kbps: u32, fps: u32, gop: u32) -> (usize, usize) {
     (8 * p, p)
 }
 
+/// A stand-in JPEG snapshot for an event: SOI, a comment naming the camera
+/// and event (read back by [`snapshot_label`]), `size` bytes of padding,
+/// EOI. Enough for the engine and the cloud, which sniff and store
+/// pictures without decoding them.
+pub fn snapshot_jpeg(camera: u32, event_id: i32, size: usize) -> Vec<u8> {
+    let label = format!("ivcs-sim cam{camera} event{event_id}");
+    let mut j = vec![0xFF, 0xD8, 0xFF, 0xFE];
+    j.extend_from_slice(&((label.len() + 2) as u16).to_be_bytes());
+    j.extend_from_slice(label.as_bytes());
+    j.resize(j.len() + size, 0x55);
+    j.extend_from_slice(&[0xFF, 0xD9]);
+    j
+}
+
+/// The label of a [`snapshot_jpeg`] (`None` for anything else).
+pub fn snapshot_label(j: &[u8]) -> Option<String> {
+    let rest = j.strip_prefix(&[0xFF, 0xD8, 0xFF, 0xFE][..])?;
+    let len = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
+    let label = rest.get(2..len)?;
+    j.ends_with(&[0xFF, 0xD9])
+        .then(|| String::from_utf8_lossy(label).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,5 +292,14 @@ mod tests {
         let (i, p) = frame_sizes(1000, 25, 50);
         let per_s = (i + 49 * p) as f64 / 2.0 * 8.0 / 1000.0;
         assert!((per_s - 1000.0).abs() < 5.0, "{per_s}");
+    }
+
+    #[test]
+    fn a_snapshot_names_its_camera_and_event_and_looks_like_a_jpeg() {
+        let j = snapshot_jpeg(3, 7, 100);
+        assert!(j.starts_with(&[0xFF, 0xD8, 0xFF]));
+        assert_eq!(snapshot_label(&j).as_deref(), Some("ivcs-sim cam3 event7"));
+        assert_eq!(snapshot_label(&j[..j.len() - 1]), None);
+        assert_eq!(snapshot_label(b"\x89PNG"), None);
     }
 }
