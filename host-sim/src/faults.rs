@@ -53,6 +53,12 @@ pub fn resolve(scn: &Scenario, seed: u64) -> Scenario {
                     kbps: [0, 64, 200, 500, 800][rng.random_range(0..5)],
                     camera,
                 },
+                "loss" => Fault::Loss {
+                    at_s,
+                    duration_s,
+                    percent: [1, 2, 5, 10, 20][rng.random_range(0..5)],
+                    camera,
+                },
                 "cloud-errors" => Fault::CloudErrors {
                     at_s,
                     duration_s: duration_s.min(120),
@@ -91,6 +97,8 @@ pub enum Action {
     Latency(Option<u32>, u64),
     /// Set the uplink, kbit/s (`None`: the scenario's).
     Uplink(Option<u32>, Option<u32>),
+    /// Set the uplink's packet loss, %.
+    Loss(Option<u32>, u32),
     /// The cloud answers everything with this status (0: normally).
     CloudStatus(u16),
     /// Crash the cloud (true) or bring it back.
@@ -143,6 +151,12 @@ pub fn actions(scn: &Scenario) -> Vec<(u64, Action)> {
             Fault::Bandwidth { kbps, camera, .. } => {
                 out.push((a, Action::Uplink(*camera, Some(*kbps))));
                 out.push((b, Action::Uplink(*camera, None)));
+            }
+            Fault::Loss {
+                percent, camera, ..
+            } => {
+                out.push((a, Action::Loss(*camera, *percent)));
+                out.push((b, Action::Loss(*camera, 0)));
             }
             Fault::CloudErrors { status, .. } => {
                 out.push((a, Action::CloudStatus(*status)));

@@ -93,7 +93,7 @@ pub fn run(
     let worker = CloudWorker::start(scn.cloud.backup_window_s)?;
     let cams: Vec<Rc<CamShared>> = (0..scn.cameras)
         .map(|idx| {
-            let link = net::Link::default();
+            let link = net::Link::new(seed ^ u64::from(idx).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             link.set_kbps(uplink(&scn));
             Rc::new(CamShared {
                 idx,
@@ -255,6 +255,11 @@ fn apply(
                 c.link.set_kbps(kbps.or(uplink(scn)));
             }
         }
+        Action::Loss(which, pct) => {
+            for c in targets(cams, which) {
+                c.link.set_loss(pct);
+            }
+        }
         Action::CloudStatus(s) => front.fail_status.set(s),
         Action::CloudDown(true) => sim.crash(cloud::HOST),
         Action::CloudDown(false) => {
@@ -340,6 +345,7 @@ fn lift_all(
             Duration::from_millis(scn.network.latency_ms),
         );
         c.link.set_kbps(uplink(scn));
+        c.link.set_loss(0);
         if !sim.is_host_running(name(c.idx)) {
             apply(
                 sim,

@@ -2,11 +2,15 @@
 //! host's real exchange code ([`ivcs_host::net::NetClient::with_transport`])
 //! that opens a turmoil TCP connection to the cloud per exchange and speaks
 //! HTTP/1.1 over it with hyper, through the camera's uplink ([`Link`]):
-//! a token bucket in virtual time for bandwidth caps and stalls. Outages
-//! and latency are turmoil's (the driver holds and releases the link).
+//! a token bucket in virtual time for bandwidth caps and stalls, and
+//! packet loss as TCP shows it (a lost window goes again after a
+//! retransmission timeout). Outages and latency are turmoil's (the driver
+//! holds and releases the link).
 
 use hyper_util::rt::TokioIo;
 use ivcs_host::net::{NetError, SendFuture, Transport, UploadBody};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,22 +19,56 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// A camera's uplink rate; clones share it (the driver changes it).
-#[derive(Clone, Default)]
+/// A camera's uplink: rate and packet loss; clones share it (the driver
+/// changes it).
+#[derive(Clone)]
 pub struct Link(Arc<Mutex<Bucket>>);
 
-#[derive(Default)]
 struct Bucket {
     /// Bytes per second; `None`: unlimited; `Some(0)`: stalled.
     rate: Option<u64>,
     tokens: f64,
     last: Option<Instant>,
+    /// Packets lost, %.
+    loss_pct: u32,
+    /// Windows lost in a row (the retransmission timeout doubles).
+    losses: u32,
+    /// Draws the losses (seeded: runs repeat).
+    rng: ChaCha8Rng,
 }
 
 /// Burst the bucket holds, seconds of the rate.
 const BURST_S: f64 = 0.05;
+/// With loss, bytes go in windows of this many TCP packets (of 1460 B).
+const WINDOW_PACKETS: usize = 10;
+/// A lone lost window is repaired by fast retransmit in about a round
+/// trip.
+const FAST_RETRANSMIT: Duration = Duration::from_millis(60);
+/// A window lost a third time in a row waits for the retransmission
+/// timeout, doubling while losses repeat (at most 16x).
+const RTO: Duration = Duration::from_millis(200);
 
 impl Link {
+    /// An unlimited, lossless uplink whose losses (when set) are drawn
+    /// from `seed`.
+    pub fn new(seed: u64) -> Link {
+        Link(Arc::new(Mutex::new(Bucket {
+            rate: None,
+            tokens: 0.0,
+            last: None,
+            loss_pct: 0,
+            losses: 0,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        })))
+    }
+
+    /// Sets the packet loss, %.
+    pub fn set_loss(&self, pct: u32) {
+        let mut b = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        b.loss_pct = pct.min(100);
+        b.losses = 0;
+    }
+
     /// Sets the uplink to `kbps` (0: stalled) or unlimited (`None`).
     pub fn set_kbps(&self, kbps: Option<u32>) {
         let mut b = self.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -42,6 +80,24 @@ impl Link {
     /// How many of `want` bytes may go now, or how long until some may.
     fn take(&self, want: usize) -> Result<usize, Duration> {
         let mut b = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let want = if b.loss_pct > 0 {
+            // A window is lost if any of its packets is; TCP sends it
+            // again after the retransmission timeout.
+            let want = want.min(WINDOW_PACKETS * 1460);
+            let packets = want.div_ceil(1460) as i32;
+            let p = 1.0 - (1.0 - f64::from(b.loss_pct) / 100.0).powi(packets);
+            if b.rng.random_bool(p) {
+                b.losses += 1;
+                return Err(match b.losses {
+                    1 | 2 => FAST_RETRANSMIT,
+                    n => RTO * (1 << (n - 3).min(4)),
+                });
+            }
+            b.losses = 0;
+            want
+        } else {
+            want
+        };
         let Some(rate) = b.rate else {
             return Ok(want);
         };

@@ -223,6 +223,20 @@ pub enum Fault {
         /// Only this camera.
         camera: Option<u32>,
     },
+    /// Packet loss on the uplink: each TCP window (10 packets) is lost
+    /// with the chance its packets give and goes again after fast
+    /// retransmit (60 ms) or, from the third loss in a row, the
+    /// retransmission timeout (200 ms, doubling, at most 3.2 s).
+    Loss {
+        /// Start, seconds.
+        at_s: u64,
+        /// Length, seconds.
+        duration_s: u64,
+        /// Packets lost, % (1-50).
+        percent: u32,
+        /// Only this camera.
+        camera: Option<u32>,
+    },
     /// The cloud answers every request with `status`.
     CloudErrors {
         /// Start, seconds.
@@ -306,6 +320,7 @@ impl Fault {
             | Fault::Flap { at_s, .. }
             | Fault::Latency { at_s, .. }
             | Fault::Bandwidth { at_s, .. }
+            | Fault::Loss { at_s, .. }
             | Fault::CloudErrors { at_s, .. }
             | Fault::CloudRestart { at_s, .. }
             | Fault::ClockStep { at_s, .. }
@@ -324,6 +339,7 @@ impl Fault {
             | Fault::Flap { duration_s, .. }
             | Fault::Latency { duration_s, .. }
             | Fault::Bandwidth { duration_s, .. }
+            | Fault::Loss { duration_s, .. }
             | Fault::CloudErrors { duration_s, .. } => *duration_s,
             Fault::CloudRestart { down_s, .. }
             | Fault::Reboot { down_s, .. }
@@ -342,6 +358,7 @@ impl Fault {
             | Fault::Flap { camera, .. }
             | Fault::Latency { camera, .. }
             | Fault::Bandwidth { camera, .. }
+            | Fault::Loss { camera, .. }
             | Fault::ClockStep { camera, .. }
             | Fault::Reboot { camera, .. }
             | Fault::Trap { camera, .. }
@@ -360,6 +377,7 @@ impl Fault {
             Fault::Flap { .. } => "flap",
             Fault::Latency { .. } => "latency",
             Fault::Bandwidth { .. } => "bandwidth",
+            Fault::Loss { .. } => "loss",
             Fault::CloudErrors { .. } => "cloud-errors",
             Fault::CloudRestart { .. } => "cloud-restart",
             Fault::ClockStep { .. } => "clock-step",
@@ -393,6 +411,7 @@ impl Default for RandomFaults {
                 "flap",
                 "latency",
                 "bandwidth",
+                "loss",
                 "cloud-errors",
                 "cloud-restart",
                 "clock-step",
@@ -472,6 +491,11 @@ impl Scenario {
                 && (*period_s == 0 || down_s >= period_s)
             {
                 bail!("flap: down_s must be less than period_s");
+            }
+            if let Fault::Loss { percent, .. } = f
+                && !(1..=50).contains(percent)
+            {
+                bail!("loss: percent must be 1-50");
             }
             if f.at_s() >= self.duration_s {
                 bail!("fault {} at {} s is after the end", f.kind(), f.at_s());
