@@ -17,7 +17,7 @@ use crate::clock::{DeviceClock, elapsed_ms};
 use crate::media_gen::{self, Tag};
 use crate::net::{Link, SimTransport};
 use crate::scenario::CameraSpec;
-use crate::sdcard::{self, SdCard};
+use crate::sdcard::SdCard;
 use crate::trace::Trace;
 use ivcs_host::EngineRuntime;
 use ivcs_host::bindings::exports::ivcs::engine::runtime::TickResult;
@@ -355,14 +355,9 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
         // The backup job.
         if spec.backup && recording {
             let line = cam.sd.borrow_mut().drive(now, cam.cloud_up.get(), |c| {
-                let state = match c.state {
-                    sdcard::Step::Start => wt::DumpState::Start,
-                    sdcard::Step::Running => wt::DumpState::Running,
-                    sdcard::Step::End => wt::DumpState::End,
-                };
                 let r = host.call(|s, w| {
                     w.ivcs_engine_cs()
-                        .call_backup_upload(s, CH, state, c.name, c.data)
+                        .call_backup_upload(s, CH, c.state, c.name, c.data)
                 })?;
                 Ok(r.map(|r| r.map_err(|e| e.code)))
             })?;
@@ -744,14 +739,9 @@ fn handle_event(cam: &CamShared, ev: wt::HostEvent) {
             }
         }
         wt::HostEvent::DumpFile(d) => {
-            let state = match d.state {
-                wt::DumpState::Start => sdcard::Step::Start,
-                wt::DumpState::Running => sdcard::Step::Running,
-                wt::DumpState::End => sdcard::Step::End,
-            };
             cam.sd
                 .borrow_mut()
-                .dumped(state, d.start_ms, d.end_ms, &d.file_name, &d.data);
+                .dumped(d.state, d.start_ms, d.end_ms, &d.file_name, &d.data);
         }
         wt::HostEvent::BalanceRequest(_)
         | wt::HostEvent::AiService(_)

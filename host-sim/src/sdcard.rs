@@ -10,6 +10,7 @@
 //! The card outlives reboots (it is storage); a file half dumped when the
 //! camera went down is incomplete and dropped.
 
+use ivcs_host::bindings::ivcs::engine::types::DumpState as Step;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Bytes per RUNNING chunk at most.
@@ -46,23 +47,12 @@ pub type Answer = Option<Result<(), i32>>;
 
 /// One backup call for the engine: state, file name, bytes.
 pub struct Call<'a> {
-    /// START, RUNNING or END.
+    /// START, RUNNING or END (`iv_cs_up_bk_state_e`).
     pub state: Step,
     /// The bare file name from the dump.
     pub name: &'a str,
     /// The chunk (empty for START and END).
     pub data: &'a [u8],
-}
-
-/// `iv_cs_up_bk_state_e`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
-    /// START.
-    Start,
-    /// RUNNING.
-    Running,
-    /// END.
-    End,
 }
 
 /// See the module docs.
