@@ -918,6 +918,8 @@ fn engine_update_mid_stream_refuses_bad_artifacts_then_swaps_without_refusing_a_
         ],
         |what, _| panic!("unexpected NEED {what}"),
     );
+    // The measured numbers (docs/design/hot-swap.md, "Measured").
+    #[allow(clippy::print_stderr)]
     for l in lines
         .iter()
         .filter(|l| l.starts_with("SWAP") || l.starts_with("REFUSED") || l.starts_with("PUSHES"))
