@@ -832,3 +832,106 @@ fn a_bandwidth_cap_raises_low_warn_high_and_draining_reports_low() {
     );
     assert!(lines.iter().any(|l| l == "watermarks ok"), "{lines:?}");
 }
+
+// ---- live engine update: ivcs_host_engine_update mid-stream --------------------
+
+/// Runs `ivcs` (the CLI from dist or `IVCS_BIN`).
+fn ivcs_cli(args: &[&str]) -> tools::Captured {
+    tools::run(ivcs_tests::cli::bin(), args).expect_success()
+}
+
+/// Signed artifacts of the shipped engine (`dist/engine/engine.cwasm`):
+/// a good one, the bare `.cwasm`, one with a payload byte flipped, one
+/// signed by a key the device does not trust; and the trusted keyring.
+struct Artifacts {
+    keys: PathBuf,
+    good: PathBuf,
+    unsigned: PathBuf,
+    tampered: PathBuf,
+    other_key: PathBuf,
+}
+
+fn artifacts(dir: &Path) -> Artifacts {
+    let cwasm = dist().join("engine/engine.cwasm");
+    assert!(
+        cwasm.is_file(),
+        "{} is missing: run `make dist`",
+        cwasm.display()
+    );
+    let (key, other) = (dir.join("release.key"), dir.join("other.key"));
+    for k in [&key, &other] {
+        ivcs_cli(&["engine", "keygen", "--out", &p(k)]);
+    }
+    let good = dir.join("engine.cwasm.signed");
+    ivcs_cli(&[
+        "engine",
+        "sign",
+        "--key",
+        &p(&key),
+        &p(&cwasm),
+        "-o",
+        &p(&good),
+    ]);
+    let other_key = dir.join("engine.other.signed");
+    ivcs_cli(&[
+        "engine",
+        "sign",
+        "--key",
+        &p(&other),
+        &p(&cwasm),
+        "-o",
+        &p(&other_key),
+    ]);
+    let mut bytes = std::fs::read(&good).expect("the signed engine");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    let tampered = dir.join("engine.tampered.signed");
+    std::fs::write(&tampered, bytes).expect("writing the tampered engine");
+    Artifacts {
+        keys: PathBuf::from(format!("{}.pub", p(&key))),
+        good,
+        unsigned: cwasm,
+        tampered,
+        other_key,
+    }
+}
+
+#[test]
+fn engine_update_mid_stream_refuses_bad_artifacts_then_swaps_without_refusing_a_push() {
+    let mut s = setup("libivcs_swap");
+    s.plan("full-time", "7");
+    let m = media();
+    let dump_dir = s.dir.join("dumps");
+    std::fs::create_dir_all(&dump_dir).expect("dump dir");
+    let a = artifacts(&s.dir);
+    let lines = run_flow(
+        &mut s,
+        &[
+            "swap".into(),
+            p(&m.file),
+            p(&dump_dir),
+            p(&a.keys),
+            p(&a.good),
+            p(&a.unsigned),
+            p(&a.tampered),
+            p(&a.other_key),
+        ],
+        |what, _| panic!("unexpected NEED {what}"),
+    );
+    // The measured numbers (docs/design/hot-swap.md, "Measured").
+    #[allow(clippy::print_stderr)]
+    for l in lines
+        .iter()
+        .filter(|l| l.starts_with("SWAP") || l.starts_with("REFUSED") || l.starts_with("PUSHES"))
+    {
+        eprintln!("{l}");
+    }
+    assert!(lines.iter().any(|l| l == "swap ok"), "{lines:?}");
+    // Acknowledged segments are stored byte for byte; none twice (frame
+    // ranges of acknowledged slices never overlap).
+    let mut ok = acknowledged_segments_are_stored(&s, &lines, &dump_dir);
+    ok.sort_by_key(|x| x.seq_a);
+    for w in ok.windows(2) {
+        assert!(w[1].seq_a > w[0].seq_b, "overlapping segments: {w:?}");
+    }
+}

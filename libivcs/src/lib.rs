@@ -20,6 +20,8 @@
 //! - [`deliver`]: host events → firmware callbacks.
 //! - [`callbacks`]: the callback thread.
 //! - [`pictures`]: picture memory (borrowed captures, copied reports).
+//! - [`update`]: live engine updates: keys, verification, engine files
+//!   on disk (the swap itself is in [`service`]).
 //! - [`watchdog`]: per-call deadlines through epoch interruption.
 //! - [`abi`]: `#[repr(C)]` mirrors of the header structs.
 //! - [`log`]: log lines to the firmware's callback or stderr.
@@ -36,6 +38,7 @@ pub mod host_api;
 pub mod log;
 pub mod pictures;
 pub mod service;
+pub mod update;
 pub mod watchdog;
 
 /// The engine artifact built into the library (see build.rs).

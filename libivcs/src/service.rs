@@ -313,7 +313,26 @@ pub struct EngineCtx {
     last_tick: Instant,
     /// What the C layer knows of backups (blocking `iv_cs_upload_backup_video`).
     backups: Backups,
+    /// The engine swapped in last, while it is on probation.
+    probation: Option<Probation>,
 }
+
+/// A swapped-in engine's first [`PROBATION`]: [`PROBATION_TRAPS`] traps
+/// within it roll back to the engine it replaced (kept loaded until then).
+struct Probation {
+    until: Instant,
+    traps: u32,
+    /// The engine it replaced; `None` when none had loaded.
+    previous: Option<EngineRuntime>,
+    /// What it is, for logs.
+    label: String,
+}
+
+/// How long a swapped-in engine is on probation.
+pub const PROBATION: Duration = Duration::from_secs(120);
+
+/// Traps during probation that roll back to the previous engine.
+pub const PROBATION_TRAPS: u32 = 3;
 
 /// Longest a tick waits after jobs that only fed frames, and the period of
 /// the engine thread's own wake-ups while frames flow (so pushes need not
@@ -404,6 +423,7 @@ impl EngineCtx {
             frames_at_tick: 0,
             last_tick: Instant::now(),
             backups: Backups::default(),
+            probation: None,
         }
     }
 
@@ -509,15 +529,22 @@ impl EngineCtx {
             return Ok(());
         }
         let rt = match &self.cfg.engine_file {
-            Some(path) => {
-                let bytes = std::fs::read(path).map_err(|e| format!("engine file {path}: {e}"))?;
-                let source = if bytes.starts_with(b"\0asm") {
-                    EngineSource::Wasm(&bytes)
-                } else {
-                    EngineSource::Precompiled(&bytes)
-                };
-                EngineRuntime::new(source).map_err(|e| format!("engine file {path}: {e:#}"))?
-            }
+            Some(path) => match load_engine_file(path) {
+                Ok(rt) => rt,
+                Err(e) => {
+                    // A swap wrote this file and kept the one before it:
+                    // what ran before the update is the last known good.
+                    let good = crate::update::last_good_path(path);
+                    if !good.is_file() {
+                        return Err(e);
+                    }
+                    log::error(&format!(
+                        "{e}; starting the last known good engine {}",
+                        good.display()
+                    ));
+                    load_engine_file(&good.to_string_lossy())?
+                }
+            },
             None => match crate::embedded::EMBEDDED {
                 Some(bytes) => EngineRuntime::new(EngineSource::Precompiled(bytes))
                     .map_err(|e| format!("embedded engine: {e:#}"))?,
@@ -695,6 +722,9 @@ impl EngineCtx {
         // Dropping the old store drops its pictures (their owners queue the
         // result callbacks) and aborts its exchanges.
         self.inst = None;
+        if !self.restarting {
+            self.probation_trap();
+        }
         if self.restarting {
             return;
         }
@@ -717,6 +747,178 @@ impl EngineCtx {
             log::warn("engine restarted");
         }
         self.restarting = false;
+    }
+
+    /// Swaps the running engine for `next` (`ivcs_host_engine_update`).
+    /// Runs as a job, so at a safe point: no engine call is in progress,
+    /// and frames pushed meanwhile wait in the job queue. In order: a fresh
+    /// `export-state` from the running engine; a new instance of `next`
+    /// under the same memory cap, with network, captures and `configure`;
+    /// `import-state` of that state. Only then are calls routed to the new
+    /// instance (the old one is dropped, its exchanges cancelled). Any
+    /// failure before that leaves the running engine untouched. The
+    /// replaced engine stays loaded for [`PROBATION`]. Returns the engine
+    /// file to persist the artifact to, if one is configured.
+    pub fn swap(&mut self, next: EngineRuntime, label: String) -> Result<Option<String>, i32> {
+        let t0 = Instant::now();
+        // The running engine's state, as of now. No engine at all (a load
+        // failure): the last state saved, if any.
+        let state = if self.inst.is_some() || self.load_error.is_none() {
+            match self.engine(|s, w| w.ivcs_engine_runtime().call_export_state(s)) {
+                Ok(Ok(blob)) => Some(blob),
+                Ok(Err(e)) => {
+                    log::error(&format!(
+                        "engine update refused: export-state: {} ({})",
+                        e.message, e.code
+                    ));
+                    return Err(IV_ERR_CS_PRM_NOT_AVAILABLE);
+                }
+                Err(e) => {
+                    log::error("engine update refused: the running engine trapped in export-state");
+                    return Err(e.code());
+                }
+            }
+        } else {
+            self.last_state.clone()
+        };
+        let mut inst = match next.instantiate(self.mem_cap) {
+            Ok(i) => i,
+            Err(e) => {
+                log::error(&format!(
+                    "engine update refused: instantiating {label}: {e:#}"
+                ));
+                return Err(IV_ERR_CS_PRM_MALLOC_FAIL);
+            }
+        };
+        inst.enable_captures();
+        inst.set_network(self.net.clone());
+        // From here the watchdog bounds the new engine's calls.
+        self.svc.watchdog.set_engine(next.wasmtime_engine().clone());
+        if let Err(why) = self.take_over(&mut inst, state.as_deref()) {
+            if let Some(rt) = &self.runtime {
+                self.svc.watchdog.set_engine(rt.wasmtime_engine().clone());
+            }
+            log::error(&format!(
+                "engine update refused: {label}: {why}; the running engine goes on"
+            ));
+            return Err(IV_ERR_CS_PRM_NOT_AVAILABLE);
+        }
+        // Route every later call to the new instance.
+        let previous = self.runtime.replace(next);
+        self.inst = Some(inst);
+        self.load_error = None;
+        if state.is_some() {
+            self.last_state = state;
+        }
+        self.dirty = true;
+        self.wake_at = Some(Instant::now());
+        log::warn(&format!(
+            "engine updated to {label} in {} ms (engine thread paused that long); on probation \
+             for {} s",
+            t0.elapsed().as_millis(),
+            PROBATION.as_secs()
+        ));
+        self.probation = Some(Probation {
+            until: Instant::now() + PROBATION,
+            traps: 0,
+            previous,
+            label,
+        });
+        Ok(self.cfg.engine_file.clone())
+    }
+
+    /// `configure` and `import-state` on a new instance, each bounded like
+    /// any engine call.
+    fn take_over(&mut self, inst: &mut EngineInstance, state: Option<&[u8]>) -> Result<(), String> {
+        if let (Some(id), Some(secret)) = (&self.cfg.device_id, &self.cfg.device_secret) {
+            let dc = wt::DeviceConfig {
+                device_id: id.clone(),
+                device_secret: secret.as_bytes().to_vec(),
+            };
+            let (store, world) = inst.parts();
+            store.set_epoch_deadline(1);
+            self.svc.watchdog.arm(Instant::now() + self.call_deadline);
+            let r = world.ivcs_engine_cs().call_configure(&mut *store, &dc);
+            self.svc.watchdog.disarm();
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("configure: {} ({})", e.message, e.code)),
+                Err(e) => return Err(format!("trap in configure: {e:#}")),
+            }
+        }
+        if let Some(state) = state {
+            let (store, world) = inst.parts();
+            store.set_epoch_deadline(1);
+            self.svc.watchdog.arm(Instant::now() + self.call_deadline);
+            let r = world
+                .ivcs_engine_runtime()
+                .call_import_state(&mut *store, state);
+            self.svc.watchdog.disarm();
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("import-state: {} ({})", e.message, e.code)),
+                Err(e) => return Err(format!("trap in import-state: {e:#}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// A trap during probation: the [`PROBATION_TRAPS`]th rolls back to the
+    /// engine the update replaced (and makes it current on disk again).
+    /// The caller then restarts from the last state as after any trap.
+    fn probation_trap(&mut self) {
+        let Some(p) = self.probation.as_mut() else {
+            return;
+        };
+        if Instant::now() >= p.until {
+            self.probation = None;
+            return;
+        }
+        p.traps += 1;
+        if p.traps < PROBATION_TRAPS {
+            return;
+        }
+        let Some(p) = self.probation.take() else {
+            return;
+        };
+        let Some(previous) = p.previous else {
+            log::error(&format!(
+                "{} trapped {} times on probation, but no engine ran before it",
+                p.label, p.traps
+            ));
+            return;
+        };
+        log::error(&format!(
+            "{} trapped {} times on probation: rolling back to the previous engine",
+            p.label, p.traps
+        ));
+        self.svc
+            .watchdog
+            .set_engine(previous.wasmtime_engine().clone());
+        self.runtime = Some(previous);
+        self.inst = None;
+        if let Some(path) = &self.cfg.engine_file
+            && let Err(e) = crate::update::restore_last_good(path)
+        {
+            log::error(&format!(
+                "rollback: cannot make the last known good engine current in {path}: {e}"
+            ));
+        }
+    }
+
+    /// Ends a probation that ran its time.
+    fn end_probation(&mut self) {
+        if let Some(p) = &self.probation
+            && Instant::now() >= p.until
+        {
+            log::info(&format!("{} passed probation", p.label));
+            self.probation = None;
+        }
+    }
+
+    /// Whether an update is on probation (tests).
+    pub fn on_probation(&self) -> bool {
+        self.probation.is_some()
     }
 
     /// Exports the engine state (the restart point).
@@ -753,6 +955,7 @@ impl EngineCtx {
     }
 
     fn tick(&mut self) {
+        self.end_probation();
         if self.inst.is_none() && self.load_error.is_some() {
             self.wake_at = None;
             return;
@@ -1111,6 +1314,23 @@ impl EngineCtx {
                 out_of_memory: true,
             })
     }
+}
+
+/// Loads an engine file: a signed artifact (checked against the engine
+/// keys, as an update is) or a bare `.cwasm` / `.wasm` (trusted as given).
+fn load_engine_file(path: &str) -> Result<EngineRuntime, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("engine file {path}: {e}"))?;
+    if bytes.starts_with(crate::update::ARTIFACT_MAGIC) {
+        return crate::update::prepare(bytes, path)
+            .map(|p| p.runtime)
+            .map_err(|code| format!("engine file {path}: refused ({code})"));
+    }
+    let source = if bytes.starts_with(b"\0asm") {
+        EngineSource::Wasm(&bytes)
+    } else {
+        EngineSource::Precompiled(&bytes)
+    };
+    EngineRuntime::new(source).map_err(|e| format!("engine file {path}: {e:#}"))
 }
 
 fn video_codec(c: wt::VideoCodec) -> ivcs_media::VideoCodec {

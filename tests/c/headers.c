@@ -13,10 +13,13 @@ static void on_log(int level, const char *message, void *user) {
 int main(void) {
     iv_cs_init_parm_s p;
     ivcs_host_log_cb cb = on_log;
+    /* Declared with these types (unevaluated: nothing to link). */
+    size_t update = sizeof(ivcs_host_engine_update("a.signed"));
+    size_t keys = sizeof(ivcs_host_set_engine_keys("keys.pub"));
     p.channel_num = CS_CH_NUM;
     p.ch_params = 0;
     (void)cb;
-    return (int)p.channel_num == CS_CH_NUM && IV_ERR_CS_NEED_IDR_FRAME == -611 &&
+    return update == sizeof(int) && keys == sizeof(int) && (int)p.channel_num == CS_CH_NUM && IV_ERR_CS_NEED_IDR_FRAME == -611 &&
                    IVCS_LOG_TRACE == 4
                ? 0
                : 1;

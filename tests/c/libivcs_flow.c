@@ -14,6 +14,11 @@
  *                              segments backed up from the dump
  *   watermarks FRAMES          a bandwidth cap raises LOW/WARN/HIGH, lifting
  *                              it drains and reports LOW
+ *   swap FRAMES DUMPDIR KEYS GOOD UNSIGNED TAMPERED OTHERKEY
+ *                              ivcs_host_engine_update mid-stream from a
+ *                              second thread: refusals first (no keys,
+ *                              unsigned, tampered, unknown key), then GOOD;
+ *                              no push refused, segments acknowledged after
  *
  * Protocol with the driver (stdout, line by line): `SLICE`, `DUMP`,
  * `NOTIFY`, `EVENT_RESULT` lines report what the callbacks saw; `NEED X`
@@ -70,6 +75,7 @@ static int marks[256], n_marks; /* watermark kinds in order (channel 0) */
 static int n_captures, n_pic_results, bad_pic_result;
 static int n_results, result_ids[64], result_codes[64];
 static int bad_dump;
+static int swapping, abandoned_dumps; /* swap: the open segment's dump is abandoned */
 static const char *dump_dir;
 static FILE *dump_part[5];
 static uint64_t dump_bytes[5];
@@ -163,6 +169,15 @@ static int on_dump(iv_cs_chn_e ch, iv_cs_up_bk_state_e st, uint64_t start_ts, ui
     switch (st) {
     case CS_UP_BK_START:
         /* The spec: no name, no data, end 0; one file at a time per channel. */
+        if (dump_part[ch] != NULL && swapping) {
+            /* An engine swap cut the segment being dumped: no END comes for
+               it (hot-swap.md, "What is held, what is lost"). */
+            pthread_mutex_lock(&mu);
+            abandoned_dumps++;
+            pthread_mutex_unlock(&mu);
+            fclose(dump_part[ch]);
+            dump_part[ch] = NULL;
+        }
         bad = name != NULL || buf != NULL || len != 0 || end_ts != 0 || start_ts == 0 ||
               dump_part[ch] != NULL;
         if (dump_part[ch]) fclose(dump_part[ch]);
@@ -702,11 +717,159 @@ static void scenario_watermarks(void) {
     printf("watermarks ok\n");
 }
 
+
+/* ---- live engine update (ivcs_host_engine_update) ------------------------------ */
+
+static const char *swap_keys, *swap_good, *swap_unsigned, *swap_tampered, *swap_otherkey;
+
+static uint64_t mono_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* The camera thread: pushes until told to stop, timing every push. */
+#define MAX_PUSHES 200000
+static uint64_t push_at[MAX_PUSHES], push_ns[MAX_PUSHES];
+static int push_rc[MAX_PUSHES];
+static int n_pushes, stop_pushing;
+static cam_t swap_cam;
+
+static void *camera_thread(void *arg) {
+    (void)arg;
+    while (!get(&stop_pushing) && n_pushes < MAX_PUSHES) {
+        uint64_t t0, t1;
+        int rc;
+        size_t i = swap_cam.i;
+        if (frames[i].kind == 1 && swap_cam.need_idr && frames[i].type != 0) {
+            cam_step(&swap_cam); /* dropped, not pushed */
+            continue;
+        }
+        t0 = mono_ns();
+        rc = cam_step(&swap_cam);
+        t1 = mono_ns();
+        pthread_mutex_lock(&mu);
+        push_at[n_pushes] = t0;
+        push_ns[n_pushes] = t1 - t0;
+        push_rc[n_pushes] = rc;
+        n_pushes++;
+        pthread_mutex_unlock(&mu);
+    }
+    return NULL;
+}
+
+/* Longest push that overlapped [a, b], and refusals among them. */
+static void pushes_during(uint64_t a, uint64_t b, uint64_t *longest, int *refused, int *count) {
+    int i;
+    *longest = 0;
+    *refused = 0;
+    *count = 0;
+    pthread_mutex_lock(&mu);
+    for (i = 0; i < n_pushes; i++) {
+        if (push_at[i] + push_ns[i] < a || push_at[i] > b) continue;
+        (*count)++;
+        if (push_ns[i] > *longest) *longest = push_ns[i];
+        if (push_rc[i] != 0) (*refused)++;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+/* An update that must be refused while pushes go on. */
+static void refused_update(const char *what, const char *path, int want) {
+    uint64_t t0 = mono_ns(), t1, longest;
+    int refused, count, rc = ivcs_host_engine_update(path);
+    t1 = mono_ns();
+    pushes_during(t0, t1, &longest, &refused, &count);
+    printf("REFUSED %s rc=%d ms=%.1f pushes=%d refused=%d\n", what, rc, (double)(t1 - t0) / 1e6,
+           count, refused);
+    EXPECT(rc, want);
+    EXPECT(refused, 0);
+}
+
+static void scenario_swap(void) {
+    iv_cs_init_parm_s p = params(1, 2u << 20);
+    pthread_t cam;
+    uint64_t t0, t1, longest, before_ns;
+    int refused, count, ok_at_swap, before;
+    EXPECT(iv_cs_init(&p), IV_ERR_NONE);
+    CHECK(wait_for(started0, 1, 60));
+    cam_init(&swap_cam, CS_SINGLE_CH, 4.0);
+    CHECK(pthread_create(&cam, NULL, camera_thread, NULL) == 0);
+    CHECK(wait_for(ok0, 1, 60));
+    /* No keys yet: even a good artifact is refused. */
+    refused_update("nokeys", swap_good, IV_ERR_CS_INIT_PRM_RANGE);
+    EXPECT(ivcs_host_set_engine_keys("/nonexistent/keys.pub"), IV_ERR_CS_INIT_PRM_RANGE);
+    EXPECT(ivcs_host_set_engine_keys(swap_keys), IV_ERR_NONE);
+    EXPECT(ivcs_host_engine_update(NULL), IV_ERR_CS_INIT_PRM_NULL);
+    refused_update("missing", "/nonexistent/engine.signed", IV_ERR_CS_UPLOAD_OPEN_FILE_FAIL);
+    refused_update("unsigned", swap_unsigned, IV_ERR_CS_INIT_PRM_RANGE);
+    refused_update("tampered", swap_tampered, IV_ERR_CS_INIT_PRM_RANGE);
+    refused_update("otherkey", swap_otherkey, IV_ERR_CS_INIT_PRM_RANGE);
+    /* The old engine still serves: segments keep being acknowledged. */
+    before = get(&n_ok_slices[0]);
+    CHECK(wait_for(ok0, before + 1, 60));
+    /* The swap, mid-stream. */
+    pthread_mutex_lock(&mu);
+    before_ns = 0;
+    {
+        int i;
+        for (i = 0; i < n_pushes; i++)
+            if (push_ns[i] > before_ns) before_ns = push_ns[i];
+    }
+    pthread_mutex_unlock(&mu);
+    swapping = 1;
+    t0 = mono_ns();
+    EXPECT(ivcs_host_engine_update(swap_good), IV_ERR_NONE);
+    t1 = mono_ns();
+    ok_at_swap = get(&n_ok_slices[0]);
+    pushes_during(t0, t1, &longest, &refused, &count);
+    EXPECT(refused, 0);
+    {
+        /* Pushes queued behind the swap are taken in the next second. */
+        uint64_t longest_after;
+        int refused_after, count_after;
+        struct timespec one = {1, 0};
+        nanosleep(&one, NULL);
+        pushes_during(t1, t1 + 1000000000u, &longest_after, &refused_after, &count_after);
+        printf("SWAP ms=%.1f pushes_during=%d refused_during=%d longest_push_during_ms=%.2f "
+               "pushes_next_1s=%d refused_next_1s=%d longest_push_next_1s_ms=%.2f "
+               "longest_push_before_ms=%.2f\n",
+               (double)(t1 - t0) / 1e6, count, refused, (double)longest / 1e6, count_after,
+               refused_after, (double)longest_after / 1e6, (double)before_ns / 1e6);
+    }
+    /* The new engine records: two more segments acknowledged. */
+    CHECK(wait_for(ok0, ok_at_swap + 2, 90));
+    pthread_mutex_lock(&mu);
+    stop_pushing = 1;
+    pthread_mutex_unlock(&mu);
+    CHECK(pthread_join(cam, NULL) == 0);
+    cam_report(&swap_cam, "swap");
+    {
+        int i, refused_611 = 0, refused_other = 0;
+        pthread_mutex_lock(&mu);
+        for (i = 0; i < n_pushes; i++) {
+            if (push_rc[i] == IV_ERR_CS_NEED_IDR_FRAME) refused_611++;
+            else if (push_rc[i] != 0) refused_other++;
+        }
+        printf("PUSHES total=%d refused_611=%d refused_other=%d abandoned_dumps=%d\n", n_pushes,
+               refused_611, refused_other, abandoned_dumps);
+        pthread_mutex_unlock(&mu);
+        /* After the swap the new engine records from the next IDR: one P
+           frame may be answered -611 (firmware then sends an IDR early,
+           which shortens the cut); nothing else is refused. */
+        EXPECT(refused_other, 0);
+        CHECK(refused_611 <= 1);
+        CHECK(get(&abandoned_dumps) <= 1);
+    }
+    finish();
+    printf("swap ok\n");
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 3) {
-        fprintf(stderr, "usage: %s flow|events|noplan|killed|watermarks FRAMES [DUMPDIR|JPEG]\n",
+        fprintf(stderr, "usage: %s flow|events|noplan|killed|watermarks|swap FRAMES [DUMPDIR|JPEG]\n",
                 argv[0]);
         return 2;
     }
@@ -722,6 +885,14 @@ int main(int argc, char **argv) {
     } else if (strcmp(mode, "killed") == 0 && argc > 3) {
         dump_dir = argv[3];
         scenario_killed();
+    } else if (strcmp(mode, "swap") == 0 && argc > 8) {
+        dump_dir = argv[3];
+        swap_keys = argv[4];
+        swap_good = argv[5];
+        swap_unsigned = argv[6];
+        swap_tampered = argv[7];
+        swap_otherkey = argv[8];
+        scenario_swap();
     } else if (strcmp(mode, "watermarks") == 0) {
         scenario_watermarks();
     } else {

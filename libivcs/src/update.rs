@@ -1,0 +1,155 @@
+//! Live engine updates (`ivcs_host_set_engine_keys`,
+//! `ivcs_host_engine_update`): the trusted keys, reading and verifying a
+//! signed artifact on the caller's thread, and the engine files kept on
+//! disk (current and last known good). The swap itself runs on the engine
+//! thread ([`crate::service::EngineCtx::swap`]). Not here: fetching
+//! artifacts from the cloud. docs/design/hot-swap.md, "The swap".
+
+use crate::codes::*;
+use crate::log;
+use crate::service::lock;
+use ivcs_host::EngineRuntime;
+use ivcs_host::artifact::{self, HostProfile, Keyring, RefusalKind};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The keys an engine update must be signed with; `None`: every update is
+/// refused.
+static KEYS: Mutex<Option<Keyring>> = Mutex::new(None);
+
+/// Magic of a signed artifact (`host-linux/src/artifact.rs`).
+pub const ARTIFACT_MAGIC: &[u8] = b"IVCSENG";
+
+/// Reads a keyring file (`.pub` files concatenated) and trusts exactly
+/// its keys; `None` forgets them. A file that cannot be read or parsed,
+/// or holds no key, is -602 and leaves the keys unchanged.
+pub fn set_keys(path: Option<&str>) -> Result<(), i32> {
+    let Some(path) = path else {
+        *lock(&KEYS) = None;
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        log::error(&format!("engine keys {path}: {e}"));
+        IV_ERR_CS_INIT_PRM_RANGE
+    })?;
+    let ring = Keyring::parse(&text).map_err(|e| {
+        log::error(&format!("engine keys {path}: {e:#}"));
+        IV_ERR_CS_INIT_PRM_RANGE
+    })?;
+    if ring.is_empty() {
+        log::error(&format!("engine keys {path}: no key in the file"));
+        return Err(IV_ERR_CS_INIT_PRM_RANGE);
+    }
+    log::info(&format!(
+        "engine updates trust {} key(s) from {path}",
+        ring.keys().len()
+    ));
+    *lock(&KEYS) = Some(ring);
+    Ok(())
+}
+
+/// Whether keys are set.
+pub fn has_keys() -> bool {
+    lock(&KEYS).is_some()
+}
+
+/// A verified engine, loaded and ready to instantiate, with the artifact
+/// it came from (written to disk once it serves).
+pub struct Prepared {
+    /// The loaded engine code.
+    pub runtime: EngineRuntime,
+    /// The signed artifact's bytes as read.
+    pub artifact: Vec<u8>,
+    /// "engine_version (key key_id)", for logs.
+    pub label: String,
+}
+
+/// Checks `bytes` against the trusted keys and this host
+/// ([`artifact::verify`]) and loads the engine (wasmtime checks the
+/// precompiled code again). Refusals are -602; a load failure is -605.
+/// Runs on the caller's thread: the engine keeps serving meanwhile.
+pub fn prepare(bytes: Vec<u8>, what: &str) -> Result<Prepared, i32> {
+    let ring = lock(&KEYS).clone().ok_or_else(|| {
+        log::error(&format!(
+            "engine update {what} refused: untrusted (no engine keys: ivcs_host_set_engine_keys)"
+        ));
+        IV_ERR_CS_INIT_PRM_RANGE
+    })?;
+    let host = HostProfile::current().map_err(|e| {
+        log::error(&format!("engine update {what}: host profile: {e:#}"));
+        IV_ERR_CS_PRM_NOT_AVAILABLE
+    })?;
+    let verified = artifact::verify(&bytes, &ring, &host).map_err(|e| {
+        let kind = match e.kind() {
+            RefusalKind::Malformed => "malformed",
+            RefusalKind::Untrusted => "untrusted",
+            RefusalKind::Incompatible => "incompatible",
+        };
+        log::error(&format!("engine update {what} refused ({kind}): {e}"));
+        IV_ERR_CS_INIT_PRM_RANGE
+    })?;
+    let label = format!(
+        "engine {} (key {})",
+        verified.manifest.engine_version, verified.manifest.key_id
+    );
+    let runtime = EngineRuntime::new(verified.source()).map_err(|e| {
+        log::error(&format!(
+            "engine update {what}: {label} does not load: {e:#}"
+        ));
+        IV_ERR_CS_PRM_NOT_AVAILABLE
+    })?;
+    Ok(Prepared {
+        runtime,
+        artifact: bytes,
+        label,
+    })
+}
+
+/// Reads `path` and [`prepare`]s it; an unreadable file is -604.
+pub fn prepare_file(path: &str) -> Result<Prepared, i32> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        log::error(&format!("engine update {path}: {e}"));
+        IV_ERR_CS_UPLOAD_OPEN_FILE_FAIL
+    })?;
+    prepare(bytes, path)
+}
+
+/// The last known good engine kept beside the engine file `current`.
+pub fn last_good_path(current: &str) -> PathBuf {
+    PathBuf::from(format!("{current}.last-good"))
+}
+
+/// Replaces `path` with `bytes` atomically: a temporary file beside it is
+/// written and fsynced, renamed over `path`, and the directory fsynced. A
+/// power loss leaves either the old file or the new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// After a swap to `new`: the engine file's old content becomes the last
+/// known good engine, then `new` the current one (each step atomic, in
+/// this order, so a reboot at any point finds a loadable current file and,
+/// once the new one is written, the previous one as last good).
+pub fn persist(current: &str, new: &[u8]) -> std::io::Result<()> {
+    let old = std::fs::read(current)?;
+    write_atomic(&last_good_path(current), &old)?;
+    write_atomic(Path::new(current), new)
+}
+
+/// After a rollback: the last known good engine becomes current again.
+pub fn restore_last_good(current: &str) -> std::io::Result<()> {
+    let good = std::fs::read(last_good_path(current))?;
+    write_atomic(Path::new(current), &good)
+}
