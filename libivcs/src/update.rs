@@ -153,3 +153,56 @@ pub fn restore_last_good(current: &str) -> std::io::Result<()> {
     let good = std::fs::read(last_good_path(current))?;
     write_atomic(Path::new(current), &good)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ivcs-update-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_swap_keeps_the_previous_engine_as_last_good_and_a_rollback_restores_it() {
+        let d = scratch("persist");
+        let current = d.join("engine.ivcse");
+        let cur = current.to_str().unwrap();
+        std::fs::write(&current, b"old engine").unwrap();
+        persist(cur, b"new engine").unwrap();
+        assert_eq!(std::fs::read(&current).unwrap(), b"new engine");
+        assert_eq!(std::fs::read(last_good_path(cur)).unwrap(), b"old engine");
+        restore_last_good(cur).unwrap();
+        assert_eq!(std::fs::read(&current).unwrap(), b"old engine");
+        // No temporary file is left behind.
+        let names: Vec<String> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    }
+
+    #[test]
+    fn a_temporary_file_left_by_a_power_loss_is_replaced_and_the_engine_file_kept() {
+        let d = scratch("power-loss");
+        let current = d.join("engine.ivcse");
+        let cur = current.to_str().unwrap();
+        std::fs::write(&current, b"running engine").unwrap();
+        // A swap cut between writing the temporary file and the rename.
+        std::fs::write(d.join("engine.ivcse.tmp"), b"half writ").unwrap();
+        assert_eq!(std::fs::read(&current).unwrap(), b"running engine");
+        persist(cur, b"next engine").unwrap();
+        assert_eq!(std::fs::read(&current).unwrap(), b"next engine");
+        assert_eq!(
+            std::fs::read(last_good_path(cur)).unwrap(),
+            b"running engine"
+        );
+        // Without a last good engine a rollback fails and changes nothing.
+        let lone = d.join("lone.ivcse");
+        std::fs::write(&lone, b"only").unwrap();
+        assert!(restore_last_good(lone.to_str().unwrap()).is_err());
+        assert_eq!(std::fs::read(&lone).unwrap(), b"only");
+    }
+}
