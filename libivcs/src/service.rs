@@ -562,28 +562,57 @@ impl EngineCtx {
         Ok(())
     }
 
+    /// A new instance of `rt` under the memory cap, with network and
+    /// captures (not configured yet).
+    fn new_instance(&self, rt: &EngineRuntime) -> anyhow::Result<EngineInstance> {
+        let mut inst = rt.instantiate(self.mem_cap)?;
+        inst.enable_captures();
+        inst.set_network(self.net.clone());
+        Ok(inst)
+    }
+
+    /// The device's credentials for `configure`, if both are set.
+    fn device_config(&self) -> Option<wt::DeviceConfig> {
+        let (id, secret) = (
+            self.cfg.device_id.as_ref()?,
+            self.cfg.device_secret.as_ref()?,
+        );
+        Some(wt::DeviceConfig {
+            device_id: id.clone(),
+            device_secret: secret.as_bytes().to_vec(),
+        })
+    }
+
+    /// One call into an instance that does not serve yet, under the call
+    /// deadline (a trap is the caller's to handle: there is nothing to
+    /// restart).
+    fn bounded<R>(
+        &self,
+        inst: &mut EngineInstance,
+        f: impl FnOnce(&mut Store<HostState>, &World) -> wasmtime::Result<R>,
+    ) -> wasmtime::Result<R> {
+        let (store, world) = inst.parts();
+        store.set_epoch_deadline(1);
+        self.svc.watchdog.arm(Instant::now() + self.call_deadline);
+        let r = f(store, world);
+        self.svc.watchdog.disarm();
+        r
+    }
+
     /// A fresh instance with network, captures and credentials.
     fn fresh_instance(&mut self) -> Result<EngineInstance, String> {
         self.load_runtime()?;
         let rt = self.runtime.as_ref().ok_or("no runtime")?;
-        let mut inst = rt
-            .instantiate(self.mem_cap)
+        let mut inst = self
+            .new_instance(rt)
             .map_err(|e| format!("instantiating the engine: {e:#}"))?;
-        inst.enable_captures();
-        inst.set_network(self.net.clone());
-        if let (Some(id), Some(secret)) = (&self.cfg.device_id, &self.cfg.device_secret) {
-            let dc = wt::DeviceConfig {
-                device_id: id.clone(),
-                device_secret: secret.as_bytes().to_vec(),
-            };
-            let (store, world) = inst.parts();
-            self.svc.watchdog.arm(Instant::now() + self.call_deadline);
-            store.set_epoch_deadline(1);
-            let r = world.ivcs_engine_cs().call_configure(&mut *store, &dc);
-            self.svc.watchdog.disarm();
-            match r {
+        if let Some(dc) = self.device_config() {
+            match self.bounded(&mut inst, |s, w| w.ivcs_engine_cs().call_configure(s, &dc)) {
                 Ok(Ok(())) => self.configured = true,
-                Ok(Err(e)) => log::error(&format!("device {id}: {} ({})", e.message, e.code)),
+                Ok(Err(e)) => log::error(&format!(
+                    "device {}: {} ({})",
+                    dc.device_id, e.message, e.code
+                )),
                 Err(e) => return Err(format!("engine trapped in configure: {e:#}")),
             }
         } else if !self.configured {
@@ -606,13 +635,9 @@ impl EngineCtx {
         match self.fresh_instance() {
             Ok(mut inst) => {
                 if let Some(state) = self.last_state.clone() {
-                    let (store, world) = inst.parts();
-                    store.set_epoch_deadline(1);
-                    self.svc.watchdog.arm(Instant::now() + self.call_deadline);
-                    let r = world
-                        .ivcs_engine_runtime()
-                        .call_import_state(&mut *store, &state);
-                    self.svc.watchdog.disarm();
+                    let r = self.bounded(&mut inst, |s, w| {
+                        w.ivcs_engine_runtime().call_import_state(s, &state)
+                    });
                     match r {
                         Ok(Ok(())) => {}
                         other => {
@@ -781,7 +806,7 @@ impl EngineCtx {
         } else {
             self.last_state.clone()
         };
-        let mut inst = match next.instantiate(self.mem_cap) {
+        let mut inst = match self.new_instance(&next) {
             Ok(i) => i,
             Err(e) => {
                 log::error(&format!(
@@ -790,8 +815,6 @@ impl EngineCtx {
                 return Err(IV_ERR_CS_PRM_MALLOC_FAIL);
             }
         };
-        inst.enable_captures();
-        inst.set_network(self.net.clone());
         // From here the watchdog bounds the new engine's calls.
         self.svc.watchdog.set_engine(next.wasmtime_engine().clone());
         if let Err(why) = self.take_over(&mut inst, state.as_deref()) {
@@ -829,32 +852,18 @@ impl EngineCtx {
 
     /// `configure` and `import-state` on a new instance, each bounded like
     /// any engine call.
-    fn take_over(&mut self, inst: &mut EngineInstance, state: Option<&[u8]>) -> Result<(), String> {
-        if let (Some(id), Some(secret)) = (&self.cfg.device_id, &self.cfg.device_secret) {
-            let dc = wt::DeviceConfig {
-                device_id: id.clone(),
-                device_secret: secret.as_bytes().to_vec(),
-            };
-            let (store, world) = inst.parts();
-            store.set_epoch_deadline(1);
-            self.svc.watchdog.arm(Instant::now() + self.call_deadline);
-            let r = world.ivcs_engine_cs().call_configure(&mut *store, &dc);
-            self.svc.watchdog.disarm();
-            match r {
+    fn take_over(&self, inst: &mut EngineInstance, state: Option<&[u8]>) -> Result<(), String> {
+        if let Some(dc) = self.device_config() {
+            match self.bounded(inst, |s, w| w.ivcs_engine_cs().call_configure(s, &dc)) {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(format!("configure: {} ({})", e.message, e.code)),
                 Err(e) => return Err(format!("trap in configure: {e:#}")),
             }
         }
         if let Some(state) = state {
-            let (store, world) = inst.parts();
-            store.set_epoch_deadline(1);
-            self.svc.watchdog.arm(Instant::now() + self.call_deadline);
-            let r = world
-                .ivcs_engine_runtime()
-                .call_import_state(&mut *store, state);
-            self.svc.watchdog.disarm();
-            match r {
+            match self.bounded(inst, |s, w| {
+                w.ivcs_engine_runtime().call_import_state(s, state)
+            }) {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(format!("import-state: {} ({})", e.message, e.code)),
                 Err(e) => return Err(format!("trap in import-state: {e:#}")),
@@ -1256,13 +1265,8 @@ impl EngineCtx {
         if let Some(inst) = self.inst.as_mut() {
             inst.set_network(net);
         }
-        let (Some(id), Some(secret)) = (self.cfg.device_id.clone(), self.cfg.device_secret.clone())
-        else {
+        let Some(dc) = self.device_config() else {
             return Ok(());
-        };
-        let dc = wt::DeviceConfig {
-            device_id: id,
-            device_secret: secret.into_bytes(),
         };
         let r = self.engine(|s, w| w.ivcs_engine_cs().call_configure(s, &dc));
         self.changed();
@@ -1320,7 +1324,7 @@ impl EngineCtx {
 /// keys, as an update is) or a bare `.cwasm` / `.wasm` (trusted as given).
 fn load_engine_file(path: &str) -> Result<EngineRuntime, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("engine file {path}: {e}"))?;
-    if bytes.starts_with(crate::update::ARTIFACT_MAGIC) {
+    if bytes.starts_with(ivcs_host::artifact::MAGIC_PREFIX) {
         return crate::update::prepare(bytes, path)
             .map(|p| p.runtime)
             .map_err(|code| format!("engine file {path}: refused ({code})"));

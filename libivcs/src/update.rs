@@ -18,9 +18,6 @@ use std::sync::Mutex;
 /// refused.
 static KEYS: Mutex<Option<Keyring>> = Mutex::new(None);
 
-/// Magic of a signed artifact (`host-linux/src/artifact.rs`).
-pub const ARTIFACT_MAGIC: &[u8] = b"IVCSENG";
-
 /// Reads a keyring file (`.pub` files concatenated) and trusts exactly
 /// its keys; `None` forgets them. A file that cannot be read or parsed,
 /// or holds no key, is -602 and leaves the keys unchanged.
