@@ -14,7 +14,7 @@
 
 use crate::check::WatermarkCheck;
 use crate::clock::{DeviceClock, elapsed_ms};
-use crate::media_gen::{self, Tag};
+use crate::media_gen;
 use crate::net::{Link, SimTransport};
 use crate::scenario::CameraSpec;
 use crate::sdcard::SdCard;
@@ -196,10 +196,7 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
     let mut seen = wake.generation();
     cam.trace.event(&who, "boot", "");
 
-    let sps = media_gen::h264_sps(spec.width, spec.height);
-    let pps = media_gen::h264_pps();
-    let (i_size, p_size) =
-        media_gen::frame_sizes(spec.bitrate_kbps, spec.fps, spec.fps * spec.gop_s);
+    let enc = media_gen::Encoders::new(&spec, cam.idx);
     let gop = u64::from(spec.fps * spec.gop_s);
     let frame_ms = |k: u64| VIDEO_START_MS + k * 1000 / u64::from(spec.fps);
     // The first video frame is frame 5 of its GOP (mid-GOP start).
@@ -259,29 +256,7 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
             if recording {
                 let key = (vk + 5).is_multiple_of(gop);
                 let seq = take_seq(&cam, 0);
-                let tag = Tag {
-                    camera: cam.idx,
-                    stream: 0,
-                    seq,
-                };
-                let data = media_gen::h264_access_unit(
-                    &sps,
-                    &pps,
-                    key,
-                    tag,
-                    if key { i_size } else { p_size },
-                );
-                let frame = wt::Frame {
-                    kind: wt::StreamKind::Video,
-                    frame_type: if key {
-                        wt::FrameType::I
-                    } else {
-                        wt::FrameType::P
-                    },
-                    pts_ms: pts,
-                    seq,
-                    data,
-                };
+                let frame = enc.video(key, seq, pts);
                 let r = host.call(|s, w| w.ivcs_engine_cs().call_push(s, CH, &frame))?;
                 trace_push(&cam, &frame, &r);
                 let mut st = cam.stats.borrow_mut();
@@ -303,19 +278,7 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
         }
         while spec.audio && audio_ms(ak) <= up {
             if recording {
-                let seq = take_seq(&cam, 1);
-                let tag = Tag {
-                    camera: cam.idx,
-                    stream: 1,
-                    seq,
-                };
-                let frame = wt::Frame {
-                    kind: wt::StreamKind::Audio,
-                    frame_type: wt::FrameType::I,
-                    pts_ms: boot_pts(audio_ms(ak)),
-                    seq,
-                    data: media_gen::adts_frame(tag, 250),
-                };
+                let frame = enc.audio(take_seq(&cam, 1), boot_pts(audio_ms(ak)));
                 let r = host.call(|s, w| w.ivcs_engine_cs().call_push(s, CH, &frame))?;
                 trace_push(&cam, &frame, &r);
                 let mut st = cam.stats.borrow_mut();
@@ -760,16 +723,9 @@ impl EventPlan {
     fn new(spec: &CameraSpec, boot: u64, end: u64) -> EventPlan {
         let mut all = Vec::new();
         for e in &spec.events {
-            let mut at = e.at_s * 1000;
-            while at < end {
-                if at >= boot {
-                    all.push((at, e.id, true, e.pre_record_s));
-                    all.push((at + e.duration_s * 1000, e.id, false, 0));
-                }
-                if e.every_s == 0 {
-                    break;
-                }
-                at += e.every_s * 1000;
+            for at in e.starts_ms(end).filter(|&t| t >= boot) {
+                all.push((at, e.id, true, e.pre_record_s));
+                all.push((at + e.duration_s * 1000, e.id, false, 0));
             }
         }
         all.sort_by_key(|x| (x.0, !x.2));

@@ -294,19 +294,13 @@ fn event_windows(scn: &Scenario) -> Option<Vec<(u64, u64)>> {
         return None;
     }
     let end = scn.duration_s * 1000;
-    let mut w = Vec::new();
-    for e in &scn.camera.events {
-        let mut at = e.at_s * 1000;
-        while at < end {
+    let windows = scn.camera.events.iter().flat_map(|e| {
+        e.starts_ms(end).map(|at| {
             let from = at.saturating_sub(u64::from(e.pre_record_s) * 1000);
-            w.push((from, at + e.duration_s * 1000));
-            if e.every_s == 0 {
-                break;
-            }
-            at += e.every_s * 1000;
-        }
-    }
-    Some(w)
+            (from, at + e.duration_s * 1000)
+        })
+    });
+    Some(windows.collect())
 }
 
 fn max_event_s(scn: &Scenario) -> u64 {

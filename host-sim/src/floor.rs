@@ -6,7 +6,7 @@
 //! `ivcs sim --mux-floor` (and `make bench`) prints the simulation's speed
 //! against it.
 
-use crate::media_gen::{self, Tag};
+use crate::media_gen;
 use crate::scenario::Scenario;
 use anyhow::{Result, anyhow};
 use ivcs_host::EngineRuntime;
@@ -32,10 +32,8 @@ pub fn mux_floor(scn: &Scenario, rt: &EngineRuntime) -> Result<(Duration, u64)> 
     let t0 = Instant::now();
     let mut mux = ComponentMuxer::new(rt, &cfg, MEMORY)?
         .map_err(|e| anyhow!("the engine refused the mux config: {}", e.message))?;
-    let sps = media_gen::h264_sps(spec.width, spec.height);
-    let pps = media_gen::h264_pps();
+    let enc = media_gen::Encoders::new(spec, 0);
     let gop = u64::from(spec.fps * spec.gop_s);
-    let (i_size, p_size) = media_gen::frame_sizes(spec.bitrate_kbps, spec.fps, gop as u32);
     let end_ms = scn.duration_s * 1000;
     let audio_ms =
         |k: u64| k * u64::from(media_gen::AAC_SAMPLES) * 1000 / u64::from(media_gen::AAC_RATE);
@@ -49,43 +47,11 @@ pub fn mux_floor(scn: &Scenario, rt: &EngineRuntime) -> Result<(Duration, u64)> 
         }
         let frame = if a_ms < v_ms {
             ak += 1;
-            let tag = Tag {
-                camera: 0,
-                stream: 1,
-                seq: ak as u32,
-            };
-            wt::Frame {
-                kind: wt::StreamKind::Audio,
-                frame_type: wt::FrameType::I,
-                pts_ms: a_ms,
-                seq: ak as u32,
-                data: media_gen::adts_frame(tag, 250),
-            }
+            enc.audio(ak as u32, a_ms)
         } else {
-            let key = vk.is_multiple_of(gop);
-            let tag = Tag {
-                camera: 0,
-                stream: 0,
-                seq: vk as u32,
-            };
+            let (key, seq) = (vk.is_multiple_of(gop), vk as u32);
             vk += 1;
-            wt::Frame {
-                kind: wt::StreamKind::Video,
-                frame_type: if key {
-                    wt::FrameType::I
-                } else {
-                    wt::FrameType::P
-                },
-                pts_ms: v_ms,
-                seq: tag.seq,
-                data: media_gen::h264_access_unit(
-                    &sps,
-                    &pps,
-                    key,
-                    tag,
-                    if key { i_size } else { p_size },
-                ),
-            }
+            enc.video(key, seq, v_ms)
         };
         bytes += count(mux.push(&frame)?)?;
     }

@@ -9,6 +9,8 @@
 //! pictures or sound: the simulation checks delivery, not pixels (the
 //! ffmpeg tests do that).
 
+use ivcs_host::bindings::ivcs::engine::types as wt;
+
 /// Writes bits MSB first, for parameter sets.
 #[derive(Default)]
 struct BitWriter {
@@ -231,6 +233,68 @@ pub fn frame_sizes(kbps: u32, fps: u32, gop: u32) -> (usize, usize) {
     let p = gop_bytes / (u64::from(gop.max(1)) - 1 + 8);
     let p = usize::try_from(p).unwrap_or(usize::MAX).max(64);
     (8 * p, p)
+}
+
+/// A camera's encoders as `push` sees them: tagged H.264 access units
+/// (real SPS/PPS for the picture size, I and P frames sized for the
+/// bitrate) and tagged ADTS frames.
+pub struct Encoders {
+    camera: u32,
+    sps: Vec<u8>,
+    pps: Vec<u8>,
+    i_size: usize,
+    p_size: usize,
+}
+
+impl Encoders {
+    /// The encoders of camera `camera` configured as `spec`.
+    pub fn new(spec: &crate::scenario::CameraSpec, camera: u32) -> Encoders {
+        let (i_size, p_size) = frame_sizes(spec.bitrate_kbps, spec.fps, spec.fps * spec.gop_s);
+        Encoders {
+            camera,
+            sps: h264_sps(spec.width, spec.height),
+            pps: h264_pps(),
+            i_size,
+            p_size,
+        }
+    }
+
+    /// Video frame `seq` (an IDR with SPS and PPS if `key`).
+    pub fn video(&self, key: bool, seq: u32, pts_ms: u64) -> wt::Frame {
+        let tag = Tag {
+            camera: self.camera,
+            stream: 0,
+            seq,
+        };
+        let size = if key { self.i_size } else { self.p_size };
+        wt::Frame {
+            kind: wt::StreamKind::Video,
+            frame_type: if key {
+                wt::FrameType::I
+            } else {
+                wt::FrameType::P
+            },
+            pts_ms,
+            seq,
+            data: h264_access_unit(&self.sps, &self.pps, key, tag, size),
+        }
+    }
+
+    /// Audio frame `seq`: one ADTS frame of 250 bytes.
+    pub fn audio(&self, seq: u32, pts_ms: u64) -> wt::Frame {
+        let tag = Tag {
+            camera: self.camera,
+            stream: 1,
+            seq,
+        };
+        wt::Frame {
+            kind: wt::StreamKind::Audio,
+            frame_type: wt::FrameType::I,
+            pts_ms,
+            seq,
+            data: adts_frame(tag, 250),
+        }
+    }
 }
 
 /// A stand-in JPEG snapshot for an event: SOI, a comment naming the camera

@@ -122,6 +122,17 @@ pub struct EventSpec {
     pub every_s: u64,
 }
 
+impl EventSpec {
+    /// When the event starts (virtual ms), every time before `end_ms`.
+    pub fn starts_ms(&self, end_ms: u64) -> impl Iterator<Item = u64> + '_ {
+        let repeats = if self.every_s == 0 { 1 } else { usize::MAX };
+        (0..)
+            .map(move |k| (self.at_s + k * self.every_s) * 1000)
+            .take(repeats)
+            .take_while(move |&t| t < end_ms)
+    }
+}
+
 fn one_i32() -> i32 {
     1
 }
@@ -515,6 +526,24 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_starts_at_its_time_then_every_period_before_the_end() {
+        let e = |at_s, every_s| EventSpec {
+            at_s,
+            duration_s: 10,
+            id: 1,
+            pre_record_s: 0,
+            every_s,
+        };
+        let starts = |e: &EventSpec, end| e.starts_ms(end).collect::<Vec<_>>();
+        assert_eq!(
+            starts(&e(60, 120), 600_000),
+            [60_000, 180_000, 300_000, 420_000, 540_000]
+        );
+        assert_eq!(starts(&e(60, 0), 600_000), [60_000]);
+        assert_eq!(starts(&e(600, 0), 600_000), Vec::<u64>::new());
+    }
 
     #[test]
     fn a_small_scenario_parses_with_defaults() {
