@@ -7,7 +7,7 @@
 //! the one beside it (`<bin>/../engine/engine.wasm`, the dist/ layout) or
 //! `target/engine/engine.wasm` (`make engine`).
 
-use ivcs_tests::cli::bin;
+use ivcs_tests::cli::{bin, sign_engine};
 use ivcs_tests::paths::{scratch_dir, workspace_root};
 use ivcs_tests::tools::{Captured, p, run};
 use std::os::unix::fs::PermissionsExt;
@@ -83,16 +83,7 @@ fn keygen_sign_verify_and_tampering() {
 
     // sign + verify: ok, with the manifest printed.
     let signed = dir.join("engine.wasm.signed");
-    ivcs(&[
-        "engine",
-        "sign",
-        "--key",
-        &p(&key),
-        &p(&wasm),
-        "-o",
-        &p(&signed),
-    ])
-    .expect_success();
+    sign_engine(&key, &wasm, &signed);
     let out = ivcs(&["engine", "verify", "--pub", &p(&public), &p(&signed)]).expect_success();
     let text = out.stdout_text();
     for field in [
@@ -162,16 +153,7 @@ fn compile_writes_plain_or_signed_precompiled_engines() {
     let cwasm = dir.join("engine.cwasm");
     ivcs(&["engine", "compile", &p(&wasm), "-o", &p(&cwasm)]).expect_success();
     let signed = dir.join("engine.cwasm.signed");
-    ivcs(&[
-        "engine",
-        "sign",
-        "--key",
-        &p(&key),
-        &p(&cwasm),
-        "-o",
-        &p(&signed),
-    ])
-    .expect_success();
+    sign_engine(&key, &cwasm, &signed);
     let text = ivcs(&["engine", "verify", "--pub", &public, &p(&signed)])
         .expect_success()
         .stdout_text();

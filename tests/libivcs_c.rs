@@ -863,25 +863,9 @@ fn artifacts(dir: &Path) -> Artifacts {
         ivcs_cli(&["engine", "keygen", "--out", &p(k)]);
     }
     let good = dir.join("engine.cwasm.signed");
-    ivcs_cli(&[
-        "engine",
-        "sign",
-        "--key",
-        &p(&key),
-        &p(&cwasm),
-        "-o",
-        &p(&good),
-    ]);
+    ivcs_tests::cli::sign_engine(&key, &cwasm, &good);
     let other_key = dir.join("engine.other.signed");
-    ivcs_cli(&[
-        "engine",
-        "sign",
-        "--key",
-        &p(&other),
-        &p(&cwasm),
-        "-o",
-        &p(&other_key),
-    ]);
+    ivcs_tests::cli::sign_engine(&other, &cwasm, &other_key);
     let mut bytes = std::fs::read(&good).expect("the signed engine");
     let last = bytes.len() - 1;
     bytes[last] ^= 0x01;

@@ -12,6 +12,22 @@ use std::path::{Path, PathBuf};
 /// reproducible and `utc_*` can be checked.
 pub const START_UTC_MS: u64 = 1_700_000_000_000;
 
+/// `ivcs engine sign --key KEY ENGINE -o OUT` (the kind read from the
+/// bytes), which must succeed.
+pub fn sign_engine(key: &Path, engine: &Path, out: &Path) {
+    let arg = std::ffi::OsStr::new;
+    let args = [
+        arg("engine"),
+        arg("sign"),
+        arg("--key"),
+        key.as_os_str(),
+        engine.as_os_str(),
+        arg("-o"),
+        out.as_os_str(),
+    ];
+    tools::run(bin(), args).expect_success();
+}
+
 /// The `ivcs` binary to test.
 pub fn bin() -> PathBuf {
     let path = match std::env::var_os("IVCS_BIN") {
