@@ -17,7 +17,7 @@ use ivcs_tests::{fixtures, framemd5, frames_file};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// How a test program links libivcs.
 #[derive(Clone, Copy, Debug)]
@@ -95,9 +95,31 @@ struct Setup {
     env: Vec<(String, String)>,
     device: String,
     dir: PathBuf,
+    _turn: Turn,
+}
+
+/// The engine-update flow pushes flat out from a second thread and times
+/// every push: run beside the other flows on two cores it made them (and
+/// itself) miss their timing, so it runs alone and the others share.
+static TURNS: RwLock<()> = RwLock::new(());
+
+enum Turn {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
 }
 
 fn setup(name: &str) -> Setup {
+    let turn = Turn::Shared(TURNS.read().unwrap_or_else(PoisonError::into_inner));
+    setup_with(name, turn)
+}
+
+/// [`setup`] for a flow that runs while no other does.
+fn setup_alone(name: &str) -> Setup {
+    let turn = Turn::Alone(TURNS.write().unwrap_or_else(PoisonError::into_inner));
+    setup_with(name, turn)
+}
+
+fn setup_with(name: &str, turn: Turn) -> Setup {
     let dir = scratch_dir(name);
     let cloud = Cloud::start(&dir.join("data"), &[]);
     let device = format!("cam-{name}").replace('_', "-");
@@ -117,6 +139,7 @@ fn setup(name: &str) -> Setup {
         env,
         device,
         dir,
+        _turn: turn,
     }
 }
 
@@ -882,7 +905,7 @@ fn artifacts(dir: &Path) -> Artifacts {
 
 #[test]
 fn engine_update_mid_stream_refuses_bad_artifacts_then_swaps_without_refusing_a_push() {
-    let mut s = setup("libivcs_swap");
+    let mut s = setup_alone("libivcs_swap");
     s.plan("full-time", "7");
     let m = media();
     let dump_dir = s.dir.join("dumps");
