@@ -11,6 +11,16 @@
 //! from 1) then decodes to input samples `(k-1)*1024 ..`. The first decoded
 //! frame lacks the dropped unit's overlap (a ~20 ms fade-in), which is
 //! immaterial for recordings and keeps every timestamp exact.
+//!
+//! Handing over (feature `serde`): the encoder's internal state cannot be
+//! saved, so the input samples it may still need are kept (one unit of
+//! lookback plus what it has not encoded yet, at most ~3 units per
+//! channel). [`AacEncoder::save`] records them; [`AacEncoder::resume`]
+//! feeds them to a fresh encoder and drops the units the old one already
+//! produced, so the stream continues at the same sample with the same
+//! timestamps. The units after the hand-over differ slightly from an
+//! uninterrupted encoder's (rate control starts over) but decode to the
+//! same signal: no sample is lost or repeated.
 #![cfg_attr(
     not(test),
     deny(
@@ -30,6 +40,7 @@ pub const FRAME_SAMPLES: u64 = 1024;
 
 /// Input sample formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum PcmFormat {
     /// Signed 16-bit little-endian, interleaved if stereo.
     S16Le,
@@ -75,6 +86,7 @@ pub fn bitrate_bps(sample_rate: u32, channels: u8) -> u32 {
 
 /// An input chunk's timestamp and the index of its first sample.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Chunk {
     pts_ms: u64,
     start: u64,
@@ -93,6 +105,35 @@ pub struct AacEncoder {
     fed: u64,
     /// Access units the encoder has produced so far (priming unit included).
     produced: u64,
+    /// Recent input per channel, from sample `hist_start`: what a resumed
+    /// encoder needs (see the module docs).
+    hist: [VecDeque<f32>; 2],
+    hist_start: u64,
+    /// Units below this index are not delivered (already delivered by the
+    /// encoder this one resumed).
+    skip_until: u64,
+    /// Units a resume produced beyond `skip_until`, delivered first by the
+    /// next call.
+    pending: Vec<(Vec<u8>, u64)>,
+}
+
+/// [`AacEncoder`] state for a successor (feature `serde`).
+#[cfg(feature = "serde")]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct AacState {
+    format: PcmFormat,
+    sample_rate: u32,
+    channels: u8,
+    fed: u64,
+    produced: u64,
+    chunks: Vec<Chunk>,
+    hist_start: u64,
+    /// Per channel, f32 samples little-endian.
+    #[serde(with = "crate::b64")]
+    left: Vec<u8>,
+    #[serde(with = "crate::b64")]
+    right: Vec<u8>,
+    pending: Vec<(Vec<u8>, u64)>,
 }
 
 impl std::fmt::Debug for AacEncoder {
@@ -135,7 +176,89 @@ impl AacEncoder {
             chunks: VecDeque::new(),
             fed: 0,
             produced: 0,
+            hist: [VecDeque::new(), VecDeque::new()],
+            hist_start: 0,
+            skip_until: 0,
+            pending: Vec::new(),
         })
+    }
+
+    /// The state a successor resumes from (see the module docs).
+    #[cfg(feature = "serde")]
+    pub fn save(&self) -> AacState {
+        let plane = |p: &VecDeque<f32>| p.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let [l, r] = &self.hist;
+        AacState {
+            format: self.format,
+            sample_rate: self.params.sample_rate,
+            channels: self.params.channels,
+            fed: self.fed,
+            produced: self.produced,
+            chunks: self.chunks.iter().copied().collect(),
+            hist_start: self.hist_start,
+            left: plane(l),
+            right: plane(r),
+            pending: self.pending.clone(),
+        }
+    }
+
+    /// A fresh encoder that continues where [`AacEncoder::save`]'s encoder
+    /// stopped. Errors: the same as [`AacEncoder::new`], and `Malformed`
+    /// for an inconsistent state.
+    #[cfg(feature = "serde")]
+    pub fn resume(st: AacState) -> Result<Self> {
+        let mut e = AacEncoder::new(st.format, st.sample_rate, st.channels)?;
+        let plane = |b: &[u8]| -> VecDeque<f32> {
+            b.chunks_exact(4)
+                .map(|c| <[u8; 4]>::try_from(c).map_or(0.0, f32::from_le_bytes))
+                .collect()
+        };
+        let (l, r) = (plane(&st.left), plane(&st.right));
+        let n = l.len() as u64;
+        let stereo = st.channels == 2;
+        let consistent = st.hist_start.is_multiple_of(FRAME_SAMPLES)
+            && st.hist_start.checked_add(n) == Some(st.fed)
+            && (if stereo {
+                r.len() == l.len()
+            } else {
+                r.is_empty()
+            })
+            && st.produced <= st.fed / FRAME_SAMPLES + 2
+            && st.hist_start / FRAME_SAMPLES <= st.produced;
+        if !consistent {
+            return Err(Error::malformed("saved AAC encoder state is inconsistent"));
+        }
+        e.chunks = st.chunks.into();
+        e.pending = st.pending;
+        e.hist_start = st.hist_start;
+        // The fresh encoder's priming unit stands for the unit before
+        // `hist_start`; all it produces below `produced` was delivered.
+        e.produced = st.hist_start / FRAME_SAMPLES;
+        e.skip_until = st.produced;
+        e.fed = st.fed;
+        e.hist = [l, r];
+        if n > 0 {
+            let [l, r] = &e.hist;
+            let (l, r) = (Vec::from(l.clone()), Vec::from(r.clone()));
+            let all = [l.as_slice(), r.as_slice()];
+            let refs = all.get(..usize::from(st.channels)).unwrap_or_default();
+            let rate = u64::from(e.params.sample_rate);
+            let Self {
+                enc,
+                chunks,
+                produced,
+                skip_until,
+                pending,
+                ..
+            } = &mut e;
+            let mut keep = |au: &[u8], pts: u64| pending.push((au.to_vec(), pts));
+            enc.feed(refs, |f| {
+                deliver(chunks, produced, *skip_until, rate, f.au, &mut keep);
+                Ok(())
+            })
+            .map_err(|err| Error::malformed(format!("AAC encoder: {err}")))?;
+        }
+        Ok(e)
     }
 
     /// The output stream's parameters (AAC-LC, input rate and channels).
@@ -187,6 +310,12 @@ impl AacEncoder {
             start: self.fed,
         });
         self.fed += n as u64;
+        for (h, p) in self.hist.iter_mut().zip(&self.planes) {
+            h.extend(p.iter().copied());
+        }
+        for (au, pts) in self.pending.drain(..) {
+            out(&au, pts);
+        }
 
         let rate = u64::from(self.params.sample_rate);
         let Self {
@@ -194,20 +323,32 @@ impl AacEncoder {
             planes,
             chunks,
             produced,
+            skip_until,
             ..
         } = self;
         let [left, right] = planes;
         let all = [left.as_slice(), right.as_slice()];
         let refs = all.get(..channels).unwrap_or_default();
         let r = enc.feed(refs, |f| {
-            deliver(chunks, produced, rate, f.au, out);
+            deliver(chunks, produced, *skip_until, rate, f.au, out);
             Ok(())
         });
         if let Err(e) = r {
             self.restart();
             return Err(Error::malformed(format!("AAC encoder: {e}")));
         }
+        self.trim_history();
         Ok(())
+    }
+
+    /// Keeps input from one unit before the next one to deliver.
+    fn trim_history(&mut self) {
+        let keep_from = self.produced.saturating_sub(2) * FRAME_SAMPLES;
+        let drop = keep_from.saturating_sub(self.hist_start);
+        for h in &mut self.hist {
+            h.drain(..(drop as usize).min(h.len()));
+        }
+        self.hist_start += drop;
     }
 
     /// End of input: encode the buffered tail (zero-padded to a frame) and
@@ -218,14 +359,18 @@ impl AacEncoder {
             return Ok(());
         }
         let rate = u64::from(self.params.sample_rate);
+        for (au, pts) in self.pending.drain(..) {
+            out(&au, pts);
+        }
         let Self {
             enc,
             chunks,
             produced,
+            skip_until,
             ..
         } = self;
         let r = enc.finish(|f| {
-            deliver(chunks, produced, rate, f.au, out);
+            deliver(chunks, produced, *skip_until, rate, f.au, out);
             Ok(())
         });
         self.restart();
@@ -241,20 +386,26 @@ impl AacEncoder {
         self.chunks.clear();
         self.fed = 0;
         self.produced = 0;
+        self.hist.iter_mut().for_each(VecDeque::clear);
+        self.hist_start = 0;
+        self.skip_until = 0;
+        self.pending.clear();
     }
 }
 
-/// Hand one access unit to `out` with its timestamp, dropping the priming unit.
+/// Hand one access unit to `out` with its timestamp, dropping the priming
+/// unit and units below `skip_until` (delivered before a resume).
 fn deliver(
     chunks: &mut VecDeque<Chunk>,
     produced: &mut u64,
+    skip_until: u64,
     rate: u64,
     au: &[u8],
     out: &mut dyn FnMut(&[u8], u64),
 ) {
     let k = *produced;
     *produced += 1;
-    if k == 0 {
+    if k == 0 || k < skip_until {
         return;
     }
     let first_sample = (k - 1) * FRAME_SAMPLES;
@@ -408,6 +559,65 @@ mod tests {
             h.update(&au);
         }
         assert_eq!(hex::encode(h.finalize()), GOLDEN);
+    }
+
+    /// A save in the middle of a stream and a resume from it (through
+    /// JSON) continue with the same units at the same timestamps, and the
+    /// audio decodes to the uninterrupted signal.
+    #[cfg(feature = "serde")]
+    #[test]
+    fn resumed_encoder_continues_the_stream() {
+        let rate = 16_000u32;
+        let pcm: Vec<u8> = (0..rate * 2)
+            .flat_map(|i| {
+                let s = ((i as f32 * 0.07).sin() * 9000.0) as i16;
+                let mut b = s.to_le_bytes().to_vec();
+                b.extend((s / 3).to_le_bytes());
+                b
+            })
+            .collect();
+        let chunks: Vec<(Vec<u8>, u64)> = pcm
+            .chunks(4 * 320)
+            .enumerate()
+            .map(|(i, c)| (c.to_vec(), 500 + i as u64 * 20))
+            .collect();
+        let mut plain = AacEncoder::new(PcmFormat::S16Le, rate, 2).unwrap();
+        let reference = encode_all(&mut plain, &chunks);
+        for cut in [1, 3, 7, 50] {
+            let mut aus = Vec::new();
+            let mut out = |au: &[u8], pts: u64| aus.push((au.to_vec(), pts));
+            let mut e = AacEncoder::new(PcmFormat::S16Le, rate, 2).unwrap();
+            for (d, pts) in &chunks[..cut] {
+                e.encode(d, *pts, &mut out).unwrap();
+            }
+            let json = serde_json::to_vec(&e.save()).unwrap();
+            assert!(json.len() < 80_000, "{} bytes of state", json.len());
+            let mut e = AacEncoder::resume(serde_json::from_slice(&json).unwrap()).unwrap();
+            for (d, pts) in &chunks[cut..] {
+                e.encode(d, *pts, &mut out).unwrap();
+            }
+            e.finish(&mut out).unwrap();
+            let pts: Vec<u64> = aus.iter().map(|a| a.1).collect();
+            let want: Vec<u64> = reference.iter().map(|a| a.1).collect();
+            assert_eq!(pts, want, "cut after chunk {cut}");
+            let decode = |aus: &[(Vec<u8>, u64)]| {
+                let file = to_adts(plain.params(), aus);
+                syom::decode_with(&file, &syom::DecodeOptions::unbounded()).unwrap()
+            };
+            let (a, b) = (decode(&aus), decode(&reference));
+            for (x, y) in a.channels.iter().zip(&b.channels) {
+                assert_eq!(x.len(), y.len());
+                let err: f32 = x.iter().zip(y).map(|(p, q)| (p - q).powi(2)).sum();
+                let sig: f32 = y.iter().map(|q| q * q).sum();
+                assert!(err < sig / 300.0, "cut {cut}: error {err} vs signal {sig}");
+            }
+        }
+        let mut st = AacEncoder::new(PcmFormat::ALaw, 8000, 1).unwrap().save();
+        st.fed = 5;
+        assert_eq!(
+            AacEncoder::resume(st).unwrap_err().kind(),
+            ErrorKind::Malformed
+        );
     }
 
     const GOLDEN: &str = "255c717bacc3166265fb03e8e8a82c6731884f9e8485702de588473ed0a971bf";

@@ -52,6 +52,7 @@ const AUDIO_TRAF_FIXED: u32 = 8 + 24 + 20 + 20;
 
 /// What the audio track needs from [`AudioParams`].
 #[derive(Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct AudioTrack {
     sample_rate: u32,
     channels: u8,
@@ -61,6 +62,7 @@ struct AudioTrack {
 /// Streaming fMP4 muxer: video track 1 (90 kHz), optional AAC track 2
 /// (timescale = sample rate).
 #[derive(Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Fmp4Muxer {
     codec: VideoCodec,
     width: u32,
@@ -74,8 +76,10 @@ pub struct Fmp4Muxer {
     /// mfhd sequence number of the next fragment.
     seq: u32,
     /// The held video frame, already length-prefixed: the one frame copy.
+    #[cfg_attr(feature = "serde", serde(with = "crate::b64"))]
     held: Vec<u8>,
     /// Conversion target for the incoming frame, swapped with `held`.
+    #[cfg_attr(feature = "serde", serde(skip))]
     spare: Vec<u8>,
     has_held: bool,
     held_dts: u64,
@@ -83,6 +87,7 @@ pub struct Fmp4Muxer {
     /// Duration of the last emitted video sample (fallback for the end).
     last_duration: u32,
     /// Raw AAC frames queued for the next fragment, back to back.
+    #[cfg_attr(feature = "serde", serde(with = "crate::b64"))]
     audio_data: Vec<u8>,
     audio_sizes: Vec<u32>,
     /// Time of the first queued audio frame (audio timescale).

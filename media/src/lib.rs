@@ -22,10 +22,16 @@
 //!   [`segment_reader`]: either container read back as samples on one
 //!   clock, converted for the export; [`range_export`]: which samples of a
 //!   run of segments an export of a time range keeps.
+//!
+//! With feature `serde`, the muxers' and the AAC encoder's state can be
+//! saved and resumed ([`b64`] writes their byte fields), so an engine can
+//! hand an open segment to its successor.
 
 pub mod aac_enc;
 pub mod adts;
 pub mod annexb;
+#[cfg(feature = "serde")]
+pub mod b64;
 pub mod bits;
 pub mod demux;
 mod error;
@@ -56,6 +62,7 @@ pub enum Track {
 
 /// Video codecs the engine accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum VideoCodec {
     /// H.264 / AVC.
     H264,
@@ -68,6 +75,7 @@ pub enum VideoCodec {
 /// Built by [`VideoParams::from_parameter_sets`] (in [`video`]); the muxers need it to
 /// write the sample entry (fMP4) and to re-insert parameter sets (TS).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct VideoParams {
     /// Codec of the stream.
     pub codec: VideoCodec,
@@ -90,6 +98,7 @@ pub struct VideoParams {
 
 /// An AAC-LC elementary stream's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AudioParams {
     /// Sampling rate in Hz.
     pub sample_rate: u32,

@@ -55,6 +55,7 @@ const AUD_H265: [u8; 7] = [0, 0, 0, 1, 0x46, 0x01, 0x50];
 /// Streaming MPEG-TS muxer: one program, video PID 0x100 (also the PCR
 /// PID), optional ADTS AAC on PID 0x101, PMT on PID 0x1000.
 #[derive(Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TsMuxer {
     codec: VideoCodec,
     has_audio: bool,
@@ -71,6 +72,7 @@ pub struct TsMuxer {
     /// with one to be playable on its own.
     need_key: bool,
     /// PES header, inserted NALs and parameter sets for the current frame.
+    #[cfg_attr(feature = "serde", serde(skip))]
     scratch: Vec<u8>,
 }
 
