@@ -4,13 +4,33 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::{AudioCodec, AudioFormat};
-use ivcs_media::aac_enc::{AacEncoder, PcmFormat};
+use ivcs_media::aac_enc::{AacEncoder, AacState, PcmFormat};
 use ivcs_media::{AudioParams, adts};
 
-/// Turns audio packs into raw AAC access units.
+/// Turns audio packs into raw AAC access units. Serialisable so an open
+/// recording survives a hot swap (the encoder as [`AacState`]).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct AudioInput {
     params: AudioParams,
+    #[serde(with = "saved_encoder")]
     encoder: Option<AacEncoder>,
+}
+
+/// An encoder travels as its [`AacState`] and resumes on arrival.
+mod saved_encoder {
+    use super::{AacEncoder, AacState};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(e: &Option<AacEncoder>, s: S) -> Result<S::Ok, S::Error> {
+        e.as_ref().map(AacEncoder::save).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AacEncoder>, D::Error> {
+        Option::<AacState>::deserialize(d)?
+            .map(AacEncoder::resume)
+            .transpose()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 impl AudioInput {

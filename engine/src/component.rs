@@ -441,7 +441,11 @@ impl exports::ivcs::engine::runtime::Guest for Component {
         )
     }
     fn export_state() -> Result<Vec<u8>, w::EngineError> {
-        call(|e| e.export_state())
+        call(|e| e.export_state(true))
+    }
+
+    fn export_checkpoint() -> Result<Vec<u8>, w::EngineError> {
+        call(|e| e.export_state(false))
     }
     fn import_state(blob: Vec<u8>) -> Result<(), w::EngineError> {
         call(|e| e.import_state(&blob))

@@ -15,6 +15,7 @@ const TS_OFFSET_90K: u64 = 126_000;
 
 /// A container muxer for one channel; lives across segments so TS
 /// continuity counters continue.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) enum SegmentWriter {
     Ts(TsMuxer),
     Fmp4(Fmp4Muxer),

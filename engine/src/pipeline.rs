@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::types::{AvFormat, Container, Frame, StreamKind};
 use ivcs_media::video::{self, SliceKind};
 use ivcs_media::{AudioParams, VideoParams};
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// Largest PTS step between two frames of one segment. Larger steps are
@@ -42,7 +43,7 @@ const AUDIO_SNAP_SAMPLES: u64 = 512;
 const AAC_FRAME_SAMPLES: u64 = 1024;
 
 /// How a pipeline is set up.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PipelineConfig {
     /// Declared audio/video format.
     pub av: AvFormat,
@@ -57,7 +58,7 @@ pub struct PipelineConfig {
 }
 
 /// What is known about a segment; complete in [`Output::SegmentEnd`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentInfo {
     /// 0, 1, 2, ... per pipeline.
     pub index: u32,
@@ -101,7 +102,7 @@ pub enum Output {
 }
 
 /// Maps firmware PTS to media time: media_ms = media_base + (pts - base_pts).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Timeline {
     base_pts: u64,
     media_base_ms: u64,
@@ -115,20 +116,31 @@ impl Timeline {
 }
 
 /// A muxer step decided by [`Pipeline::push`], run by the [`Muxer`].
+#[derive(Serialize, Deserialize)]
 enum Cmd {
     /// A new container writer (first segment, or new video parameters).
     Writer(VideoParams),
     /// Open a segment (the muxer fills in `init_bytes`).
     Open(SegmentInfo),
     /// One video access unit at a 90 kHz media time.
-    Video { data: Vec<u8>, ts90: u64, key: bool },
+    Video {
+        #[serde(with = "ivcs_media::b64")]
+        data: Vec<u8>,
+        ts90: u64,
+        key: bool,
+    },
     /// One audio access unit at a sample count.
-    Audio { au: Vec<u8>, ticks: u64 },
+    Audio {
+        #[serde(with = "ivcs_media::b64")]
+        au: Vec<u8>,
+        ticks: u64,
+    },
     /// Close the open segment (the muxer fills in `bytes`).
     Close { info: SegmentInfo, end90: u64 },
 }
 
 /// The muxing half of a pipeline: runs [`Cmd`]s in order.
+#[derive(Serialize, Deserialize)]
 struct Muxer {
     container: Container,
     audio: Option<AudioParams>,
@@ -136,7 +148,11 @@ struct Muxer {
     writer: Option<(SegmentWriter, VideoParams)>,
     /// The open segment as the muxer counts it (`bytes`, `init_bytes`).
     seg: Option<SegmentInfo>,
+    /// Empty between calls.
+    #[serde(skip)]
     buf: Vec<u8>,
+    /// Taken by every `take_output`.
+    #[serde(skip)]
     out: Vec<Output>,
 }
 
@@ -200,6 +216,11 @@ impl Muxer {
 }
 
 /// One channel's pipeline. Not thread-safe; the engine owns it.
+///
+/// Serialisable whole, decided-but-unmuxed steps included, so an open
+/// segment continues byte for byte in another engine (hot swap). Output
+/// not taken yet is not part of it: take it first.
+#[derive(Serialize, Deserialize)]
 pub struct Pipeline {
     cfg: PipelineConfig,
     params: Option<VideoParams>,
@@ -223,6 +244,7 @@ pub struct Pipeline {
     mux: Muxer,
     /// Muxer failures not yet reported (internal errors: `push` decided the
     /// input was good).
+    #[serde(skip)]
     failures: Vec<Error>,
 }
 

@@ -13,7 +13,7 @@ enum VideoCodecDef {
 }
 
 /// Audio or video pack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StreamKind {
     /// `iv_cm_aenc_pack_s`.
     Audio,

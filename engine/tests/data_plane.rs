@@ -736,9 +736,10 @@ fn backup_of_unknown_path_like_or_expired_files_is_refused() {
 }
 
 /// A new instance of the engine takes over from the running one's
-/// exported state (a trap restart or a swap).
-fn take_over(w: &mut World) {
-    let blob = w.engine.export_state().unwrap();
+/// exported state: a checkpoint (a trap restart) or, with `media`, a
+/// hand-over (a swap).
+fn take_over(w: &mut World, media: bool) {
+    let blob = w.engine.export_state(media).unwrap();
     let host = TestHost::new(w.cloud.addr, w.now_ms());
     drop(std::mem::replace(&mut w.engine, Engine::new(host)));
     w.engine
@@ -769,10 +770,83 @@ fn a_restored_engine_tells_firmware_its_buffer_drained_after_watermark_high() {
     assert_eq!(marks.last(), Some(&NotifyKind::WatermarkHigh), "{marks:?}");
     // Found by host-sim (a trap while at HIGH): the buffered bytes do not
     // survive the restart, and firmware must not be left throttling.
-    take_over(&mut w);
+    take_over(&mut w, false);
     w.tick();
     assert_eq!(w.engine.buffer_levels()[0].backlog, 0);
     assert_eq!(watermarks(&w, 0).last(), Some(&NotifyKind::WatermarkLow));
+}
+
+/// Films 25 s (three segments: 10 + 10 + 5 s, the last closed by the idle
+/// pause), calling `between` after each given ms of filming; returns the
+/// refusals, the slices and the bytes of every acknowledged segment.
+fn film_in_steps(
+    name: &str,
+    steps: &[u64],
+    mut between: impl FnMut(&mut World, usize),
+) -> (Vec<i32>, Vec<UploadSlice>, Vec<Vec<u8>>, World, Camera) {
+    let mut w = start_full_time(name, params(&[video_channel(0, 800 << 10)], true));
+    let mut cam = Camera::new();
+    let mut refused = Vec::new();
+    for (i, ms) in steps.iter().enumerate() {
+        refused.extend(film(&mut w, &mut cam, 0, *ms));
+        between(&mut w, i);
+    }
+    w.pass(121_000, 1_000);
+    w.run_until_state("three segments acknowledged", |w| ok_slices(w, 0) >= 3);
+    let bytes = acked(&w, 0).iter().map(|id| fetch(&w, id)).collect();
+    (refused, slices(&w, 0), bytes, w, cam)
+}
+
+#[test]
+fn a_hand_over_continues_the_open_segment_and_every_upload_byte_for_byte() {
+    let steps = [4_360, 6_000, 3_000, 2_000, 9_640];
+    let (_, _, want, ..) = film_in_steps("handover-ref", &steps, |_, _| {});
+    let (refused, sl, got, w, cam) = film_in_steps("handover", &steps, |w, i| match i {
+        // Mid-GOP, mid-segment, its upload streaming; a tick before the
+        // next frame (as libivcs does) must not end the recording.
+        0 => {
+            take_over(w, true);
+            w.tick();
+        }
+        // The cloud goes away: the second segment's upload breaks.
+        1 => w.cloud.stop(),
+        // Handed over while the cloud is down: the bytes held for it go
+        // along, the open segment too.
+        2 => take_over(w, true),
+        3 => w.cloud.restart(),
+        _ => {}
+    });
+    assert_eq!(refused, Vec::<i32>::new(), "no frame refused");
+    assert_eq!(sl.len(), 3, "{sl:#?}");
+    assert!(sl.iter().all(|s| s.state == UploadState::Ok), "{sl:#?}");
+    assert_eq!(sl[0].seq_start, 0);
+    assert_eq!(sl[1].seq_start, sl[0].seq_end + 1, "contiguous seq");
+    assert_eq!(sl[2].seq_start, sl[1].seq_end + 1, "contiguous seq");
+    assert_eq!(sl[2].seq_end as usize, cam.accepted_frames - 1);
+    assert_eq!(got.len(), 3);
+    for (i, (g, r)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            g == r,
+            "segment {i}: {} bytes, without hand-over {}",
+            g.len(),
+            r.len()
+        );
+    }
+    // The dumps continued across the hand-overs too.
+    let dumped = dumps(&w, 0);
+    for id in acked(&w, 0) {
+        let (_, _, d) = &dumped[&format!("{id}.ts")];
+        assert!(got.contains(d), "dump of {id} = a stored segment");
+    }
+    let dir = w.dir().clone();
+    std::fs::write(dir.join("cloud.ts"), got.concat()).unwrap();
+    std::fs::write(dir.join("source.h264"), &cam.accepted).unwrap();
+    let decoded = frame_hashes(&dir.join("cloud.ts"), &[]);
+    assert_eq!(decoded.len(), cam.accepted_frames);
+    assert_eq!(
+        decoded,
+        frame_hashes(&dir.join("source.h264"), &["-f", "h264"])
+    );
 }
 
 #[test]
@@ -783,7 +857,7 @@ fn export_import_keeps_acknowledged_segments_and_dumps() {
     w.run_until_state("a segment acknowledged", |w| ok_slices(w, 0) == 1);
     let acked_before = acked(&w, 0);
     let name = dumps(&w, 0).into_keys().next().unwrap();
-    take_over(&mut w);
+    take_over(&mut w, false);
     assert_eq!(acked(&w, 0), acked_before);
     // The segment open at the export is reported failed (its bytes are not
     // in the state); its dump never ended, so it is no backup candidate.

@@ -586,7 +586,7 @@ impl Host {
     }
 
     fn export(&mut self) -> anyhow::Result<()> {
-        let r = self.call(|s, w| w.ivcs_engine_runtime().call_export_state(s))?;
+        let r = self.call(|s, w| w.ivcs_engine_runtime().call_export_checkpoint(s))?;
         if let Some(Ok(blob)) = r {
             *self.boot.cam.flash.borrow_mut() = Some(blob);
             self.dirty = false;

@@ -789,7 +789,19 @@ impl EngineCtx {
         // The running engine's state, as of now. No engine at all (a load
         // failure): the last state saved, if any.
         let state = if self.inst.is_some() || self.load_error.is_none() {
-            match self.engine(|s, w| w.ivcs_engine_runtime().call_export_state(s)) {
+            // The hand-over copies the buffered bytes (at most the
+            // channels' budgets, half of what the cap grants them) once:
+            // room the leaving engine may take beyond its cap.
+            let room = self.mem_cap.saturating_sub(MEMORY_FIXED) / 2 + (1 << 20);
+            if let Some(inst) = self.inst.as_mut() {
+                inst.host_state()
+                    .set_memory_limit(self.mem_cap.saturating_add(room));
+            }
+            let r = self.engine(|s, w| w.ivcs_engine_runtime().call_export_state(s));
+            if let Some(inst) = self.inst.as_mut() {
+                inst.host_state().set_memory_limit(self.mem_cap);
+            }
+            match r {
                 Ok(Ok(blob)) => Some(blob),
                 Ok(Err(e)) => {
                     log::error(&format!(
@@ -930,9 +942,9 @@ impl EngineCtx {
         self.probation.is_some()
     }
 
-    /// Exports the engine state (the restart point).
+    /// Exports the engine state without media (the restart point).
     fn export(&mut self) {
-        let r = self.engine(|s, w| w.ivcs_engine_runtime().call_export_state(s));
+        let r = self.engine(|s, w| w.ivcs_engine_runtime().call_export_checkpoint(s));
         match r {
             Ok(Ok(blob)) => {
                 self.last_state = Some(blob);

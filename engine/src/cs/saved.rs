@@ -61,8 +61,9 @@ struct SavedSession {
 }
 
 impl<H: Host> Engine<H> {
-    /// `export-state`: everything above as a state blob.
-    pub fn export_state(&self) -> Result<Vec<u8>> {
+    /// `export-checkpoint` (no media) or, with `media`, `export-state`:
+    /// everything above as a state blob (see `state.rs`).
+    pub fn export_state(&self, media: bool) -> Result<Vec<u8>> {
         let saved = Saved {
             device_id: self.client.device_id().map(str::to_string),
             client: self.client.save(),
@@ -90,12 +91,18 @@ impl<H: Host> Engine<H> {
                 format!("export-state: serialising the control plane: {e}"),
             )
         })?;
-        let data = self
-            .session
-            .as_ref()
-            .map(|s| s.data.export())
-            .unwrap_or_default();
-        state::write(&[(state::CTRL, &ctrl), (state::DATA, &data)])
+        let Some(session) = &self.session else {
+            return state::write(&[(state::CTRL, &ctrl)], 0, |_| {});
+        };
+        let (data, media_len, fill) = session.data.export(media);
+        let Ok(media_len) = usize::try_from(media_len) else {
+            bail!(OutOfMemory, "export-state: {media_len} bytes of media");
+        };
+        state::write(
+            &[(state::CTRL, &ctrl), (state::DATA, &data)],
+            media_len,
+            fill,
+        )
     }
 
     /// `import-state`: restores a blob from this or an older engine into a
@@ -111,7 +118,7 @@ impl<H: Host> Engine<H> {
         let Some(ctrl) = sections.ctrl else {
             return Ok(());
         };
-        let saved: Saved = serde_json::from_slice(&ctrl).map_err(|e| {
+        let saved: Saved = serde_json::from_slice(ctrl).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidArgument,
                 format!("import-state: the control-plane section is malformed: {e}"),
@@ -152,13 +159,18 @@ impl<H: Host> Engine<H> {
             let since = self.plans.known.then_some(self.plans.revision);
             let boot = self.client.rng().next_u64() as u32;
             let mut data = DataPlane::new(&s.params, boot);
-            if let Some(d) = &sections.data {
+            // The gates the control plane last applied: it only tells the
+            // data plane of changes, and a continued recording needs one.
+            for c in &s.channels {
+                data.on_gate(c.channel, c.gate);
+            }
+            if let Some(d) = sections.data {
                 let mut io = crate::cloud::Io {
                     host: &mut self.host,
                     client: &mut self.client,
                     out: &mut self.out,
                 };
-                data.import(&mut io, d)?;
+                data.import(&mut io, d, sections.media.unwrap_or_default())?;
             }
             self.session = Some(Session {
                 balance_poll_at: s.params.callbacks.get_balance.then_some(now),

@@ -122,7 +122,7 @@ impl<X> Seg<X> {
 }
 
 /// Frames dropped after an overflow, until the next IDR that fits.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Lost {
     utc_start_ms: u64,
     utc_end_ms: u64,
@@ -166,6 +166,7 @@ impl Lost {
 }
 
 /// A recording run: one pipeline over frames that follow each other.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Run {
     pipeline: Pipeline,
     last_video_pts: Option<u64>,
@@ -202,6 +203,57 @@ pub struct SavedChannel {
     /// none).
     #[serde(default)]
     pub watermark: Band,
+    /// Hand-over only: the open recording and the buffered media, whose
+    /// bytes follow in the `MDIA` section (`state.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    media: Option<SavedMedia>,
+}
+
+/// What a hand-over adds to a channel's state.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+struct SavedMedia {
+    /// The recording run, if its open segment travels too.
+    #[serde(default)]
+    run: Option<serde_json::Value>,
+    /// Segments not acknowledged whose bytes are all kept, in queue order.
+    segs: Vec<SavedSeg>,
+    /// Pre-record frames, oldest first.
+    ring: Vec<SavedHeld>,
+    dropping: Option<Lost>,
+    /// `through_seg` of each event in `events`.
+    through: Vec<u64>,
+}
+
+/// A buffered segment; its `len` bytes are in `MDIA`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct SavedSeg {
+    n: u64,
+    id: String,
+    start: SegmentInfo,
+    end: Option<SegmentInfo>,
+    event: bool,
+    last_video_pts: u64,
+    len: u64,
+}
+
+/// A pre-record frame; its `len` bytes are in `MDIA`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct SavedHeld {
+    kind: StreamKind,
+    key: bool,
+    pts_ms: u64,
+    seq: u32,
+    utc_ms: u64,
+    len: u64,
+}
+
+impl SavedChannel {
+    /// Bytes this channel puts in `MDIA`.
+    pub fn media_len(&self) -> u64 {
+        self.media.as_ref().map_or(0, |m| {
+            m.segs.iter().map(|s| s.len).sum::<u64>() + m.ring.iter().map(|h| h.len).sum::<u64>()
+        })
+    }
 }
 
 /// See the module docs.
@@ -1270,7 +1322,10 @@ impl<H: Host> Chan<H> {
 
     // ---- state --------------------------------------------------------------
 
-    pub(super) fn save(&self) -> SavedChannel {
+    /// The channel's state; with `media`, a hand-over's: the open
+    /// recording and the buffered media too (whose bytes
+    /// [`Chan::write_media`] appends).
+    pub(super) fn save(&self, media: bool) -> SavedChannel {
         SavedChannel {
             channel: self.ch(),
             next_seg: self.next_seg,
@@ -1278,37 +1333,203 @@ impl<H: Host> Chan<H> {
             last_video: self.last_video,
             acked: self.acked.iter().cloned().collect(),
             dumps: self.dumps.clone(),
+            // Every one, also those that travel in `media`: an engine that
+            // ignores it (an older one, after a rollback) reports them.
             unacked: self.segs.iter().map(Seg::slice).collect(),
             events: self.events.iter().map(|e| e.meta.clone()).collect(),
             watermark: self.wm.band(),
+            media: media.then(|| self.save_media()),
         }
     }
 
-    pub(super) fn restore(&mut self, io_now: u64, s: SavedChannel) -> Vec<UploadSlice> {
+    fn save_media(&self) -> SavedMedia {
+        let carried = |s: &Seg<H::Exchange>| !s.acked && s.failed.is_none() && s.buf.rewindable();
+        let segs: Vec<SavedSeg> = self
+            .segs
+            .iter()
+            .filter(|s| carried(s))
+            .map(|s| SavedSeg {
+                n: s.n,
+                id: s.id.clone(),
+                start: s.start.clone(),
+                end: s.end.clone(),
+                event: s.event,
+                last_video_pts: s.last_video_pts,
+                len: s.buf.produced(),
+            })
+            .collect();
+        // The run continues only into a segment whose bytes travel: one
+        // whose sent bytes were released cannot be uploaded whole again.
+        let open_left = self
+            .segs
+            .back()
+            .is_some_and(|s| s.end.is_none() && !carried(s));
+        let run = self
+            .run
+            .as_ref()
+            .filter(|_| !open_left)
+            .and_then(|r| serde_json::to_value(r).ok());
+        SavedMedia {
+            run,
+            segs,
+            ring: self
+                .ring
+                .frames()
+                .map(|h| SavedHeld {
+                    kind: h.kind,
+                    key: h.key,
+                    pts_ms: h.pts_ms,
+                    seq: h.seq,
+                    utc_ms: h.utc_ms,
+                    len: h.data.len() as u64,
+                })
+                .collect(),
+            dropping: self.dropping.clone(),
+            through: self.events.iter().map(|e| e.through_seg).collect(),
+        }
+    }
+
+    /// Appends the bytes [`Chan::save`] described, in its order.
+    pub(super) fn write_media(&self, saved: &SavedChannel, out: &mut Vec<u8>) {
+        let Some(m) = &saved.media else {
+            return;
+        };
+        for ss in &m.segs {
+            if let Some(chunks) = self
+                .segs
+                .iter()
+                .find(|s| s.n == ss.n)
+                .and_then(|s| s.buf.whole())
+            {
+                chunks.for_each(|c| out.extend_from_slice(c));
+            }
+        }
+        for h in self.ring.frames() {
+            out.extend_from_slice(&h.data);
+        }
+    }
+
+    /// Restores [`Chan::save`]'s output; `media` is the rest of the `MDIA`
+    /// section, from which this channel takes its bytes. Returns the
+    /// segments that did not travel, to report as failed.
+    pub(super) fn restore(
+        &mut self,
+        io: &mut Io<'_, H>,
+        s: SavedChannel,
+        media: &mut &[u8],
+    ) -> Result<Vec<UploadSlice>> {
+        let now = io.host.monotonic_ms();
         self.next_seg = s.next_seg;
         self.next_event = s.next_event;
         self.last_video = s.last_video;
         self.acked = s.acked.into();
         self.dumps = s.dumps;
-        // The bytes behind the band are gone: the first tick tells
-        // firmware the pressure eased, which a fresh band never would.
+        let m = s.media.unwrap_or_default();
+        // Firmware was told this band: the next update compares the fill
+        // with it (without media the bytes are gone, so it says the
+        // pressure eased, which a fresh band never would).
         self.wm.resume(s.watermark);
-        for meta in s.events {
+        for (i, meta) in s.events.into_iter().enumerate() {
             let stopped = meta.stop_utc_ms.is_some();
-            let mut e = Event::new(self.ch(), meta, None, io_now);
-            if stopped {
-                e.through_seg = 0;
-            }
+            let mut e = Event::new(self.ch(), meta, None, now);
+            e.through_seg = match m.through.get(i) {
+                Some(&t) => t,
+                None if stopped => 0,
+                None => e.through_seg,
+            };
             self.events.push(e);
         }
-        s.unacked
+        let mut unacked = s.unacked;
+        for ss in m.segs {
+            let Some((bytes, rest)) = usize::try_from(ss.len)
+                .ok()
+                .and_then(|n| media.split_at_checked(n))
+            else {
+                bail!(
+                    InvalidArgument,
+                    "import-state: channel {}: the media section ends inside segment {}",
+                    self.ch(),
+                    ss.id
+                );
+            };
+            *media = rest;
+            let seg = Seg {
+                buf: SegBuf::restored(bytes, ss.end.is_some()),
+                n: ss.n,
+                id: ss.id,
+                start: ss.start,
+                end: ss.end,
+                event: ss.event,
+                last_video_pts: ss.last_video_pts,
+                up: Up::Queued,
+                failed: None,
+                acked: false,
+                mismatches: 0,
+            };
+            let me = seg.slice();
+            if let Some(i) = unacked.iter().position(|u| {
+                (u.seq_start, u.pts_start_ms, u.utc_start_s)
+                    == (me.seq_start, me.pts_start_ms, me.utc_start_s)
+            }) {
+                unacked.remove(i);
+            }
+            self.segs.push_back(seg);
+        }
+        let mut ring = Vec::with_capacity(m.ring.len());
+        for h in m.ring {
+            let Some((data, rest)) = usize::try_from(h.len)
+                .ok()
+                .and_then(|n| media.split_at_checked(n))
+            else {
+                bail!(
+                    InvalidArgument,
+                    "import-state: channel {}: the media section ends inside a pre-record frame",
+                    self.ch()
+                );
+            };
+            *media = rest;
+            ring.push(Held {
+                kind: h.kind,
+                key: h.key,
+                pts_ms: h.pts_ms,
+                seq: h.seq,
+                utc_ms: h.utc_ms,
+                data: data.to_vec(),
+            });
+        }
+        self.ring = PreRecord::restored(ring);
+        self.dropping = m.dropping;
+        if let Some(v) = m.run {
+            match serde_json::from_value::<Run>(v) {
+                Ok(run) => {
+                    self.run = Some(run);
+                    self.last_frame_mono = Some(now);
+                }
+                Err(e) => {
+                    // A recording this engine cannot continue (another
+                    // version's pipeline): cut as after a checkpoint.
+                    io.out.log(
+                        LogLevel::Warn,
+                        format!(
+                            "import-state: channel {}: cannot continue the open recording ({e}); it starts again at the next IDR",
+                            self.ch()
+                        ),
+                    );
+                    if let Some(open) = self.segs.back().filter(|s| s.end.is_none()) {
+                        unacked.push(open.slice());
+                        self.segs.pop_back();
+                    }
+                }
+            }
+        }
+        Ok(unacked
             .into_iter()
             .map(|mut sl| {
                 sl.upload_size = 0;
                 sl.state = UploadState::Err;
                 sl
             })
-            .collect()
+            .collect())
     }
 
     /// Recent acknowledged segment ids (oldest first).

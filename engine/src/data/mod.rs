@@ -192,32 +192,43 @@ impl<H: Host> DataPlane<H> {
             .collect()
     }
 
-    /// Data-plane state for `export-state` (JSON; see the design doc).
-    pub fn export(&self) -> Vec<u8> {
+    /// Data-plane state (JSON; see the design doc): a checkpoint's, or with
+    /// `media` a hand-over's. Returns the `DATA` section and a writer of
+    /// the `MDIA` section with its length.
+    pub fn export(&self, media: bool) -> (Vec<u8>, u64, impl FnOnce(&mut Vec<u8>) + '_) {
+        let channels: Vec<SavedChannel> = self.channels.iter().map(|c| c.save(media)).collect();
+        let media_len = channels.iter().map(SavedChannel::media_len).sum();
         let s = Saved {
             version: DATA_VERSION,
-            channels: self.channels.iter().map(Chan::save).collect(),
+            channels,
         };
-        serde_json::to_vec(&s).unwrap_or_default()
+        let json = serde_json::to_vec(&s).unwrap_or_default();
+        let fill = move |out: &mut Vec<u8>| {
+            for (c, saved) in self.channels.iter().zip(&s.channels) {
+                c.write_media(saved, out);
+            }
+        };
+        (json, media_len, fill)
     }
 
-    /// Restores [`DataPlane::export`]'s output. Segments that were not
-    /// acknowledged are reported as failed at the next tick (their bytes
-    /// are not in the state).
-    pub fn import(&mut self, io: &mut Io<'_, H>, blob: &[u8]) -> Result<()> {
+    /// Restores [`DataPlane::export`]'s output (`media`: the `MDIA`
+    /// section). Segments not acknowledged whose bytes did not travel are
+    /// reported as failed at the next tick.
+    pub fn import(&mut self, io: &mut Io<'_, H>, blob: &[u8], mut media: &[u8]) -> Result<()> {
         let s: Saved = serde_json::from_slice(blob).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidArgument,
                 format!("import-state: the data-plane section is malformed: {e}"),
             )
         })?;
-        let now = io.host.monotonic_ms();
         for sc in s.channels {
             let ch = sc.channel;
             let Ok(c) = self.channel(ch) else {
+                let skip = usize::try_from(sc.media_len()).unwrap_or(usize::MAX);
+                media = media.get(skip..).unwrap_or_default();
                 continue;
             };
-            let lost = c.restore(now, sc);
+            let lost = c.restore(io, sc, &mut media)?;
             if !lost.is_empty() {
                 io.out.log(
                     LogLevel::Warn,

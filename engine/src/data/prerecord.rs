@@ -59,6 +59,19 @@ impl PreRecord {
         self.bytes
     }
 
+    /// The frames held, oldest first.
+    pub fn frames(&self) -> impl Iterator<Item = &Held> {
+        self.frames.iter()
+    }
+
+    /// A ring holding `frames` as another engine kept them (hand-over).
+    pub fn restored(frames: Vec<Held>) -> PreRecord {
+        PreRecord {
+            bytes: frames.iter().map(|f| f.data.len() as u64).sum(),
+            frames: frames.into(),
+        }
+    }
+
     /// Whether it holds an IDR (a P frame may follow only then).
     pub fn has_key(&self) -> bool {
         self.frames.front().is_some_and(|f| f.key)

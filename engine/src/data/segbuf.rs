@@ -102,6 +102,25 @@ impl SegBuf {
         before - self.retained()
     }
 
+    /// Every byte produced, if all are still kept (hand-over).
+    pub fn whole(&self) -> Option<impl Iterator<Item = &[u8]>> {
+        self.rewindable()
+            .then(|| self.chunks.iter().map(Vec::as_slice))
+    }
+
+    /// A buffer holding `bytes`, closed if `closed`: the digest is
+    /// computed again, so it matches what the bytes are.
+    pub fn restored(bytes: &[u8], closed: bool) -> SegBuf {
+        let mut b = SegBuf::default();
+        for c in bytes.chunks(CHUNK) {
+            b.append(c);
+        }
+        if closed {
+            b.close();
+        }
+        b
+    }
+
     /// Releases everything and keeps nothing from now on (the upload ended:
     /// acknowledged, or failed for good).
     pub fn discard(&mut self) -> u64 {
