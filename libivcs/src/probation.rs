@@ -190,9 +190,11 @@ pub struct Probation {
     /// What to roll back to.
     pub previous: Previous,
     until: Instant,
-    /// UTC second of the swap: slices of segments begun before it belong to
-    /// the cut, not to the new engine.
-    swap_utc_s: u64,
+    /// UTC second of the last cut (the swap, or a restart after a trap):
+    /// the open segment and uploads in flight are reported `err` by the
+    /// engine that takes over, which is the cut's doing (already counted as
+    /// the swap or the trap), not a failed upload.
+    cut_utc_s: u64,
     baseline: Baseline,
     traps: u32,
     overruns: u32,
@@ -222,7 +224,7 @@ impl Probation {
             label,
             previous,
             until: now + window,
-            swap_utc_s,
+            cut_utc_s: swap_utc_s,
             baseline,
             traps: 0,
             overruns: 0,
@@ -239,8 +241,10 @@ impl Probation {
         now >= self.until
     }
 
-    /// A trap (`overrun`: the watchdog interrupted the call).
-    pub fn trap(&mut self, overrun: bool) {
+    /// A trap at UTC second `utc_s` (`overrun`: the watchdog interrupted
+    /// the call); the engine is restarted, which cuts like a swap.
+    pub fn trap(&mut self, utc_s: u64, overrun: bool) {
+        self.cut_utc_s = self.cut_utc_s.max(utc_s);
         if overrun {
             self.overruns += 1;
         } else {
@@ -259,7 +263,7 @@ impl Probation {
             }
             return;
         }
-        if utc_start_s < self.swap_utc_s || self.link_down {
+        if utc_start_s < self.cut_utc_s || self.link_down {
             return;
         }
         self.uploads_err += 1;
@@ -363,9 +367,9 @@ mod tests {
     fn a_quiet_engine_passes_when_the_window_ends_and_not_before() {
         let (mut p, t0) = on_probation(Baseline::default());
         p.upload(t0 + s(5), 0, 1_005, true);
-        p.trap(false);
-        p.trap(false);
-        p.trap(true);
+        p.trap(1_001, false);
+        p.trap(1_002, false);
+        p.trap(1_003, true);
         assert_eq!(p.verdict(t0 + s(119)), Verdict::Continue);
         assert_eq!(p.verdict(t0 + s(120)), Verdict::Pass);
     }
@@ -373,17 +377,17 @@ mod tests {
     #[test]
     fn three_traps_or_two_overruns_roll_back_at_once() {
         let (mut p, t0) = on_probation(Baseline::default());
-        for _ in 0..3 {
-            p.trap(false);
+        for i in 0..3 {
+            p.trap(1_000 + i, false);
         }
         assert_eq!(
             p.verdict(t0 + s(1)),
             Verdict::Fail(RollbackReason::Traps { count: 3 })
         );
         let (mut p, t0) = on_probation(Baseline::default());
-        p.trap(true);
+        p.trap(1_001, true);
         assert_eq!(p.verdict(t0), Verdict::Continue);
-        p.trap(true);
+        p.trap(1_002, true);
         assert_eq!(
             p.verdict(t0),
             Verdict::Fail(RollbackReason::Overruns { count: 2 })
@@ -407,6 +411,10 @@ mod tests {
             p.upload(t0 + s(40 + i), 0, 1_040 + i, false);
         }
         assert_eq!(p.verdict(t0 + s(42)), Verdict::Continue, "2 of 3");
+        // A trap restarts the engine: what it cut fails, and is not counted.
+        p.trap(1_045, false);
+        p.upload(t0 + s(46), 0, 1_043, false);
+        assert_eq!(p.verdict(t0 + s(46)), Verdict::Continue);
         p.upload(t0 + s(50), 0, 1_050, false);
         assert_eq!(
             p.verdict(t0 + s(50)),

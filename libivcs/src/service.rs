@@ -829,7 +829,7 @@ impl EngineCtx {
         }
         self.notify_service_wrong();
         if let Some(p) = self.probation.as_mut() {
-            p.trap(overrun);
+            p.trap(utc_now_s(), overrun);
             if let Verdict::Fail(reason) = p.verdict(Instant::now()) {
                 // A trapped instance cannot export: the last saved state.
                 self.rollback(reason, None, false);
