@@ -1153,11 +1153,11 @@ fn an_engine_that_traps_is_restarted_then_rolled_back_after_three_traps() {
 }
 
 #[test]
-fn an_engine_whose_uploads_fail_while_the_cloud_is_up_is_rolled_back() {
+fn an_engine_whose_requests_the_cloud_refuses_is_rolled_back() {
     contained(
         "libivcs_hostile_uploads",
         "bad-credentials",
         &[],
-        "uploads failed",
+        "credentials refused by the cloud",
     );
 }

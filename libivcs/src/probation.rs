@@ -13,6 +13,8 @@
 //!   interrupted a call): counted, each already restarted the engine;
 //! - **upload errors**: `err` slices of segments the new engine began, while
 //!   the engine reports the cloud reachable, outnumbering `ok` ones;
+//! - **credentials refused**: the cloud answered 401 to the new engine
+//!   with the device credentials that worked for the previous one;
 //! - **buffer growth**: a channel's backlog held at its budget for
 //!   [`BACKLOG_STUCK`] without an acknowledged upload, while the cloud is
 //!   reachable and the previous engine's backlog was low at the swap.
@@ -74,6 +76,9 @@ pub enum RollbackReason {
         /// `ok` slices counted.
         acknowledged: u32,
     },
+    /// The cloud refused the device's credentials from this engine (the
+    /// same credentials the previous engine used without refusal).
+    CredentialsRefused,
     /// A channel's backlog stayed full without uploads.
     BacklogStuck {
         /// The channel.
@@ -103,6 +108,10 @@ impl std::fmt::Display for RollbackReason {
             } => write!(
                 f,
                 "{failed} uploads failed ({acknowledged} acknowledged) while the cloud was reachable"
+            ),
+            RollbackReason::CredentialsRefused => write!(
+                f,
+                "had the device's credentials refused by the cloud (the previous engine had not)"
             ),
             RollbackReason::BacklogStuck {
                 channel,
@@ -170,6 +179,8 @@ pub struct Baseline {
     /// Its recent uploads failed more often than not (the cloud refuses
     /// uploads: not the new engine's fault).
     pub uploads_failing: bool,
+    /// The cloud refused its credentials, and no upload succeeded since.
+    pub credentials_refused: bool,
 }
 
 /// What the verdict is now.
@@ -200,6 +211,8 @@ pub struct Probation {
     overruns: u32,
     uploads_ok: u32,
     uploads_err: u32,
+    /// The engine reported the cloud refusing the device's credentials.
+    refused: bool,
     /// The engine reported the cloud unreachable (connect-fail) and not yet
     /// recovered.
     link_down: bool,
@@ -230,6 +243,7 @@ impl Probation {
             overruns: 0,
             uploads_ok: 0,
             uploads_err: 0,
+            refused: false,
             link_down,
             full_since: HashMap::new(),
             last_levels: HashMap::new(),
@@ -269,6 +283,12 @@ impl Probation {
         self.uploads_err += 1;
     }
 
+    /// The engine reported that the cloud refuses the device's credentials
+    /// (`IV_CS_COS_SERVICE_WRONG` from the engine, not from a restart).
+    pub fn credentials_refused(&mut self) {
+        self.refused = true;
+    }
+
     /// The engine reported the cloud unreachable (`true`) or back.
     pub fn link(&mut self, down: bool) {
         self.link_down = down;
@@ -299,6 +319,9 @@ impl Probation {
             return Verdict::Fail(RollbackReason::Overruns {
                 count: self.overruns,
             });
+        }
+        if self.refused && !self.baseline.credentials_refused {
+            return Verdict::Fail(RollbackReason::CredentialsRefused);
         }
         if !self.baseline.uploads_failing
             && self.uploads_err >= UPLOAD_ERRORS_MIN
@@ -423,6 +446,22 @@ mod tests {
                 acknowledged: 1
             })
         );
+    }
+
+    #[test]
+    fn credentials_refused_roll_back_unless_they_were_refused_before() {
+        let (mut p, t0) = on_probation(Baseline::default());
+        p.credentials_refused();
+        assert_eq!(
+            p.verdict(t0),
+            Verdict::Fail(RollbackReason::CredentialsRefused)
+        );
+        let (mut p, t0) = on_probation(Baseline {
+            credentials_refused: true,
+            ..Baseline::default()
+        });
+        p.credentials_refused();
+        assert_eq!(p.verdict(t0), Verdict::Continue);
     }
 
     #[test]

@@ -355,6 +355,9 @@ struct Health {
     /// The engine said the cloud is unreachable (connect-fail, no recover
     /// since).
     link_down: bool,
+    /// The engine said the cloud refuses the device's credentials, and no
+    /// upload succeeded since.
+    credentials_refused: bool,
     /// Outcomes of its last [`RECENT_UPLOADS`] upload slices (`true`: ok).
     recent_uploads: VecDeque<bool>,
     /// When probation last sampled the buffers.
@@ -946,6 +949,7 @@ impl EngineCtx {
             log::warn(&format!("{} replaced while on probation", p.label));
         }
         self.health.recent_uploads.clear();
+        self.health.credentials_refused = false;
         self.health.levels_at = None;
         self.probation = Some(Probation::new(
             label,
@@ -995,6 +999,7 @@ impl EngineCtx {
         }
         let ok = self.health.recent_uploads.iter().filter(|o| **o).count();
         b.uploads_failing = self.health.recent_uploads.len() - ok > ok;
+        b.credentials_refused = self.health.credentials_refused;
         b
     }
 
@@ -1009,9 +1014,20 @@ impl EngineCtx {
                     p.link(down);
                 }
             }
+            // From the engine (a restart's notify does not pass here): the
+            // cloud answered 401.
+            wt::NotifyKind::ServiceWrong => {
+                self.health.credentials_refused = true;
+                if let Some(p) = self.probation.as_mut() {
+                    p.credentials_refused();
+                }
+            }
             wt::NotifyKind::UploadState => {
                 for sl in &n.slices {
                     let ok = sl.state == wt::UploadState::Ok;
+                    if ok {
+                        self.health.credentials_refused = false;
+                    }
                     let recent = &mut self.health.recent_uploads;
                     if recent.len() >= RECENT_UPLOADS {
                         recent.pop_front();
@@ -1125,6 +1141,7 @@ impl EngineCtx {
         self.inst = None;
         self.load_error = None;
         self.health.recent_uploads.clear();
+        self.health.credentials_refused = false;
         if let Some(path) = &self.cfg.engine_file {
             if let Err(e) = crate::update::restore_last_good(path) {
                 log::error(&format!(
