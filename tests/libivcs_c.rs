@@ -1161,3 +1161,133 @@ fn an_engine_whose_requests_the_cloud_refuses_is_rolled_back() {
         "credentials refused by the cloud",
     );
 }
+
+// ---- power loss and start-up fallback --------------------------------------------
+
+/// Which engine a `start` run came up on: the version in its
+/// "engine VERSION started" log line (the first one).
+fn engine_started(lines: &[String]) -> String {
+    log_lines(lines)
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("engine ")
+                .and_then(|r| r.strip_suffix(" started"))
+        })
+        .unwrap_or_else(|| panic!("no engine started: {lines:?}"))
+        .to_string()
+}
+
+/// Runs the `start` scenario on the engine file `file`; returns the
+/// version of the engine it recorded with.
+fn start_on(s: &mut Setup, file: &Path, keys: &Path) -> (String, Vec<String>) {
+    let m = media();
+    let (lines, status, stderr) = run_flow_status(
+        s,
+        &["start".into(), p(&m.file), p(keys)],
+        &[("IVCS_ENGINE", &p(file)), ("IVCS_LOG_LEVEL", "info")],
+        |what, _| panic!("unexpected NEED {what}"),
+    );
+    assert!(
+        status.success() && lines.iter().any(|l| l == "start ok"),
+        "start on {} ({status}):\n{}\n--- stderr ---\n{stderr}",
+        file.display(),
+        lines.join("\n")
+    );
+    (engine_started(&lines), lines)
+}
+
+#[test]
+fn power_loss_at_every_step_of_persisting_an_update_restarts_on_a_complete_engine() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut s = setup("libivcs_powerloss");
+    s.plan("full-time", "7");
+    let m = media();
+    let (key, keys) = release_key(&s.dir);
+    let old = s.dir.join("shipped.signed");
+    ivcs_tests::cli::sign_engine(&key, &dist().join("engine/engine.cwasm"), &old);
+    let new = signed_hostile(&s.dir, &key, "passthrough");
+    let (old_bytes, new_bytes) = (
+        std::fs::read(&old).expect("old"),
+        std::fs::read(&new).expect("new"),
+    );
+    // The steps of persist (libivcs/src/update.rs), in order, and which
+    // engine a restart after a power loss there must come up on.
+    for (step, want_new) in [
+        ("last-good-tmp", false),
+        ("last-good", false),
+        ("marker", false),
+        ("current-tmp", false),
+        ("current", true),
+        ("done", true),
+    ] {
+        let dir = s.dir.join(step);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("engine.signed");
+        std::fs::copy(&old, &file).expect("installing the shipped engine");
+        let (lines, status, stderr) = run_flow_status(
+            &mut s,
+            &["powerloss".into(), p(&m.file), p(&keys), p(&new)],
+            &[("IVCS_ENGINE", &p(&file)), ("IVCS_TEST_KILL_AT", step)],
+            |what, _| panic!("unexpected NEED {what}"),
+        );
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "{step}: not killed ({status}):\n{}\n--- stderr ---\n{stderr}",
+            lines.join("\n")
+        );
+        assert!(lines.iter().any(|l| l == "UPDATING"), "{step}: {lines:?}");
+        // The engine file is whole: the old artifact or the new one.
+        let now = std::fs::read(&file).expect("the engine file");
+        assert!(
+            &now == if want_new { &new_bytes } else { &old_bytes },
+            "{step}: the engine file is neither whole engine expected ({} bytes)",
+            now.len()
+        );
+        // A fresh start comes up on it and records.
+        let (version, lines) = start_on(&mut s, &file, &keys);
+        assert_eq!(
+            version.ends_with("-passthrough"),
+            want_new,
+            "{step}: started {version}"
+        );
+        // Killed after the marker: the update is on probation again.
+        let resumed = log_lines(&lines)
+            .iter()
+            .any(|l| l.contains("had not passed probation"));
+        let marked = !matches!(step, "last-good-tmp" | "last-good");
+        assert_eq!(resumed, marked, "{step}: probation resumed {resumed}");
+    }
+}
+
+#[test]
+fn a_corrupt_or_tampered_engine_file_falls_back_to_the_last_good_one_at_start() {
+    let mut s = setup("libivcs_fallback");
+    s.plan("full-time", "7");
+    let (key, keys) = release_key(&s.dir);
+    let good = s.dir.join("engine.signed.last-good");
+    ivcs_tests::cli::sign_engine(&key, &dist().join("engine/engine.cwasm"), &good);
+    let file = s.dir.join("engine.signed");
+    let signed = std::fs::read(signed_hostile(&s.dir, &key, "passthrough")).expect("signed");
+    let mut tampered = signed.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    for (what, bytes) in [
+        ("truncated", signed[..signed.len() / 2].to_vec()),
+        ("tampered", tampered),
+        ("not an engine", b"\0\0 corrupt flash page".to_vec()),
+    ] {
+        std::fs::write(&file, bytes).expect("writing the engine file");
+        let (version, lines) = start_on(&mut s, &file, &keys);
+        assert!(
+            !version.ends_with("-passthrough"),
+            "{what}: started {version}"
+        );
+        assert!(
+            log_lines(&lines)
+                .iter()
+                .any(|l| l.contains("starting the last known good engine")),
+            "{what}: {lines:?}"
+        );
+    }
+}
