@@ -164,7 +164,7 @@ pub enum ProbationOutcome {
 /// The engine to roll back to.
 pub enum Previous {
     /// Still loaded (a swap in this process).
-    Loaded(EngineRuntime),
+    Loaded(Box<EngineRuntime>),
     /// Only on disk (probation resumed after a restart of the process).
     OnDisk(PathBuf),
     /// None: nothing to roll back to (rollback is then impossible).

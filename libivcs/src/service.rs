@@ -941,7 +941,7 @@ impl EngineCtx {
             window.as_secs()
         ));
         let previous = match previous {
-            Some(rt) => Previous::Loaded(rt),
+            Some(rt) => Previous::Loaded(Box::new(rt)),
             None => Previous::Nothing,
         };
         // A probation that had not ended is over: its engine was replaced.
@@ -1106,7 +1106,7 @@ impl EngineCtx {
             return;
         };
         let previous = match p.previous {
-            Previous::Loaded(rt) => Ok(rt),
+            Previous::Loaded(rt) => Ok(*rt),
             Previous::OnDisk(path) => load_engine_file(&path.to_string_lossy()),
             Previous::Nothing => Err("no engine ran before it".to_string()),
         };
