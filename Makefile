@@ -23,7 +23,7 @@ ENGINE_ENV := RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-
 ENGINE_FLAGS := -p ivcs-engine --target wasm32-wasip2 --profile wasm-release \
 	-Zbuild-std=std,panic_abort --target-dir $(ENGINE_TARGET_DIR)
 
-.PHONY: all sim demo dist engine cli engine-cwasm lib example viewer viewer-unit test lint unit matrix check-imports check-headers check-layout fuzz-smoke bench fixtures clean
+.PHONY: all sim demo dist engine cli engine-cwasm hostile-engines lib example viewer viewer-unit test lint unit matrix check-imports check-headers check-layout fuzz-smoke bench fixtures clean
 
 all: dist
 
@@ -39,6 +39,21 @@ cli:
 # is made by the freshly built CLI before the library is compiled.
 engine-cwasm: engine cli
 	target/release/ivcs engine compile target/engine/engine.wasm -o target/engine/engine.cwasm
+
+# Test engines that turn hostile (tests/hostile-engine), for libivcs's
+# containment and probation tests: one build per behaviour, each compiled
+# for this host into target/hostile/KIND.cwasm. Never copied to dist/.
+HOSTILE_KINDS := passthrough loop-in-tick memory-bomb trap wrong-contract bad-credentials other-world
+HOSTILE_TARGET_DIR := target/hostile-build
+hostile-engines: cli
+	mkdir -p target/hostile
+	for k in $(HOSTILE_KINDS); do \
+		features=$$(test $$k = passthrough || echo "--features $$k"); \
+		$(ENGINE_ENV) $(CARGO) build -p ivcs-hostile-engine $$features --target wasm32-wasip2 \
+			--profile wasm-hostile -Zbuild-std=std,panic_abort --target-dir $(HOSTILE_TARGET_DIR) && \
+		cp $(HOSTILE_TARGET_DIR)/wasm32-wasip2/wasm-hostile/ivcs_hostile_engine.wasm target/hostile/$$k.wasm && \
+		target/release/ivcs engine compile target/hostile/$$k.wasm -o target/hostile/$$k.cwasm || exit 1; \
+	done
 
 # libivcs without Cranelift (loads precompiled engines only: small).
 lib: engine-cwasm
@@ -112,7 +127,7 @@ fixtures:
 unit: engine-cwasm
 	$(CARGO) test --release --workspace --exclude ivcs-tests
 
-matrix: dist fixtures
+matrix: dist fixtures hostile-engines
 	IVCS_BIN=$(CURDIR)/$(DIST)/bin/ivcs $(CARGO) test --release -p ivcs-tests
 
 fuzz-smoke:

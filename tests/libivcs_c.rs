@@ -416,10 +416,28 @@ fn media() -> &'static Media {
 /// Runs `tests/c/libivcs_flow.c` with `args`; a `NEED X` line from the
 /// program runs `act(X)` and answers `ok` on its stdin. Returns stdout's
 /// lines; panics with both streams if the program fails.
-fn run_flow(s: &mut Setup, args: &[String], mut act: impl FnMut(&str, &mut Setup)) -> Vec<String> {
+fn run_flow(s: &mut Setup, args: &[String], act: impl FnMut(&str, &mut Setup)) -> Vec<String> {
+    let (lines, status, stderr) = run_flow_status(s, args, &[], act);
+    assert!(
+        status.success(),
+        "{args:?} failed ({status})\n--- stdout ---\n{}\n--- stderr ---\n{stderr}",
+        lines.join("\n")
+    );
+    lines
+}
+
+/// [`run_flow`] with extra environment, returning how the program ended
+/// and its stderr instead of requiring success.
+fn run_flow_status(
+    s: &mut Setup,
+    args: &[String],
+    extra_env: &[(&str, &str)],
+    mut act: impl FnMut(&str, &mut Setup),
+) -> (Vec<String>, std::process::ExitStatus, String) {
     let mut child = Command::new(compile("libivcs_flow", Link::Static))
         .args(args)
         .envs(s.env.iter().map(|(k, v)| (k, v)))
+        .envs(extra_env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -444,12 +462,7 @@ fn run_flow(s: &mut Setup, args: &[String], mut act: impl FnMut(&str, &mut Setup
     }
     let status = child.wait().expect("waiting for the C program");
     let stderr = err_reader.join().unwrap_or_default();
-    assert!(
-        status.success(),
-        "{args:?} failed ({status})\n--- stdout ---\n{}\n--- stderr ---\n{stderr}",
-        lines.join("\n")
-    );
-    lines
+    (lines, status, stderr)
 }
 
 /// An `IV_CS_AV_UPLOAD_STATE_MSG` slice as the program printed it.
@@ -951,4 +964,340 @@ fn engine_update_mid_stream_refuses_bad_artifacts_then_swaps_without_refusing_a_
     let ok = acknowledged_segments_are_stored(&s, &lines, &dump_dir);
     assert!(ok.len() >= 4, "{ok:?}");
     recording_is_continuous_and_frame_exact(&s, &lines, &ok, m);
+}
+
+// ---- hostile engines: refused before anything stops, or contained ---------------
+// (docs/design/hot-swap.md, "What is tested"; the engines are
+// tests/hostile-engine, built by `make hostile-engines`)
+
+/// `target/hostile/KIND.cwasm`: the real engine turned hostile one way.
+fn hostile(kind: &str) -> PathBuf {
+    let f = workspace_root().join(format!("target/hostile/{kind}.cwasm"));
+    assert!(
+        f.is_file(),
+        "{} is missing: run `make hostile-engines`",
+        f.display()
+    );
+    f
+}
+
+/// A release key and its keyring file in `dir`.
+fn release_key(dir: &Path) -> (PathBuf, PathBuf) {
+    let key = dir.join("release.key");
+    if !key.is_file() {
+        ivcs_cli(&["engine", "keygen", "--out", &p(&key)]);
+    }
+    let keys = PathBuf::from(format!("{}.pub", p(&key)));
+    (key, keys)
+}
+
+/// `kind` signed with `key` into `dir`.
+fn signed_hostile(dir: &Path, key: &Path, kind: &str) -> PathBuf {
+    let out = dir.join(format!("{kind}.signed"));
+    ivcs_tests::cli::sign_engine(key, &hostile(kind), &out);
+    out
+}
+
+/// The library's log lines the C program printed (`LOG level message`).
+fn log_lines(lines: &[String]) -> Vec<&str> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("LOG "))
+        .map(|l| l.split_once(' ').map_or(l, |(_, m)| m))
+        .collect()
+}
+
+#[test]
+fn hostile_updates_are_refused_before_anything_stops() {
+    let mut s = setup("libivcs_refuse");
+    s.plan("full-time", "7");
+    let m = media();
+    let (key, keys) = release_key(&s.dir);
+    // Signed by the vendor, but for another contract major (check 9).
+    let wrong_contract = signed_hostile(&s.dir, &key, "wrong-contract");
+    // Tampered: one payload byte of a signed hostile engine flipped.
+    let mut bytes = std::fs::read(signed_hostile(&s.dir, &key, "trap")).expect("signed");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    let tampered = s.dir.join("trap.tampered.signed");
+    std::fs::write(&tampered, bytes).expect("writing");
+    // Unsigned: the bare precompiled hostile engine.
+    let unsigned = hostile("loop-in-tick");
+    // Another world, sealed with a manifest that claims this host's
+    // contract (a signer that did not ask the engine): only instantiating
+    // it tells, and that happens before anything stops.
+    let other_world = s.dir.join("other-world.signed");
+    {
+        use ivcs_host::artifact::{self, ArtifactKind, HostProfile, Manifest, SigningKey};
+        let host = HostProfile::current().expect("host profile");
+        let sk = SigningKey::from_pem(&std::fs::read_to_string(&key).expect("key"))
+            .expect("the release key");
+        let manifest = Manifest {
+            engine_version: "other-world".into(),
+            contract: ivcs_host::runtime::HOST_CONTRACT.into(),
+            kind: ArtifactKind::Precompiled,
+            target: host.target,
+            wasmtime: host.wasmtime,
+            config_hash: host.config_hash,
+            payload_sha256: String::new(),
+            payload_len: 0,
+            key_id: String::new(),
+            signed_at: None,
+        };
+        let payload = std::fs::read(hostile("other-world")).expect("other-world.cwasm");
+        let art = artifact::seal(manifest, &payload, &sk).expect("sealing");
+        std::fs::write(&other_world, art).expect("writing");
+    }
+    let dump_dir = s.dir.join("dumps");
+    std::fs::create_dir_all(&dump_dir).expect("dump dir");
+    for (what, file, want, log) in [
+        ("wrong contract", &wrong_contract, "-602", "contract"),
+        ("tampered", &tampered, "-602", "untrusted"),
+        ("unsigned", &unsigned, "-602", "malformed"),
+        (
+            "other world",
+            &other_world,
+            "-602",
+            "not an engine of this contract",
+        ),
+    ] {
+        let lines = run_flow(
+            &mut s,
+            &[
+                "refuse".into(),
+                p(&m.file),
+                p(&dump_dir),
+                p(&keys),
+                p(file),
+                want.into(),
+            ],
+            |what, _| panic!("unexpected NEED {what}"),
+        );
+        assert!(lines.iter().any(|l| l == "refuse ok"), "{what}: {lines:?}");
+        let logs = log_lines(&lines);
+        assert!(
+            logs.iter()
+                .any(|l| l.contains("refused") && l.contains(log)),
+            "{what}: no refusal mentioning {log:?} in the log: {logs:?}"
+        );
+        #[allow(clippy::print_stderr)]
+        for l in lines.iter().filter(|l| l.starts_with("REFUSED")) {
+            eprintln!("{what}: {l}");
+        }
+    }
+}
+
+/// Swaps to a hostile engine mid-stream (C scenario `contain`, extra
+/// environment `env`) and checks containment: the update is taken,
+/// failures restart it with a notify, probation rolls back with a reason
+/// containing `reason`, pushes keep being answered and the previous engine
+/// records on. Returns the program's lines.
+fn contained(name: &str, kind: &str, env: &[(&str, &str)], reason: &str) -> Vec<String> {
+    let mut s = setup_alone(name);
+    s.plan("full-time", "7");
+    let m = media();
+    let (key, keys) = release_key(&s.dir);
+    let artifact = signed_hostile(&s.dir, &key, kind);
+    let dump_dir = s.dir.join("dumps");
+    std::fs::create_dir_all(&dump_dir).expect("dump dir");
+    let args = [
+        "contain".into(),
+        p(&m.file),
+        p(&dump_dir),
+        p(&keys),
+        p(&artifact),
+    ];
+    let (lines, status, stderr) = run_flow_status(&mut s, &args, env, |what, _| {
+        panic!("unexpected NEED {what}")
+    });
+    assert!(
+        status.success() && lines.iter().any(|l| l == "contain ok"),
+        "{kind} ({status}):\n{}\n--- stderr ---\n{stderr}",
+        lines.join("\n")
+    );
+    let logs = log_lines(&lines);
+    let rollback = logs
+        .iter()
+        .find(|l| l.contains("rolling back to the previous engine"))
+        .unwrap_or_else(|| panic!("{kind}: no rollback in the log: {logs:?}"));
+    assert!(
+        rollback.contains(kind) && rollback.contains(reason),
+        "{kind}: rollback for another reason: {rollback}"
+    );
+    #[allow(clippy::print_stderr)]
+    for l in lines.iter().filter(|l| l.starts_with("CONTAIN")) {
+        eprintln!("{kind}: {l}; {rollback}");
+    }
+    // Acknowledged segments are stored byte for byte, none twice.
+    let mut ok = acknowledged_segments_are_stored(&s, &lines, &dump_dir);
+    ok.sort_by_key(|x| x.seq_a);
+    for w in ok.windows(2) {
+        assert!(w[1].seq_a > w[0].seq_b, "overlapping segments: {w:?}");
+    }
+    lines
+}
+
+#[test]
+fn an_engine_that_loops_forever_is_interrupted_and_rolled_back_after_two_overruns() {
+    contained(
+        "libivcs_hostile_loop",
+        "loop-in-tick",
+        &[("IVCS_CALL_DEADLINE_MS", "500")],
+        "overran the call deadline 2 times",
+    );
+}
+
+#[test]
+fn an_engine_that_exhausts_its_memory_is_contained_and_rolled_back() {
+    contained(
+        "libivcs_hostile_memory",
+        "memory-bomb",
+        &[],
+        "trapped 3 times",
+    );
+}
+
+#[test]
+fn an_engine_that_traps_is_restarted_then_rolled_back_after_three_traps() {
+    contained("libivcs_hostile_trap", "trap", &[], "trapped 3 times");
+}
+
+#[test]
+fn an_engine_whose_requests_the_cloud_refuses_is_rolled_back() {
+    contained(
+        "libivcs_hostile_uploads",
+        "bad-credentials",
+        &[],
+        "credentials refused by the cloud",
+    );
+}
+
+// ---- power loss and start-up fallback --------------------------------------------
+
+/// Which engine a `start` run came up on: the version in its
+/// "engine VERSION started" log line (the first one).
+fn engine_started(lines: &[String]) -> String {
+    log_lines(lines)
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("engine ")
+                .and_then(|r| r.strip_suffix(" started"))
+        })
+        .unwrap_or_else(|| panic!("no engine started: {lines:?}"))
+        .to_string()
+}
+
+/// Runs the `start` scenario on the engine file `file`; returns the
+/// version of the engine it recorded with.
+fn start_on(s: &mut Setup, file: &Path, keys: &Path) -> (String, Vec<String>) {
+    let m = media();
+    let (lines, status, stderr) = run_flow_status(
+        s,
+        &["start".into(), p(&m.file), p(keys)],
+        &[("IVCS_ENGINE", &p(file)), ("IVCS_LOG_LEVEL", "info")],
+        |what, _| panic!("unexpected NEED {what}"),
+    );
+    assert!(
+        status.success() && lines.iter().any(|l| l == "start ok"),
+        "start on {} ({status}):\n{}\n--- stderr ---\n{stderr}",
+        file.display(),
+        lines.join("\n")
+    );
+    (engine_started(&lines), lines)
+}
+
+#[test]
+fn power_loss_at_every_step_of_persisting_an_update_restarts_on_a_complete_engine() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut s = setup("libivcs_powerloss");
+    s.plan("full-time", "7");
+    let m = media();
+    let (key, keys) = release_key(&s.dir);
+    let old = s.dir.join("shipped.signed");
+    ivcs_tests::cli::sign_engine(&key, &dist().join("engine/engine.cwasm"), &old);
+    let new = signed_hostile(&s.dir, &key, "passthrough");
+    let (old_bytes, new_bytes) = (
+        std::fs::read(&old).expect("old"),
+        std::fs::read(&new).expect("new"),
+    );
+    // The steps of persist (libivcs/src/update.rs), in order, and which
+    // engine a restart after a power loss there must come up on.
+    for (step, want_new) in [
+        ("last-good-tmp", false),
+        ("last-good", false),
+        ("marker", false),
+        ("current-tmp", false),
+        ("current", true),
+        ("done", true),
+    ] {
+        let dir = s.dir.join(step);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("engine.signed");
+        std::fs::copy(&old, &file).expect("installing the shipped engine");
+        let (lines, status, stderr) = run_flow_status(
+            &mut s,
+            &["powerloss".into(), p(&m.file), p(&keys), p(&new)],
+            &[("IVCS_ENGINE", &p(&file)), ("IVCS_TEST_KILL_AT", step)],
+            |what, _| panic!("unexpected NEED {what}"),
+        );
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "{step}: not killed ({status}):\n{}\n--- stderr ---\n{stderr}",
+            lines.join("\n")
+        );
+        assert!(lines.iter().any(|l| l == "UPDATING"), "{step}: {lines:?}");
+        // The engine file is whole: the old artifact or the new one.
+        let now = std::fs::read(&file).expect("the engine file");
+        assert!(
+            &now == if want_new { &new_bytes } else { &old_bytes },
+            "{step}: the engine file is neither whole engine expected ({} bytes)",
+            now.len()
+        );
+        // A fresh start comes up on it and records.
+        let (version, lines) = start_on(&mut s, &file, &keys);
+        assert_eq!(
+            version.ends_with("-passthrough"),
+            want_new,
+            "{step}: started {version}"
+        );
+        // Killed after the marker: the update is on probation again.
+        let resumed = log_lines(&lines)
+            .iter()
+            .any(|l| l.contains("had not passed probation"));
+        let marked = !matches!(step, "last-good-tmp" | "last-good");
+        assert_eq!(resumed, marked, "{step}: probation resumed {resumed}");
+    }
+}
+
+#[test]
+fn a_corrupt_or_tampered_engine_file_falls_back_to_the_last_good_one_at_start() {
+    let mut s = setup("libivcs_fallback");
+    s.plan("full-time", "7");
+    let (key, keys) = release_key(&s.dir);
+    let good = s.dir.join("engine.signed.last-good");
+    ivcs_tests::cli::sign_engine(&key, &dist().join("engine/engine.cwasm"), &good);
+    let file = s.dir.join("engine.signed");
+    let signed = std::fs::read(signed_hostile(&s.dir, &key, "passthrough")).expect("signed");
+    let mut tampered = signed.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    for (what, bytes) in [
+        ("truncated", signed[..signed.len() / 2].to_vec()),
+        ("tampered", tampered),
+        ("not an engine", b"\0\0 corrupt flash page".to_vec()),
+    ] {
+        std::fs::write(&file, bytes).expect("writing the engine file");
+        let (version, lines) = start_on(&mut s, &file, &keys);
+        assert!(
+            !version.ends_with("-passthrough"),
+            "{what}: started {version}"
+        );
+        assert!(
+            log_lines(&lines)
+                .iter()
+                .any(|l| l.contains("starting the last known good engine")),
+            "{what}: {lines:?}"
+        );
+    }
 }

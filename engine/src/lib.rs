@@ -35,7 +35,8 @@ mod audio_in;
 pub mod cloud;
 pub mod codes;
 #[cfg(target_arch = "wasm32")]
-mod component;
+#[doc(hidden)]
+pub mod component;
 mod container;
 pub mod cs;
 pub mod data;

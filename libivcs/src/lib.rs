@@ -22,6 +22,8 @@
 //! - [`pictures`]: picture memory (borrowed captures, copied reports).
 //! - [`update`]: live engine updates: keys, verification, engine files
 //!   on disk (the swap itself is in [`service`]).
+//! - [`probation`]: a swapped-in engine's health signals, verdict and
+//!   outcomes (the rollback itself is in [`service`]).
 //! - [`watchdog`]: per-call deadlines through epoch interruption.
 //! - [`abi`]: `#[repr(C)]` mirrors of the header structs.
 //! - [`log`]: log lines to the firmware's callback or stderr.
@@ -37,6 +39,7 @@ pub mod frame_pool;
 pub mod host_api;
 pub mod log;
 pub mod pictures;
+pub mod probation;
 pub mod service;
 pub mod update;
 pub mod watchdog;

@@ -16,6 +16,10 @@ use crate::codes::*;
 use crate::config::HostConfig;
 use crate::frame_pool::FramePool;
 use crate::log;
+use crate::probation::{
+    Baseline, PROBATION, Previous, Probation, ProbationOutcome, RestoredFrom, RollbackReason,
+    Verdict,
+};
 use crate::watchdog::Watchdog;
 use ivcs_host::bindings::Engine as World;
 use ivcs_host::bindings::exports::ivcs::engine::runtime::TickResult;
@@ -138,7 +142,15 @@ pub struct Service {
     watchdog: Arc<Watchdog>,
     /// Restarts so far.
     pub restarts: Mutex<u64>,
+    /// Probations that ended, oldest first, until taken
+    /// ([`Service::take_probation_outcomes`]).
+    outcomes: Mutex<VecDeque<ProbationOutcome>>,
+    /// Test hook: the length of the next probation instead of [`PROBATION`].
+    pub probation_window: Mutex<Option<Duration>>,
 }
+
+/// Probation outcomes kept for reporting; older ones are dropped first.
+const OUTCOMES_KEPT: usize = 16;
 
 static SERVICE: Mutex<Option<Arc<Service>>> = Mutex::new(None);
 
@@ -206,6 +218,8 @@ impl Service {
             threads: Mutex::new(vec![wd_thread]),
             watchdog,
             restarts: Mutex::new(0),
+            outcomes: Mutex::new(VecDeque::new()),
+            probation_window: Mutex::new(None),
         });
         let svc2 = svc.clone();
         let engine_thread = std::thread::Builder::new()
@@ -270,6 +284,20 @@ impl Service {
         }
     }
 
+    /// The probations that ended since the last call, oldest first: what
+    /// the cloud is to be told of engine updates.
+    pub fn take_probation_outcomes(&self) -> Vec<ProbationOutcome> {
+        lock(&self.outcomes).drain(..).collect()
+    }
+
+    fn record_outcome(&self, o: ProbationOutcome) {
+        let mut q = lock(&self.outcomes);
+        if q.len() >= OUTCOMES_KEPT {
+            q.pop_front();
+        }
+        q.push_back(o);
+    }
+
     /// The longest a blocking call without its own timeout waits: the
     /// engine's own deadline for an operation (3 × reply + upload) plus
     /// slack.
@@ -315,24 +343,32 @@ pub struct EngineCtx {
     backups: Backups,
     /// The engine swapped in last, while it is on probation.
     probation: Option<Probation>,
+    /// What the running engine reports of the cloud and its uploads
+    /// (probation's baseline and signals).
+    health: Health,
 }
 
-/// A swapped-in engine's first [`PROBATION`]: [`PROBATION_TRAPS`] traps
-/// within it roll back to the engine it replaced (kept loaded until then).
-struct Probation {
-    until: Instant,
-    traps: u32,
-    /// The engine it replaced; `None` when none had loaded.
-    previous: Option<EngineRuntime>,
-    /// What it is, for logs.
-    label: String,
+/// What the running engine reported lately: the baseline a swap compares
+/// the next engine with.
+#[derive(Default)]
+struct Health {
+    /// The engine said the cloud is unreachable (connect-fail, no recover
+    /// since).
+    link_down: bool,
+    /// The engine said the cloud refuses the device's credentials, and no
+    /// upload succeeded since.
+    credentials_refused: bool,
+    /// Outcomes of its last [`RECENT_UPLOADS`] upload slices (`true`: ok).
+    recent_uploads: VecDeque<bool>,
+    /// When probation last sampled the buffers.
+    levels_at: Option<Instant>,
 }
 
-/// How long a swapped-in engine is on probation.
-pub const PROBATION: Duration = Duration::from_secs(120);
+/// Upload slices remembered for the baseline.
+const RECENT_UPLOADS: usize = 8;
 
-/// Traps during probation that roll back to the previous engine.
-pub const PROBATION_TRAPS: u32 = 3;
+/// How often probation samples the engine's buffers.
+const LEVELS_EVERY: Duration = Duration::from_secs(1);
 
 /// Longest a tick waits after jobs that only fed frames, and the period of
 /// the engine thread's own wake-ups while frames flow (so pushes need not
@@ -424,6 +460,7 @@ impl EngineCtx {
             last_tick: Instant::now(),
             backups: Backups::default(),
             probation: None,
+            health: Health::default(),
         }
     }
 
@@ -528,13 +565,16 @@ impl EngineCtx {
         if self.runtime.is_some() {
             return Ok(());
         }
-        let rt = match &self.cfg.engine_file {
-            Some(path) => match load_engine_file(path) {
-                Ok(rt) => rt,
+        let rt = match self.cfg.engine_file.clone() {
+            Some(path) => match load_engine_file(&path) {
+                Ok(rt) => {
+                    self.resume_probation(&path);
+                    rt
+                }
                 Err(e) => {
                     // A swap wrote this file and kept the one before it:
                     // what ran before the update is the last known good.
-                    let good = crate::update::last_good_path(path);
+                    let good = crate::update::last_good_path(&path);
                     if !good.is_file() {
                         return Err(e);
                     }
@@ -560,6 +600,30 @@ impl EngineCtx {
         self.svc.watchdog.set_engine(rt.wasmtime_engine().clone());
         self.runtime = Some(rt);
         Ok(())
+    }
+
+    /// At start: an update whose probation had not ended when the process
+    /// stopped (reboot, power loss) is on probation again, with the last
+    /// known good engine on disk to roll back to.
+    fn resume_probation(&mut self, path: &str) {
+        if self.probation.is_some() || !crate::update::on_probation(path) {
+            return;
+        }
+        let good = crate::update::last_good_path(path);
+        log::warn(&format!(
+            "engine file {path}: its update had not passed probation; on probation again for {} s",
+            PROBATION.as_secs()
+        ));
+        let window = lock(&self.svc.probation_window).unwrap_or(PROBATION);
+        self.probation = Some(Probation::new(
+            format!("engine file {path}"),
+            Previous::OnDisk(good),
+            Instant::now(),
+            window,
+            utc_now_s(),
+            Baseline::default(),
+            false,
+        ));
     }
 
     /// A new instance of `rt` under the memory cap, with network and
@@ -606,6 +670,11 @@ impl EngineCtx {
         let mut inst = self
             .new_instance(rt)
             .map_err(|e| format!("instantiating the engine: {e:#}"))?;
+        if let Ok(v) = self.bounded(&mut inst, |s, w| {
+            w.ivcs_engine_runtime().call_engine_version(s)
+        }) {
+            log::info(&format!("engine {v} started"));
+        }
         if let Some(dc) = self.device_config() {
             match self.bounded(&mut inst, |s, w| w.ivcs_engine_cs().call_configure(s, &dc)) {
                 Ok(Ok(())) => self.configured = true,
@@ -710,6 +779,7 @@ impl EngineCtx {
         }
         let (store, world) = inst.parts();
         store.set_epoch_deadline(if expire { 0 } else { 1 });
+        let fired_before = self.svc.watchdog.fired();
         self.svc.watchdog.arm(Instant::now() + self.call_deadline);
         let r = f(store, world);
         self.svc.watchdog.disarm();
@@ -723,15 +793,23 @@ impl EngineCtx {
             }
             Err(e) => {
                 let out_of_memory = inst_refused(&mut self.inst) > refused_before;
+                // The watchdog fired during the call (or the test hook
+                // expired it): the engine overran the call deadline.
+                let overrun = expire || self.svc.watchdog.fired() > fired_before;
                 let why = if out_of_memory {
                     format!(
                         "the engine ran out of its memory cap ({} bytes): {e:#}",
                         self.mem_cap
                     )
+                } else if overrun {
+                    format!(
+                        "the engine overran the call deadline ({} ms): {e:#}",
+                        self.call_deadline.as_millis()
+                    )
                 } else {
                     format!("{e:#}")
                 };
-                self.restart(&why);
+                self.restart(&why, overrun);
                 Err(CallError::Trapped { out_of_memory })
             }
         }
@@ -739,7 +817,9 @@ impl EngineCtx {
 
     /// Replaces a trapped instance with one restored from the last state,
     /// and tells firmware (log, and `IV_CS_COS_SERVICE_WRONG` per channel).
-    fn restart(&mut self, why: &str) {
+    /// On probation the trap counts toward a rollback, which then restarts
+    /// the previous engine instead of the failing one.
+    fn restart(&mut self, why: &str, overrun: bool) {
         *lock(&self.svc.restarts) += 1;
         log::error(&format!(
             "engine trapped ({why}); restarting it from its last saved state"
@@ -747,12 +827,34 @@ impl EngineCtx {
         // Dropping the old store drops its pictures (their owners queue the
         // result callbacks) and aborts its exchanges.
         self.inst = None;
-        if !self.restarting {
-            self.probation_trap();
-        }
         if self.restarting {
             return;
         }
+        self.notify_service_wrong();
+        if let Some(p) = self.probation.as_mut() {
+            p.trap(utc_now_s(), overrun);
+            if let Verdict::Fail(reason) = p.verdict(Instant::now()) {
+                // A trapped instance cannot export: the last saved state.
+                self.rollback(reason, None, false);
+                return;
+            }
+        }
+        self.restarting = true;
+        let started = self.ensure_instance();
+        self.restarting = false;
+        match started {
+            Ok(()) => log::warn("engine restarted"),
+            Err(_) if self.probation.is_some() => {
+                let why = "instantiating, configuring or restoring it failed".to_string();
+                self.rollback(RollbackReason::StartFailure { why }, None, false);
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// `IV_CS_COS_SERVICE_WRONG` to firmware on every channel: the engine
+    /// was restarted or replaced.
+    fn notify_service_wrong(&self) {
         if let Some(s) = &self.session
             && let Some(cb) = s.fw.iv_cs_notify_cb
         {
@@ -767,11 +869,6 @@ impl EngineCtx {
                 });
             }
         }
-        self.restarting = true;
-        if self.ensure_instance().is_ok() {
-            log::warn("engine restarted");
-        }
-        self.restarting = false;
     }
 
     /// Swaps the running engine for `next` (`ivcs_host_engine_update`).
@@ -838,6 +935,7 @@ impl EngineCtx {
             ));
             return Err(IV_ERR_CS_PRM_NOT_AVAILABLE);
         }
+        let baseline = self.baseline();
         // Route every later call to the new instance.
         let previous = self.runtime.replace(next);
         self.inst = Some(inst);
@@ -847,18 +945,33 @@ impl EngineCtx {
         }
         self.dirty = true;
         self.wake_at = Some(Instant::now());
+        let window = lock(&self.svc.probation_window).unwrap_or(PROBATION);
         log::warn(&format!(
             "engine updated to {label} in {} ms (engine thread paused that long); on probation \
              for {} s",
             t0.elapsed().as_millis(),
-            PROBATION.as_secs()
+            window.as_secs()
         ));
-        self.probation = Some(Probation {
-            until: Instant::now() + PROBATION,
-            traps: 0,
-            previous,
+        let previous = match previous {
+            Some(rt) => Previous::Loaded(Box::new(rt)),
+            None => Previous::Nothing,
+        };
+        // A probation that had not ended is over: its engine was replaced.
+        if let Some(p) = self.probation.take() {
+            log::warn(&format!("{} replaced while on probation", p.label));
+        }
+        self.health.recent_uploads.clear();
+        self.health.credentials_refused = false;
+        self.health.levels_at = None;
+        self.probation = Some(Probation::new(
             label,
-        });
+            previous,
+            Instant::now(),
+            window,
+            utc_now_s(),
+            baseline,
+            self.health.link_down,
+        ));
         Ok(self.cfg.engine_file.clone())
     }
 
@@ -884,57 +997,197 @@ impl EngineCtx {
         Ok(())
     }
 
-    /// A trap during probation: the [`PROBATION_TRAPS`]th rolls back to the
-    /// engine the update replaced (and makes it current on disk again).
-    /// The caller then restarts from the last state as after any trap.
-    fn probation_trap(&mut self) {
-        let Some(p) = self.probation.as_mut() else {
+    /// What the running engine sees now, for the next one's probation:
+    /// its buffers and whether its recent uploads failed.
+    fn baseline(&mut self) -> Baseline {
+        let mut b = Baseline::default();
+        if self.inst.is_some()
+            && let Ok(levels) = self.engine(|s, w| w.ivcs_engine_runtime().call_buffer_levels(s))
+        {
+            for l in levels {
+                let pct = (l.backlog * 100).checked_div(l.budget).unwrap_or(0);
+                b.backlog_percent.insert(l.channel, pct);
+            }
+        }
+        let ok = self.health.recent_uploads.iter().filter(|o| **o).count();
+        b.uploads_failing = self.health.recent_uploads.len() - ok > ok;
+        b.credentials_refused = self.health.credentials_refused;
+        b
+    }
+
+    /// Feeds probation what the engine reports of the cloud and uploads.
+    fn watch_health(&mut self, n: &wt::Notify) {
+        let now = Instant::now();
+        match n.kind {
+            wt::NotifyKind::ConnectFail | wt::NotifyKind::ConnectRecover => {
+                let down = n.kind == wt::NotifyKind::ConnectFail;
+                self.health.link_down = down;
+                if let Some(p) = self.probation.as_mut() {
+                    p.link(down);
+                }
+            }
+            // From the engine (a restart's notify does not pass here): the
+            // cloud answered 401.
+            wt::NotifyKind::ServiceWrong => {
+                self.health.credentials_refused = true;
+                if let Some(p) = self.probation.as_mut() {
+                    p.credentials_refused();
+                }
+            }
+            wt::NotifyKind::UploadState => {
+                for sl in &n.slices {
+                    let ok = sl.state == wt::UploadState::Ok;
+                    if ok {
+                        self.health.credentials_refused = false;
+                    }
+                    let recent = &mut self.health.recent_uploads;
+                    if recent.len() >= RECENT_UPLOADS {
+                        recent.pop_front();
+                    }
+                    recent.push_back(ok);
+                    if let Some(p) = self.probation.as_mut() {
+                        p.upload(now, n.channel, sl.utc_start_s, ok);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// While on probation (from a tick): samples the buffers, then acts on
+    /// the verdict: a pass frees the previous engine, a failure rolls back
+    /// to it from the failing engine's freshly exported state.
+    fn watch_probation(&mut self) {
+        if self.probation.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        if self.inst.is_some()
+            && self
+                .health
+                .levels_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= LEVELS_EVERY)
+        {
+            self.health.levels_at = Some(now);
+            if let Ok(levels) = self.engine(|s, w| w.ivcs_engine_runtime().call_buffer_levels(s)) {
+                let levels: Vec<(u8, u64, u64)> = levels
+                    .iter()
+                    .map(|l| (l.channel, l.backlog, l.budget))
+                    .collect();
+                if let Some(p) = self.probation.as_mut() {
+                    p.levels(now, &levels);
+                }
+            }
+        }
+        let Some(p) = self.probation.as_ref() else {
             return;
         };
-        if Instant::now() >= p.until {
-            self.probation = None;
-            return;
+        match p.verdict(now) {
+            Verdict::Continue => self.wake_by(now + LEVELS_EVERY),
+            Verdict::Pass => {
+                let Some(p) = self.probation.take() else {
+                    return;
+                };
+                log::info(&format!("{} passed probation", p.label));
+                if let Some(path) = &self.cfg.engine_file {
+                    crate::update::end_probation(path);
+                }
+                self.svc
+                    .record_outcome(ProbationOutcome::Passed { engine: p.label });
+            }
+            Verdict::Fail(reason) => {
+                let state = match self.engine(|s, w| w.ivcs_engine_runtime().call_export_state(s)) {
+                    Ok(Ok(blob)) => Some(blob),
+                    _ => None,
+                };
+                // A trap in that export already restarted (or rolled back).
+                if self.probation.is_some() {
+                    self.rollback(reason, state, true);
+                }
+            }
         }
-        p.traps += 1;
-        if p.traps < PROBATION_TRAPS {
-            return;
-        }
+    }
+
+    /// Ends a failed probation: the previous engine (still loaded, or from
+    /// `FILE.last-good`) replaces the failing one, restored from `state`
+    /// (the failing engine's fresh export) or else the last saved state;
+    /// the last known good file becomes current again; firmware is told
+    /// (`notify`: unless a restart just told it) and the outcome recorded.
+    fn rollback(&mut self, reason: RollbackReason, state: Option<Vec<u8>>, notify: bool) {
         let Some(p) = self.probation.take() else {
             return;
         };
-        let Some(previous) = p.previous else {
-            log::error(&format!(
-                "{} trapped {} times on probation, but no engine ran before it",
-                p.label, p.traps
-            ));
-            return;
+        let previous = match p.previous {
+            Previous::Loaded(rt) => Ok(*rt),
+            Previous::OnDisk(path) => load_engine_file(&path.to_string_lossy()),
+            Previous::Nothing => Err("no engine ran before it".to_string()),
+        };
+        let previous = match previous {
+            Ok(rt) => rt,
+            Err(e) => {
+                log::error(&format!(
+                    "{} {reason} on probation, but cannot roll back ({e}): it stays",
+                    p.label
+                ));
+                if self.inst.is_none() {
+                    self.restarting = true;
+                    let _ = self.ensure_instance();
+                    self.restarting = false;
+                }
+                return;
+            }
         };
         log::error(&format!(
-            "{} trapped {} times on probation: rolling back to the previous engine",
-            p.label, p.traps
+            "{} {reason} on probation: rolling back to the previous engine",
+            p.label
         ));
+        let mut restored = RestoredFrom::LastSaved;
+        if let Some(blob) = state {
+            self.last_state = Some(blob);
+            restored = RestoredFrom::Exported;
+        }
         self.svc
             .watchdog
             .set_engine(previous.wasmtime_engine().clone());
         self.runtime = Some(previous);
         self.inst = None;
-        if let Some(path) = &self.cfg.engine_file
-            && let Err(e) = crate::update::restore_last_good(path)
-        {
-            log::error(&format!(
-                "rollback: cannot make the last known good engine current in {path}: {e}"
-            ));
+        self.load_error = None;
+        self.health.recent_uploads.clear();
+        self.health.credentials_refused = false;
+        if let Some(path) = &self.cfg.engine_file {
+            if let Err(e) = crate::update::restore_last_good(path) {
+                log::error(&format!(
+                    "rollback: cannot make the last known good engine current in {path}: {e}"
+                ));
+            }
+            crate::update::end_probation(path);
         }
-    }
-
-    /// Ends a probation that ran its time.
-    fn end_probation(&mut self) {
-        if let Some(p) = &self.probation
-            && Instant::now() >= p.until
-        {
-            log::info(&format!("{} passed probation", p.label));
-            self.probation = None;
+        if notify {
+            self.notify_service_wrong();
         }
+        if self.last_state.is_none() {
+            restored = RestoredFrom::Clean;
+        }
+        self.restarting = true;
+        let started = self.ensure_instance();
+        self.restarting = false;
+        // A state the previous engine could not import was dropped.
+        if self.last_state.is_none() {
+            restored = RestoredFrom::Clean;
+        }
+        match started {
+            Ok(()) => log::warn(&format!(
+                "rolled back: the previous engine serves ({restored:?} state)"
+            )),
+            Err(_) => log::error("rolled back, but the previous engine does not start"),
+        }
+        self.dirty = true;
+        self.wake_at = Some(Instant::now());
+        self.svc.record_outcome(ProbationOutcome::RolledBack {
+            engine: p.label,
+            reason,
+            restored,
+        });
     }
 
     /// Whether an update is on probation (tests).
@@ -976,7 +1229,6 @@ impl EngineCtx {
     }
 
     fn tick(&mut self) {
-        self.end_probation();
         if self.inst.is_none() && self.load_error.is_some() {
             self.wake_at = None;
             return;
@@ -993,6 +1245,7 @@ impl EngineCtx {
         // must already show in what pushes are answered.
         self.publish_gates();
         self.dispatch(t.events);
+        self.watch_probation();
         if eventful {
             self.dirty = true;
         }
@@ -1095,6 +1348,9 @@ impl EngineCtx {
     fn dispatch(&mut self, events: Vec<wt::HostEvent>) {
         for ev in events {
             self.watch_backups(&ev);
+            if let wt::HostEvent::Notify(n) = &ev {
+                self.watch_health(n);
+            }
             if let wt::HostEvent::OpComplete(op) = ev {
                 self.svc.ops.complete(op.id, op.outcome);
                 continue;
@@ -1347,6 +1603,13 @@ fn load_engine_file(path: &str) -> Result<EngineRuntime, String> {
         EngineSource::Precompiled(&bytes)
     };
     EngineRuntime::new(source).map_err(|e| format!("engine file {path}: {e:#}"))
+}
+
+/// Seconds since 1970 UTC, now.
+fn utc_now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn video_codec(c: wt::VideoCodec) -> ivcs_media::VideoCodec {

@@ -96,6 +96,30 @@ pub fn prepare(bytes: Vec<u8>, what: &str) -> Result<Prepared, i32> {
         ));
         IV_ERR_CS_PRM_NOT_AVAILABLE
     })?;
+    // Ask the engine itself, in a throwaway instance, before anything
+    // stops: a component of another world does not instantiate, and the
+    // contract it implements must be the one its signed manifest names (a
+    // signer that did not ask it, or a payload that lies).
+    let versions = runtime.versions().map_err(|e| {
+        log::error(&format!(
+            "engine update {what} refused (incompatible): {label} is not an engine of this \
+             contract: {e:#}"
+        ));
+        IV_ERR_CS_INIT_PRM_RANGE
+    })?;
+    if versions.contract != verified.manifest.contract
+        || !ivcs_host::runtime::contracts_compatible(
+            &versions.contract,
+            ivcs_host::runtime::HOST_CONTRACT,
+        )
+    {
+        log::error(&format!(
+            "engine update {what} refused (incompatible): {label} implements contract {}, its \
+             manifest says {}",
+            versions.contract, verified.manifest.contract
+        ));
+        return Err(IV_ERR_CS_INIT_PRM_RANGE);
+    }
     Ok(Prepared {
         runtime,
         artifact: bytes,
@@ -117,17 +141,68 @@ pub fn last_good_path(current: &str) -> PathBuf {
     PathBuf::from(format!("{current}.last-good"))
 }
 
+/// The marker beside the engine file `current` that says its engine has
+/// not passed probation yet (written before it becomes current, removed
+/// when probation ends): a restart in between resumes the probation.
+pub fn probation_marker_path(current: &str) -> PathBuf {
+    PathBuf::from(format!("{current}.probation"))
+}
+
+/// Whether the engine in `current` is still on probation (its marker).
+pub fn on_probation(current: &str) -> bool {
+    probation_marker_path(current).is_file()
+}
+
+/// Probation of the engine in `current` ended (passed or rolled back):
+/// removes the marker (logged if that fails: the next start would put the
+/// engine on probation again, which costs nothing but a log line).
+pub fn end_probation(current: &str) {
+    let m = probation_marker_path(current);
+    match std::fs::remove_file(&m) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => log::error(&format!("{}: {e}", m.display())),
+    }
+}
+
+/// Test hook: `IVCS_TEST_KILL_AT=STEP` kills the process with SIGKILL at
+/// that step of [`persist`] (a power loss there, as far as files go). The
+/// steps: `last-good-tmp`, `last-good`, `marker`, `current-tmp`,
+/// `current`, `done`.
+fn kill_point(step: &str) {
+    if std::env::var("IVCS_TEST_KILL_AT").is_ok_and(|v| v == step) {
+        unsafe extern "C" {
+            fn raise(sig: std::ffi::c_int) -> std::ffi::c_int;
+        }
+        const SIGKILL: std::ffi::c_int = 9;
+        // SAFETY: raise is async-signal-safe and takes any signal number.
+        unsafe { raise(SIGKILL) };
+    }
+}
+
 /// Replaces `path` with `bytes` atomically: a temporary file beside it is
 /// written and fsynced, renamed over `path`, and the directory fsynced. A
 /// power loss leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_steps(path, bytes, "")
+}
+
+/// [`write_atomic`] with the test hook's kill points `STEP-tmp` (temporary
+/// file written) and `STEP` (renamed).
+fn write_atomic_steps(path: &Path, bytes: &[u8], step: &str) -> std::io::Result<()> {
     let tmp = PathBuf::from(format!("{}.tmp", path.display()));
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
+    if !step.is_empty() {
+        kill_point(&format!("{step}-tmp"));
+    }
     std::fs::rename(&tmp, path)?;
+    if !step.is_empty() {
+        kill_point(step);
+    }
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -136,13 +211,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// After a swap to `new`: the engine file's old content becomes the last
-/// known good engine, then `new` the current one (each step atomic, in
-/// this order, so a reboot at any point finds a loadable current file and,
-/// once the new one is written, the previous one as last good).
+/// known good engine, the probation marker is written, then `new` becomes
+/// the current one (each step atomic, in this order, so a reboot at any
+/// point finds a loadable current file, and once the new one is current,
+/// the previous one as last good and the marker that puts the new one on
+/// probation again).
 pub fn persist(current: &str, new: &[u8]) -> std::io::Result<()> {
     let old = std::fs::read(current)?;
-    write_atomic(&last_good_path(current), &old)?;
-    write_atomic(Path::new(current), new)
+    write_atomic_steps(&last_good_path(current), &old, "last-good")?;
+    write_atomic(&probation_marker_path(current), b"on probation\n")?;
+    kill_point("marker");
+    write_atomic_steps(Path::new(current), new, "current")?;
+    kill_point("done");
+    Ok(())
 }
 
 /// After a rollback: the last known good engine becomes current again.

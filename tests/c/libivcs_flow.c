@@ -19,6 +19,18 @@
  *                              second thread: refusals first (no keys,
  *                              unsigned, tampered, unknown key), then GOOD;
  *                              no push refused, segments acknowledged after
+ *   refuse FRAMES DUMPDIR KEYS ARTIFACT RC
+ *                              an update mid-stream answered RC at once, no
+ *                              push refused, the running engine records on
+ *   contain FRAMES DUMPDIR KEYS ARTIFACT
+ *                              an update to an engine that turns hostile:
+ *                              contained (restarts with notifies), rolled
+ *                              back, pushes answered, recording goes on
+ *   start FRAMES KEYS          records until a segment is acknowledged (the
+ *                              engine file from the environment)
+ *   powerloss FRAMES KEYS ARTIFACT
+ *                              an update mid-stream; the library kills the
+ *                              process at IVCS_TEST_KILL_AT in persisting it
  *
  * Protocol with the driver (stdout, line by line): `SLICE`, `DUMP`,
  * `NOTIFY`, `EVENT_RESULT` lines report what the callbacks saw; `NEED X`
@@ -75,6 +87,11 @@ static int marks[256], n_marks; /* watermark kinds in order (channel 0) */
 static int n_captures, n_pic_results, bad_pic_result;
 static int n_results, result_ids[64], result_codes[64];
 static int bad_dump;
+/* A trap restart resumes from a checkpoint, which cuts the open segment:
+   its dump gets no END. Allowed only where engines trap (hostile); a swap
+   hands the open segment over, so there a second START is a failure. */
+static int cuts_allowed, abandoned_dumps;
+static int rollback_started, rollback_done; /* the library's log said so */
 static const char *dump_dir;
 static FILE *dump_part[5];
 static uint64_t dump_bytes[5];
@@ -168,6 +185,13 @@ static int on_dump(iv_cs_chn_e ch, iv_cs_up_bk_state_e st, uint64_t start_ts, ui
     switch (st) {
     case CS_UP_BK_START:
         /* The spec: no name, no data, end 0; one file at a time per channel. */
+        if (dump_part[ch] != NULL && cuts_allowed) {
+            pthread_mutex_lock(&mu);
+            abandoned_dumps++;
+            pthread_mutex_unlock(&mu);
+            fclose(dump_part[ch]);
+            dump_part[ch] = NULL;
+        }
         bad = name != NULL || buf != NULL || len != 0 || end_ts != 0 || start_ts == 0 ||
               dump_part[ch] != NULL;
         if (dump_part[ch]) fclose(dump_part[ch]);
@@ -241,6 +265,17 @@ static int on_result(iv_cs_chn_e ch, iv_cs_event_result_info *r) {
     printf("EVENT_RESULT %d %d %d %u %u\n", (int)ch, (int)r->event_id, (int)r->result_code,
            r->start_time_s, r->end_time_s);
     return 0;
+}
+
+/* The library's log: printed as `LOG level message`; rollbacks noted. */
+static void on_log(int level, const char *message, void *user) {
+    (void)user;
+    printf("LOG %d %s\n", level, message);
+    pthread_mutex_lock(&mu);
+    if (strstr(message, "rolling back to the previous engine") != NULL) rollback_started++;
+    if (strstr(message, "rolled back: the previous engine serves") != NULL) rollback_done++;
+    changed();
+    pthread_mutex_unlock(&mu);
 }
 
 /* ---- init --------------------------------------------------------------------- */
@@ -415,6 +450,8 @@ static int ok0(void) { return n_ok_slices[0] >= want_int; }
 static int results_in(void) { return n_results >= want_int; }
 static int pics_back(void) { return n_pic_results >= n_captures && n_captures >= want_int; }
 static int recovered0(void) { return n_kind[0][IV_CS_AV_UPLOAD_CONNECT_RECOVER] >= want_int; }
+static int rolled_back(void) { return rollback_done >= want_int; }
+static int service_wrong0(void) { return n_kind[0][IV_CS_COS_SERVICE_WRONG] >= want_int; }
 static int mark_seen(void) {
     int i;
     for (i = 0; i < n_marks; i++)
@@ -853,11 +890,129 @@ static void scenario_swap(void) {
     printf("swap ok\n");
 }
 
+/* ---- hostile engines: refused or contained (hot-swap.md, "What is tested") ---- */
+
+static void stop_camera(pthread_t cam) {
+    pthread_mutex_lock(&mu);
+    stop_pushing = 1;
+    pthread_mutex_unlock(&mu);
+    CHECK(pthread_join(cam, NULL) == 0);
+}
+
+/* Pushes refused with anything but -611 (one P frame after a new engine
+   starts waits for an IDR) or -606 (frames queued behind a call the
+   watchdog has not interrupted yet overflow the budget). */
+static int refused_badly(void) {
+    int i, bad = 0;
+    pthread_mutex_lock(&mu);
+    for (i = 0; i < n_pushes; i++)
+        if (push_rc[i] != 0 && push_rc[i] != IV_ERR_CS_NEED_IDR_FRAME &&
+            push_rc[i] != IV_ERR_CS_PRM_MALLOC_FAIL)
+            bad++;
+    pthread_mutex_unlock(&mu);
+    return bad;
+}
+
+static void scenario_refuse(const char *keys, const char *artifact, int want) {
+    iv_cs_init_parm_s p = params(1, 2u << 20);
+    pthread_t cam;
+    int before;
+    EXPECT(ivcs_host_set_log_callback(on_log, NULL), IV_ERR_NONE);
+    EXPECT(ivcs_host_set_engine_keys(keys), IV_ERR_NONE);
+    EXPECT(iv_cs_init(&p), IV_ERR_NONE);
+    CHECK(wait_for(started0, 1, 60));
+    cam_init(&swap_cam, CS_SINGLE_CH, 4.0);
+    CHECK(pthread_create(&cam, NULL, camera_thread, NULL) == 0);
+    CHECK(wait_for(ok0, 1, 60));
+    refused_update("hostile", artifact, want);
+    /* Nothing stopped: the running engine goes on recording. */
+    before = get(&n_ok_slices[0]);
+    CHECK(wait_for(ok0, before + 1, 60));
+    stop_camera(cam);
+    cam_report(&swap_cam, "refuse");
+    EXPECT(get(&n_kind[0][IV_CS_COS_SERVICE_WRONG]), 0);
+    EXPECT(get(&n_err_slices[0]), 0);
+    EXPECT(refused_badly(), 0);
+    finish();
+    printf("refuse ok\n");
+}
+
+static void scenario_contain(const char *keys, const char *artifact) {
+    iv_cs_init_parm_s p = params(1, 2u << 20);
+    pthread_t cam;
+    uint64_t t0;
+    int ok_at_rollback, pushes_at_rollback;
+    EXPECT(ivcs_host_set_log_callback(on_log, NULL), IV_ERR_NONE);
+    EXPECT(ivcs_host_set_engine_keys(keys), IV_ERR_NONE);
+    EXPECT(iv_cs_init(&p), IV_ERR_NONE);
+    CHECK(wait_for(started0, 1, 60));
+    cam_init(&swap_cam, CS_SINGLE_CH, 4.0);
+    CHECK(pthread_create(&cam, NULL, camera_thread, NULL) == 0);
+    CHECK(wait_for(ok0, 1, 60));
+    cuts_allowed = 1;
+    /* The update is taken: the engine turns hostile only after a while. */
+    EXPECT(ivcs_host_engine_update(artifact), IV_ERR_NONE);
+    t0 = mono_ns();
+    /* Contained: each failure restarts it (firmware told), until probation
+       rolls back to the previous engine. */
+    CHECK(wait_for(service_wrong0, 1, 120));
+    CHECK(wait_for(rolled_back, 1, 120));
+    printf("CONTAIN rollback_after_ms=%.0f service_wrong=%d restarts_logged=%d\n",
+           (double)(mono_ns() - t0) / 1e6, get(&n_kind[0][IV_CS_COS_SERVICE_WRONG]),
+           get(&rollback_started));
+    /* The previous engine records: two more segments acknowledged, and
+       pushes are answered all along. */
+    ok_at_rollback = get(&n_ok_slices[0]);
+    pushes_at_rollback = get(&n_pushes);
+    CHECK(wait_for(ok0, ok_at_rollback + 2, 90));
+    stop_camera(cam);
+    cam_report(&swap_cam, "contain");
+    CHECK(get(&n_pushes) > pushes_at_rollback);
+    EXPECT(get(&rollback_done), 1);
+    EXPECT(refused_badly(), 0);
+    finish();
+    printf("contain ok\n");
+}
+
+static void scenario_start(const char *keys) {
+    iv_cs_init_parm_s p = params(1, 2u << 20);
+    cam_t c;
+    EXPECT(ivcs_host_set_log_callback(on_log, NULL), IV_ERR_NONE);
+    EXPECT(ivcs_host_set_engine_keys(keys), IV_ERR_NONE);
+    EXPECT(iv_cs_init(&p), IV_ERR_NONE);
+    CHECK(wait_for(started0, 1, 60));
+    cam_init(&c, CS_SINGLE_CH, 4.0);
+    while (get(&n_ok_slices[0]) < 1 && c.video_ok < 25 * 120) cam_step(&c);
+    CHECK(wait_for(ok0, 1, 60));
+    cam_report(&c, "start");
+    finish();
+    printf("start ok\n");
+}
+
+static void scenario_powerloss(const char *keys, const char *artifact) {
+    iv_cs_init_parm_s p = params(1, 2u << 20);
+    pthread_t cam;
+    EXPECT(ivcs_host_set_log_callback(on_log, NULL), IV_ERR_NONE);
+    EXPECT(ivcs_host_set_engine_keys(keys), IV_ERR_NONE);
+    EXPECT(iv_cs_init(&p), IV_ERR_NONE);
+    CHECK(wait_for(started0, 1, 60));
+    cam_init(&swap_cam, CS_SINGLE_CH, 4.0);
+    CHECK(pthread_create(&cam, NULL, camera_thread, NULL) == 0);
+    CHECK(wait_for(ok0, 1, 60));
+    printf("UPDATING\n");
+    /* The library kills the process while it writes the update to disk. */
+    EXPECT(ivcs_host_engine_update(artifact), IV_ERR_NONE);
+    stop_camera(cam);
+    finish();
+    printf("powerloss survived\n");
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 3) {
-        fprintf(stderr, "usage: %s flow|events|noplan|killed|watermarks|swap FRAMES [DUMPDIR|JPEG]\n",
+        fprintf(stderr, "usage: %s flow|events|noplan|killed|watermarks|swap|refuse|contain|start|powerloss "
+                "FRAMES [ARGS]\n",
                 argv[0]);
         return 2;
     }
@@ -881,6 +1036,16 @@ int main(int argc, char **argv) {
         swap_tampered = argv[7];
         swap_otherkey = argv[8];
         scenario_swap();
+    } else if (strcmp(mode, "refuse") == 0 && argc > 6) {
+        dump_dir = argv[3];
+        scenario_refuse(argv[4], argv[5], atoi(argv[6]));
+    } else if (strcmp(mode, "contain") == 0 && argc > 5) {
+        dump_dir = argv[3];
+        scenario_contain(argv[4], argv[5]);
+    } else if (strcmp(mode, "start") == 0 && argc > 3) {
+        scenario_start(argv[3]);
+    } else if (strcmp(mode, "powerloss") == 0 && argc > 4) {
+        scenario_powerloss(argv[3], argv[4]);
     } else if (strcmp(mode, "watermarks") == 0) {
         scenario_watermarks();
     } else {
