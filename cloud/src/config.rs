@@ -55,6 +55,16 @@ pub struct Config {
     /// Test hook: when set, "now" is read from this file (decimal ms since
     /// 1970) whenever it exists, so tests can move time without sleeping.
     pub clock_file: Option<PathBuf>,
+    /// Largest accepted engine artifact (`POST /v1/engine/releases`),
+    /// bytes. The upload is held in memory while it is checked.
+    pub max_engine_bytes: u64,
+    /// Lifetime of the capability token in an engine offer's download and
+    /// report URLs, seconds (every plan view hands out a fresh one).
+    pub engine_token_ttl_s: u64,
+    /// Keyring file (engine `.pub` files concatenated): when set, a release
+    /// whose signature does not verify under one of its keys is refused at
+    /// upload. Devices verify either way.
+    pub engine_keys: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -76,6 +86,9 @@ impl Default for Config {
             log: "info".into(),
             viewer_dir: default_viewer_dir(),
             clock_file: None,
+            max_engine_bytes: 64 << 20,
+            engine_token_ttl_s: 7 * 86_400,
+            engine_keys: None,
         }
     }
 }
@@ -128,8 +141,8 @@ impl Config {
             }
             let key = key.to_ascii_lowercase();
             let Some(old) = table.get(&key) else {
-                // The clock file is optional, so absent from the defaults.
-                if key == "clock_file" {
+                // Optional paths are absent from the defaults.
+                if key == "clock_file" || key == "engine_keys" {
                     table.insert(key, toml::Value::String(value));
                     continue;
                 }
