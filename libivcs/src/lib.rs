@@ -22,6 +22,8 @@
 //! - [`pictures`]: picture memory (borrowed captures, copied reports).
 //! - [`update`]: live engine updates: keys, verification, engine files
 //!   on disk (the swap itself is in [`service`]).
+//! - [`delivery`]: engine updates offered by the cloud: download, the
+//!   update path, outcome reports.
 //! - [`watchdog`]: per-call deadlines through epoch interruption.
 //! - [`abi`]: `#[repr(C)]` mirrors of the header structs.
 //! - [`log`]: log lines to the firmware's callback or stderr.
@@ -33,6 +35,7 @@ pub mod capi;
 pub mod codes;
 pub mod config;
 pub mod deliver;
+pub mod delivery;
 pub mod frame_pool;
 pub mod host_api;
 pub mod log;

@@ -1087,6 +1087,11 @@ impl EngineCtx {
                 self.svc.ops.complete(op.id, op.outcome);
                 continue;
             }
+            if let wt::HostEvent::EngineOffer(offer) = ev {
+                // Downloads on its own thread; returns at once.
+                crate::delivery::offer(offer, &self.cfg);
+                continue;
+            }
             if let wt::HostEvent::Log(rec) = &ev {
                 let level = match rec.level {
                     wt::LogLevel::Error => 0,
@@ -1327,7 +1332,7 @@ fn load_engine_file(path: &str) -> Result<EngineRuntime, String> {
     if bytes.starts_with(ivcs_host::artifact::MAGIC_PREFIX) {
         return crate::update::prepare(bytes, path)
             .map(|p| p.runtime)
-            .map_err(|code| format!("engine file {path}: refused ({code})"));
+            .map_err(|e| format!("engine file {path}: refused ({}): {}", e.code, e.message));
     }
     let source = if bytes.starts_with(b"\0asm") {
         EngineSource::Wasm(&bytes)
