@@ -90,6 +90,8 @@ fn call(
             .post(&url)
             .header("authorization", &auth)
             .header("content-type", "application/octet-stream")
+            // A refusal (401, 413) may come before the body is read.
+            .header("expect", "100-continue")
             .send(&b[..]),
         (_, None) => agent.post(&url).header("authorization", &auth).send_empty(),
     };
