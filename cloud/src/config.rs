@@ -121,7 +121,8 @@ impl Config {
                 .parse()
                 .map_err(|e| Error::bad_request(format!("{}: {e}", path.display())))?;
             for (k, v) in file {
-                if !table.contains_key(&k) {
+                // engine_keys is optional, so absent from the defaults.
+                if !table.contains_key(&k) && k != "engine_keys" {
                     return Err(Error::bad_request(format!(
                         "{}: unknown key `{k}`",
                         path.display()
@@ -197,6 +198,17 @@ mod tests {
         let env = [("IVCS_CLOUD_VIEWER_DIR".to_string(), "/srv/v".to_string())];
         let c = Config::load(None, env).unwrap();
         assert_eq!(c.viewer_dir, PathBuf::from("/srv/v"));
+        // The optional engine keyring, from the file or the environment.
+        assert_eq!(c.engine_keys, None);
+        std::fs::write(&path, "engine_keys = \"/etc/ivcs/engine-keys.pub\"\n").unwrap();
+        let c = Config::load(Some(&path), []).unwrap();
+        assert_eq!(
+            c.engine_keys,
+            Some(PathBuf::from("/etc/ivcs/engine-keys.pub"))
+        );
+        let env = [("IVCS_CLOUD_ENGINE_KEYS".to_string(), "/k.pub".to_string())];
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.engine_keys, Some(PathBuf::from("/k.pub")));
     }
 
     #[test]
