@@ -1149,7 +1149,7 @@ impl Repo {
 
     /// Every device's status for a release, by device.
     pub async fn engine_statuses(&self, release: &str) -> Result<Vec<EngineStatusRow>> {
-        let rows: Vec<(String, String, Option<String>, Option<String>, i64)> = sqlx::query_as(
+        let rows: Vec<StatusTuple> = sqlx::query_as(
             "SELECT device_id, status, kind, message, updated_ms FROM engine_status
              WHERE release_id = ? ORDER BY device_id",
         )
@@ -1187,6 +1187,10 @@ impl Repo {
         self.pool.close().await;
     }
 }
+
+/// An `engine_status` row as selected: device, status, kind, message,
+/// updated_ms.
+type StatusTuple = (String, String, Option<String>, Option<String>, i64);
 
 /// Before a segment row is replaced: queues the object of the row it
 /// replaces for deletion, unless that is the new object itself or already
