@@ -56,7 +56,10 @@ int ivcs_host_set_engine_file(const char *path);
  * more "ivcs engine keygen" .pub files concatenated. Without keys every
  * update is refused. NULL forgets them. May be called at any time; an
  * unreadable file or one without a key is IV_ERR_CS_INIT_PRM_RANGE and
- * keeps the keys set before.
+ * keeps the keys set before. Setting keys also turns on updates delivered
+ * by the cloud: an engine the cloud offers is downloaded on a library
+ * thread (pushes go on), checked and swapped to exactly as by
+ * ivcs_host_engine_update, and the outcome reported to the cloud.
  */
 int ivcs_host_set_engine_keys(const char *path);
 /*

@@ -1301,3 +1301,114 @@ fn a_corrupt_or_tampered_engine_file_falls_back_to_the_last_good_one_at_start() 
         );
     }
 }
+
+// ---- live engine update delivered by the cloud ----------------------------------
+
+/// `ivcs cloud engine ARGS` against the setup's cloud with an admin token.
+fn engine_cmd(s: &Setup, token: &str, args: &[&str]) -> tools::Captured {
+    let mut a = vec!["cloud", "engine"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["--url", &s.cloud.base, "--token", token]);
+    ivcs_cli(&a)
+}
+
+/// One device's status line of a release, from the cloud's answer.
+fn device_status(s: &Setup, token: &str, release: &str) -> serde_json::Value {
+    let a = s
+        .cloud
+        .app_get(&format!("/v1/engine/releases/{release}"), Some(token));
+    assert_eq!(a.status, 200, "{}", a.text());
+    let v = a.json();
+    v["devices"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["device"] == s.device.as_str()))
+        .cloned()
+        .unwrap_or_else(|| panic!("no status of {} in {v}", s.device))
+}
+
+#[test]
+fn an_engine_published_to_a_device_is_downloaded_verified_and_swapped_while_it_pushes() {
+    let mut s = setup_alone("libivcs_deliver");
+    s.plan("full-time", "7");
+    let m = media();
+    let dump_dir = s.dir.join("dumps");
+    std::fs::create_dir_all(&dump_dir).expect("dump dir");
+    let a = artifacts(&s.dir);
+    let token = s.cloud.admin_token();
+    let t0 = std::cell::Cell::new(std::time::Instant::now());
+    let lines = run_flow(
+        &mut s,
+        &["deliver".into(), p(&m.file), p(&dump_dir), p(&a.keys)],
+        |what, s| {
+            let device = s.device.clone();
+            match what {
+                "publish-other" => {
+                    engine_cmd(
+                        s,
+                        &token,
+                        &[
+                            "publish",
+                            &p(&a.other_key),
+                            "--devices",
+                            &device,
+                            "--release",
+                            "other",
+                        ],
+                    );
+                }
+                "check-refused" => {
+                    let st = device_status(s, &token, "other");
+                    assert_eq!(st["status"], "refused", "{st}");
+                    assert_eq!(st["kind"], "untrusted", "{st}");
+                    assert!(
+                        st["message"].as_str().unwrap_or("").contains("unknown key"),
+                        "{st}"
+                    );
+                }
+                "publish-good" => {
+                    t0.set(std::time::Instant::now());
+                    engine_cmd(
+                        s,
+                        &token,
+                        &[
+                            "publish",
+                            &p(&a.good),
+                            "--devices",
+                            &device,
+                            "--release",
+                            "good",
+                        ],
+                    );
+                }
+                "check-swapped" => {
+                    #[allow(clippy::print_stderr)]
+                    {
+                        eprintln!(
+                            "DELIVER publish -> swapped reported: {} ms",
+                            t0.get().elapsed().as_millis()
+                        );
+                    }
+                    let st = device_status(s, &token, "good");
+                    assert_eq!(st["status"], "swapped", "{st}");
+                    // Final: not offered again.
+                    let view = s
+                        .cloud
+                        .app_get("/v1/engine/releases/good", Some(&token))
+                        .json();
+                    assert_eq!(view["summary"], serde_json::json!({ "swapped": 1 }));
+                }
+                other => panic!("unexpected NEED {other}"),
+            }
+        },
+    );
+    #[allow(clippy::print_stderr)]
+    for l in lines.iter().filter(|l| l.starts_with("PUSHES")) {
+        eprintln!("{l}");
+    }
+    assert!(lines.iter().any(|l| l == "deliver ok"), "{lines:?}");
+    let mut ok = acknowledged_segments_are_stored(&s, &lines, &dump_dir);
+    ok.sort_by_key(|x| x.seq_a);
+    for w in ok.windows(2) {
+        assert!(w[1].seq_a > w[0].seq_b, "overlapping segments: {w:?}");
+    }
+}

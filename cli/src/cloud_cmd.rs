@@ -54,6 +54,12 @@ pub enum CloudCmd {
     },
     /// Export a recorded range as one MP4 file.
     Export(crate::cloud_export::ExportArgs),
+    /// Engine releases on a running service: publish, list, status,
+    /// withdraw (an admin token).
+    Engine {
+        #[command(subcommand)]
+        cmd: crate::cloud_engine::EngineCmd,
+    },
     /// Run one retention pass now (or at --now-ms, for tests).
     Retention {
         /// Treat this as the current time, ms since 1970.
@@ -117,6 +123,9 @@ pub enum TokenCmd {
     Create {
         /// A name to recognise the token by.
         name: String,
+        /// An admin token: also publishes and withdraws engine releases.
+        #[arg(long)]
+        admin: bool,
     },
 }
 
@@ -165,13 +174,16 @@ pub fn run(common: &Common, cmd: CloudCmd) -> Result<()> {
             CloudCmd::Device { cmd } => device(App::open(cfg).await?, cmd).await,
             CloudCmd::Plan { cmd } => plan(App::open(cfg).await?, cmd).await,
             CloudCmd::Token {
-                cmd: TokenCmd::Create { name },
+                cmd: TokenCmd::Create { name, admin },
             } => {
                 let app = App::open(cfg).await?;
                 let token = random_secret();
-                app.repo
-                    .add_token(&sha256_hex(token.as_bytes()), &name, app.now_ms())
-                    .await?;
+                let sha = sha256_hex(token.as_bytes());
+                if admin {
+                    app.repo.add_admin_token(&sha, &name, app.now_ms()).await?;
+                } else {
+                    app.repo.add_token(&sha, &name, app.now_ms()).await?;
+                }
                 out(&token);
                 Ok(())
             }
@@ -182,6 +194,10 @@ pub fn run(common: &Common, cmd: CloudCmd) -> Result<()> {
                     .await?;
                 out(&format!("removed {n} segments"));
                 Ok(())
+            }
+            // A client of a running service (blocking HTTP).
+            CloudCmd::Engine { cmd } => {
+                tokio::task::block_in_place(|| crate::cloud_engine::run(cmd))
             }
             CloudCmd::Export(a) => {
                 out(&crate::cloud_export::run(cfg, a).await?);

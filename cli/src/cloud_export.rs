@@ -170,25 +170,7 @@ fn via_service(url: &str, a: &ExportArgs, start: u64, end: u64) -> Result<(u64, 
         .token
         .as_deref()
         .ok_or_else(|| anyhow!("--url needs --token or IVCS_TOKEN"))?;
-    let mut tls = ureq::tls::TlsConfig::builder();
-    if let Some(ca) = &a.ca {
-        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
-        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-            .filter_map(|item| match item {
-                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                _ => None,
-            })
-            .collect();
-        if certs.is_empty() {
-            bail!("{}: no certificate", ca.display());
-        }
-        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
-    }
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(tls.build())
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = crate::http_client::agent(a.ca.as_deref())?;
     let target = format!(
         "{}/v1/devices/{}/channels/{}/export.mp4?start_ms={start}&end_ms={end}",
         url.trim_end_matches('/'),

@@ -2,9 +2,11 @@
 //! module; this file only parses arguments and dispatches.
 
 mod cloud_cmd;
+mod cloud_engine;
 mod cloud_export;
 mod engine_file;
 mod engine_sign;
+mod http_client;
 mod input;
 mod mux_cmd;
 mod sim_cmd;

@@ -36,6 +36,10 @@ pub struct App {
     pub metrics: Metrics,
     /// Bounds concurrent MP4 exports ([`crate::export::CONCURRENT_EXPORTS`]).
     pub export_slots: Arc<tokio::sync::Semaphore>,
+    /// Capability tokens of engine offers ([`crate::releases`]).
+    pub engine_tokens: UrlSigner,
+    /// Vendor keys releases must be signed with (`engine_keys`), if set.
+    pub engine_keys: Option<ivcs_host::artifact::Keyring>,
 }
 
 /// One channel's plan as a device sees it (mirrors `iv_cs_balance_info_s`).
@@ -71,6 +75,9 @@ pub struct PlanView {
     pub channels: Vec<ChannelPlan>,
     /// AI settings.
     pub ai: Vec<AiSetting>,
+    /// The engine release offered to the device (device API only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<crate::releases::EngineOffer>,
 }
 
 /// The plan in force for one channel at `now_ms`.
@@ -111,6 +118,15 @@ impl App {
         let key = repo
             .setting_or_insert("playback_url_key", crate::auth::random_secret)
             .await?;
+        // A key of its own: a playback signature can never pass for an
+        // engine token, nor the other way round.
+        let engine_key = repo
+            .setting_or_insert("engine_token_key", crate::auth::random_secret)
+            .await?;
+        let engine_keys = match &cfg.engine_keys {
+            Some(path) => Some(crate::releases::read_keyring(path)?),
+            None => None,
+        };
         Ok(Arc::new(App {
             clock,
             device_auth: DeviceAuth::new(cfg.auth_skew_s),
@@ -118,6 +134,8 @@ impl App {
             feed: Feed::default(),
             metrics: Metrics::default(),
             export_slots: crate::export::slots(),
+            engine_tokens: UrlSigner::new(&engine_key),
+            engine_keys,
             repo,
             objects,
             cfg,
@@ -140,6 +158,7 @@ impl App {
             server_time_ms: now,
             channels: (0..CHANNELS).map(|c| channel_plan(&rows, c, now)).collect(),
             ai: self.repo.ai_settings(device).await?,
+            engine: None,
         })
     }
 

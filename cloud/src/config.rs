@@ -55,6 +55,16 @@ pub struct Config {
     /// Test hook: when set, "now" is read from this file (decimal ms since
     /// 1970) whenever it exists, so tests can move time without sleeping.
     pub clock_file: Option<PathBuf>,
+    /// Largest accepted engine artifact (`POST /v1/engine/releases`),
+    /// bytes. The upload is held in memory while it is checked.
+    pub max_engine_bytes: u64,
+    /// Lifetime of the capability token in an engine offer's download and
+    /// report URLs, seconds (every plan view hands out a fresh one).
+    pub engine_token_ttl_s: u64,
+    /// Keyring file (engine `.pub` files concatenated): when set, a release
+    /// whose signature does not verify under one of its keys is refused at
+    /// upload. Devices verify either way.
+    pub engine_keys: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -76,6 +86,9 @@ impl Default for Config {
             log: "info".into(),
             viewer_dir: default_viewer_dir(),
             clock_file: None,
+            max_engine_bytes: 64 << 20,
+            engine_token_ttl_s: 7 * 86_400,
+            engine_keys: None,
         }
     }
 }
@@ -108,7 +121,8 @@ impl Config {
                 .parse()
                 .map_err(|e| Error::bad_request(format!("{}: {e}", path.display())))?;
             for (k, v) in file {
-                if !table.contains_key(&k) {
+                // engine_keys is optional, so absent from the defaults.
+                if !table.contains_key(&k) && k != "engine_keys" {
                     return Err(Error::bad_request(format!(
                         "{}: unknown key `{k}`",
                         path.display()
@@ -128,8 +142,8 @@ impl Config {
             }
             let key = key.to_ascii_lowercase();
             let Some(old) = table.get(&key) else {
-                // The clock file is optional, so absent from the defaults.
-                if key == "clock_file" {
+                // Optional paths are absent from the defaults.
+                if key == "clock_file" || key == "engine_keys" {
                     table.insert(key, toml::Value::String(value));
                     continue;
                 }
@@ -184,6 +198,17 @@ mod tests {
         let env = [("IVCS_CLOUD_VIEWER_DIR".to_string(), "/srv/v".to_string())];
         let c = Config::load(None, env).unwrap();
         assert_eq!(c.viewer_dir, PathBuf::from("/srv/v"));
+        // The optional engine keyring, from the file or the environment.
+        assert_eq!(c.engine_keys, None);
+        std::fs::write(&path, "engine_keys = \"/etc/ivcs/engine-keys.pub\"\n").unwrap();
+        let c = Config::load(Some(&path), []).unwrap();
+        assert_eq!(
+            c.engine_keys,
+            Some(PathBuf::from("/etc/ivcs/engine-keys.pub"))
+        );
+        let env = [("IVCS_CLOUD_ENGINE_KEYS".to_string(), "/k.pub".to_string())];
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.engine_keys, Some(PathBuf::from("/k.pub")));
     }
 
     #[test]

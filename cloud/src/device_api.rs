@@ -126,9 +126,16 @@ async fn verified_json<T: DeserializeOwned>(app: &App, req: Request) -> Result<(
     Ok((device, v))
 }
 
+/// The device's plan view with its engine offer, if any.
+async fn device_view(app: &App, device: &str, since: Option<u64>) -> Result<PlanView> {
+    let mut view = app.plan_view(device, since).await?;
+    view.engine = crate::releases::offer_for(app, device).await?;
+    Ok(view)
+}
+
 async fn plan(State(app): State<Arc<App>>, req: Request) -> Result<Json<PlanView>> {
     let (device, _, _) = verified_body(&app, req).await?;
-    Ok(Json(app.plan_view(&device, None).await?))
+    Ok(Json(device_view(&app, &device, None).await?))
 }
 
 #[derive(Deserialize)]
@@ -153,7 +160,7 @@ async fn changes(State(app): State<Arc<App>>, req: Request) -> Result<Json<PlanV
     let current = app.repo.revision(&device).await?;
     let wait = Duration::from_secs(q.wait_s.min(app.cfg.change_wait_max_s));
     app.feed.wait(&device, current, q.since, wait).await;
-    Ok(Json(app.plan_view(&device, Some(q.since)).await?))
+    Ok(Json(device_view(&app, &device, Some(q.since)).await?))
 }
 
 /// Query of a segment upload: what is known when it starts, and optionally

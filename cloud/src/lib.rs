@@ -16,6 +16,8 @@
 //!   retention).
 //! - [`device_api`], [`app_api`]: the two HTTP APIs; [`hls`]: playlists;
 //!   [`export`]: MP4 export of a range.
+//! - [`releases`]: engine releases (publish, targeting, offers, tokens);
+//!   [`release_api`]: their HTTP routes for operators and devices.
 //! - [`server`]: router, background jobs, `serve`.
 //! - [`time`]: RFC 3339 and civil dates.
 //! - [`openapi`]: the OpenAPI document of both APIs, served at
@@ -37,6 +39,8 @@ pub mod metrics;
 pub mod model;
 pub mod objects;
 pub mod openapi;
+pub mod release_api;
+pub mod releases;
 pub mod repo;
 pub mod server;
 pub mod time;

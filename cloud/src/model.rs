@@ -96,6 +96,94 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// Where one device stands with one engine release: the last outcome
+    /// it reported (docs/ref/protocol.md, "Engine releases").
+    EngineStatus {
+        /// The artifact is on the device, digest checked.
+        Downloaded = "downloaded",
+        /// The device refused the artifact (`kind`: malformed, untrusted or
+        /// incompatible); retrying the same file cannot help.
+        Refused = "refused",
+        /// Download, load or swap failed for another reason; the old
+        /// engine runs.
+        Failed = "failed",
+        /// The new engine serves, on probation.
+        Swapped = "swapped",
+        /// It passed probation.
+        Passed = "passed",
+        /// Probation failed: the device went back to its previous engine.
+        RolledBack = "rolled-back",
+    }
+}
+
+impl EngineStatus {
+    /// An outcome after which the release is not offered to the device
+    /// again (everything but `downloaded`, `failed`: those may be retried).
+    pub fn is_final(self) -> bool {
+        !matches!(self, EngineStatus::Downloaded | EngineStatus::Failed)
+    }
+}
+
+/// Which devices a release is for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Targeting {
+    /// Exactly these devices.
+    Devices(Vec<String>),
+    /// Devices whose rollout hash is below this percentage (1-100); see
+    /// `releases::in_rollout`.
+    Percent(u32),
+}
+
+/// An engine release row: a signed artifact and who it is for.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReleaseRow {
+    /// Operator-chosen or generated id.
+    pub id: String,
+    /// Manifest `engine_version`.
+    pub engine_version: String,
+    /// Manifest `contract`.
+    pub contract: String,
+    /// Manifest `kind` (`wasm` or `precompiled`).
+    pub kind: String,
+    /// Manifest `target`.
+    pub target: String,
+    /// Manifest `key_id`.
+    pub key_id: String,
+    /// The signature was verified against the cloud's `engine_keys`
+    /// (false: the cloud has no keys; devices still verify).
+    pub signature_verified: bool,
+    /// SHA-256 of the whole artifact file, hex.
+    pub sha256: String,
+    /// Artifact file length, bytes.
+    pub size: u64,
+    /// Who it is for.
+    pub targeting: Targeting,
+    /// When it was published, ms.
+    pub created_ms: u64,
+    /// When it was withdrawn, ms (none: offered).
+    pub withdrawn_ms: Option<u64>,
+    /// Object key of the artifact bytes (`engines/{sha256}`).
+    #[serde(skip)]
+    pub object_key: String,
+}
+
+/// One device's status for a release.
+#[derive(Clone, Debug, Serialize)]
+pub struct EngineStatusRow {
+    /// Device.
+    pub device: String,
+    /// Last outcome reported.
+    pub status: EngineStatus,
+    /// For `refused`: malformed, untrusted or incompatible.
+    pub kind: Option<String>,
+    /// The device's message (a refusal's reason, a rollback's cause).
+    pub message: Option<String>,
+    /// When it was reported, ms.
+    pub updated_ms: u64,
+}
+
 /// A plan row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {

@@ -50,6 +50,7 @@ mod tests {
             ("server", include_str!("server.rs")),
             ("device_api", include_str!("device_api.rs")),
             ("app_api", include_str!("app_api.rs")),
+            ("release_api", include_str!("release_api.rs")),
             ("openapi", include_str!("openapi.rs")),
             ("viewer", include_str!("viewer.rs")),
         ]

@@ -9,8 +9,8 @@
 
 use crate::error::{Error, Result};
 use crate::model::{
-    AiSetting, EventRow, EventStatus, PictureRow, Plan, PlanType, ReportOpt, SegmentEntry,
-    SegmentRow, SegmentState,
+    AiSetting, EngineStatus, EngineStatusRow, EventRow, EventStatus, PictureRow, Plan, PlanType,
+    ReleaseRow, ReportOpt, SegmentEntry, SegmentRow, SegmentState, Targeting,
 };
 use sqlx::Row;
 use sqlx::sqlite::{
@@ -35,12 +35,53 @@ const SEGMENT_ENTRIES_SQL: &str = "SELECT json_group_array(json_array(segment_id
 
 /// Upgrade steps: `UPGRADES[n - 1]` takes a version-`n` database to `n + 1`.
 /// `schema.sql` alone creates the current version.
-const UPGRADES: [&str; 1] = [
+const UPGRADES: [&str; 2] = [
     // 1 -> 2: the covering index of listings (see schema.sql).
     "CREATE INDEX segments_listing ON segments(device_id, channel, utc_start_ms, utc_end_ms,
        segment_id, container, codec, bytes, init_bytes, state, deleted_ms)
      WHERE state = 'complete' AND deleted_ms IS NULL;",
+    // 2 -> 3: admin tokens and engine releases (see schema.sql).
+    UPGRADE_ENGINE_RELEASES,
 ];
+
+/// [`UPGRADES`] 2 -> 3: the same statements as the end of schema.sql.
+const UPGRADE_ENGINE_RELEASES: &str =
+    "ALTER TABLE tokens ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE engine_releases (
+    id                  TEXT PRIMARY KEY,
+    engine_version      TEXT NOT NULL,
+    contract            TEXT NOT NULL,
+    kind                TEXT NOT NULL CHECK (kind IN ('wasm', 'precompiled')),
+    target              TEXT NOT NULL,
+    key_id              TEXT NOT NULL,
+    signature_verified  INTEGER NOT NULL,
+    sha256              TEXT NOT NULL,
+    bytes               INTEGER NOT NULL,
+    object_key          TEXT NOT NULL,
+    percent             INTEGER CHECK (percent BETWEEN 1 AND 100),
+    created_ms          INTEGER NOT NULL,
+    withdrawn_ms        INTEGER
+);
+CREATE INDEX engine_releases_active ON engine_releases(withdrawn_ms, created_ms);
+
+CREATE TABLE engine_release_devices (
+    release_id  TEXT NOT NULL REFERENCES engine_releases(id) ON DELETE CASCADE,
+    device_id   TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    PRIMARY KEY (release_id, device_id)
+);
+CREATE INDEX engine_release_devices_device ON engine_release_devices(device_id);
+
+CREATE TABLE engine_status (
+    release_id  TEXT NOT NULL REFERENCES engine_releases(id) ON DELETE CASCADE,
+    device_id   TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    status      TEXT NOT NULL CHECK (status IN ('downloaded', 'refused', 'failed', 'swapped',
+                                                'passed', 'rolled-back')),
+    kind        TEXT,
+    message     TEXT,
+    updated_ms  INTEGER NOT NULL,
+    PRIMARY KEY (release_id, device_id)
+);
+CREATE INDEX engine_status_device ON engine_status(device_id);";
 
 /// The metadata store.
 #[derive(Clone)]
@@ -943,11 +984,213 @@ impl Repo {
         Ok(n > 0)
     }
 
+    /// Stores the SHA-256 of an admin token (app API plus engine releases).
+    pub async fn add_admin_token(&self, sha256: &str, name: &str, now_ms: u64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tokens (token_sha256, name, created_ms, admin) VALUES (?, ?, ?, 1)",
+        )
+        .bind(sha256)
+        .bind(name)
+        .bind(i64_of(now_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether an admin token with this SHA-256 exists.
+    pub async fn admin_token_exists(&self, sha256: &str) -> Result<bool> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE token_sha256 = ? AND admin = 1")
+                .bind(sha256)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n > 0)
+    }
+
+    // ---- engine releases ------------------------------------------------------
+
+    /// Records a release (its object is stored already) with its explicit
+    /// devices. False if the id is taken.
+    pub async fn add_release(&self, r: &ReleaseRow) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let percent = match &r.targeting {
+            Targeting::Percent(p) => Some(i64::from(*p)),
+            Targeting::Devices(_) => None,
+        };
+        let done = sqlx::query(
+            "INSERT INTO engine_releases (id, engine_version, contract, kind, target, key_id,
+               signature_verified, sha256, bytes, object_key, percent, created_ms, withdrawn_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&r.id)
+        .bind(&r.engine_version)
+        .bind(&r.contract)
+        .bind(&r.kind)
+        .bind(&r.target)
+        .bind(&r.key_id)
+        .bind(r.signature_verified)
+        .bind(&r.sha256)
+        .bind(i64_of(r.size))
+        .bind(&r.object_key)
+        .bind(percent)
+        .bind(i64_of(r.created_ms))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if let Targeting::Devices(devices) = &r.targeting {
+            for d in devices {
+                sqlx::query(
+                    "INSERT INTO engine_release_devices (release_id, device_id) VALUES (?, ?)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&r.id)
+                .bind(d)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Releases, newest first; only those not withdrawn if `active_only`.
+    pub async fn releases(&self, active_only: bool) -> Result<Vec<ReleaseRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM engine_releases WHERE (? = 0 OR withdrawn_ms IS NULL)
+             ORDER BY created_ms DESC, id DESC",
+        )
+        .bind(active_only)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.release_of(r).await?);
+        }
+        Ok(out)
+    }
+
+    /// One release.
+    pub async fn release(&self, id: &str) -> Result<Option<ReleaseRow>> {
+        let row = sqlx::query("SELECT * FROM engine_releases WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(self.release_of(&r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn release_of(&self, r: &SqliteRow) -> Result<ReleaseRow> {
+        let id: String = r.try_get("id")?;
+        let targeting = match r.try_get::<Option<i64>, _>("percent")? {
+            Some(p) => Targeting::Percent(u32::try_from(p).unwrap_or(0)),
+            None => Targeting::Devices(
+                sqlx::query_scalar(
+                    "SELECT device_id FROM engine_release_devices WHERE release_id = ?
+                     ORDER BY device_id",
+                )
+                .bind(&id)
+                .fetch_all(&self.pool)
+                .await?,
+            ),
+        };
+        Ok(ReleaseRow {
+            engine_version: r.try_get("engine_version")?,
+            contract: r.try_get("contract")?,
+            kind: r.try_get("kind")?,
+            target: r.try_get("target")?,
+            key_id: r.try_get("key_id")?,
+            signature_verified: r.try_get("signature_verified")?,
+            sha256: r.try_get("sha256")?,
+            size: u64_of(r.try_get("bytes")?),
+            object_key: r.try_get("object_key")?,
+            created_ms: u64_of(r.try_get("created_ms")?),
+            withdrawn_ms: r.try_get::<Option<i64>, _>("withdrawn_ms")?.map(u64_of),
+            targeting,
+            id,
+        })
+    }
+
+    /// Marks a release withdrawn (once; a second call keeps the first
+    /// time). False if there is no such release.
+    pub async fn withdraw_release(&self, id: &str, now_ms: u64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE engine_releases SET withdrawn_ms = COALESCE(withdrawn_ms, ?) WHERE id = ?",
+        )
+        .bind(i64_of(now_ms))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Records a device's outcome for a release (the last one wins).
+    pub async fn set_engine_status(&self, release: &str, s: &EngineStatusRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO engine_status (release_id, device_id, status, kind, message, updated_ms)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (release_id, device_id) DO UPDATE SET status = excluded.status,
+               kind = excluded.kind, message = excluded.message, updated_ms = excluded.updated_ms",
+        )
+        .bind(release)
+        .bind(&s.device)
+        .bind(s.status.as_str())
+        .bind(&s.kind)
+        .bind(&s.message)
+        .bind(i64_of(s.updated_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every device's status for a release, by device.
+    pub async fn engine_statuses(&self, release: &str) -> Result<Vec<EngineStatusRow>> {
+        let rows: Vec<StatusTuple> = sqlx::query_as(
+            "SELECT device_id, status, kind, message, updated_ms FROM engine_status
+             WHERE release_id = ? ORDER BY device_id",
+        )
+        .bind(release)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(device, status, kind, message, t)| {
+                Ok(EngineStatusRow {
+                    device,
+                    status: EngineStatus::from_str(&status).map_err(Error::internal)?,
+                    kind,
+                    message,
+                    updated_ms: u64_of(t),
+                })
+            })
+            .collect()
+    }
+
+    /// One device's status for a release.
+    pub async fn engine_status(&self, release: &str, device: &str) -> Result<Option<EngineStatus>> {
+        let s: Option<String> = sqlx::query_scalar(
+            "SELECT status FROM engine_status WHERE release_id = ? AND device_id = ?",
+        )
+        .bind(release)
+        .bind(device)
+        .fetch_optional(&self.pool)
+        .await?;
+        s.map(|s| EngineStatus::from_str(&s).map_err(Error::internal))
+            .transpose()
+    }
+
     /// Closes the pool (checkpoints the WAL).
     pub async fn close(&self) {
         self.pool.close().await;
     }
 }
+
+/// An `engine_status` row as selected: device, status, kind, message,
+/// updated_ms.
+type StatusTuple = (String, String, Option<String>, Option<String>, i64);
 
 /// Before a segment row is replaced: queues the object of the row it
 /// replaces for deletion, unless that is the new object itself or already
@@ -1135,10 +1378,14 @@ mod tests {
             repo.put_segment(&segment("a", 0, Some(10_000), SegmentState::Complete))
                 .await
                 .unwrap();
-            sqlx::raw_sql("DROP INDEX segments_listing; PRAGMA user_version = 1")
-                .execute(&repo.pool)
-                .await
-                .unwrap();
+            sqlx::raw_sql(
+                "DROP INDEX segments_listing; DROP TABLE engine_status;
+                 DROP TABLE engine_release_devices; DROP TABLE engine_releases;
+                 ALTER TABLE tokens DROP COLUMN admin; PRAGMA user_version = 1",
+            )
+            .execute(&repo.pool)
+            .await
+            .unwrap();
             repo.close().await;
         }
         let repo = Repo::open(&path, false).await.unwrap();

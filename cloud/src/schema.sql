@@ -1,4 +1,4 @@
--- ivcs cloud metadata, schema version 2 (PRAGMA user_version; SCHEMA_VERSION in
+-- ivcs cloud metadata, schema version 3 (PRAGMA user_version; SCHEMA_VERSION in
 -- repo.rs). Documented table by table and column by column, with indexes and
 -- versioning, in docs/design/schema.md. Times are ms since 1970-01-01 UTC; sizes
 -- are bytes; plans.channel -1 is the device default. Objects are written before
@@ -103,7 +103,9 @@ CREATE TABLE ai_settings (
 CREATE TABLE tokens (
     token_sha256  TEXT PRIMARY KEY,
     name          TEXT NOT NULL,
-    created_ms    INTEGER NOT NULL
+    created_ms    INTEGER NOT NULL,
+    -- 1: may also publish and withdraw engine releases. Added in version 3.
+    admin         INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TABLE tombstones (
@@ -115,3 +117,44 @@ CREATE TABLE settings (
     key    TEXT PRIMARY KEY,
     value  TEXT NOT NULL
 );
+
+-- Engine releases (docs/design/hot-swap.md, "Delivery"), added in version 3:
+-- one row per published artifact (bytes at object_key = engines/<sha256>,
+-- shared by releases of the same file); percent NULL means the explicit list
+-- in engine_release_devices; engine_status holds each device's last reported
+-- outcome per release.
+CREATE TABLE engine_releases (
+    id                  TEXT PRIMARY KEY,
+    engine_version      TEXT NOT NULL,
+    contract            TEXT NOT NULL,
+    kind                TEXT NOT NULL CHECK (kind IN ('wasm', 'precompiled')),
+    target              TEXT NOT NULL,
+    key_id              TEXT NOT NULL,
+    signature_verified  INTEGER NOT NULL,
+    sha256              TEXT NOT NULL,
+    bytes               INTEGER NOT NULL,
+    object_key          TEXT NOT NULL,
+    percent             INTEGER CHECK (percent BETWEEN 1 AND 100),
+    created_ms          INTEGER NOT NULL,
+    withdrawn_ms        INTEGER
+);
+CREATE INDEX engine_releases_active ON engine_releases(withdrawn_ms, created_ms);
+
+CREATE TABLE engine_release_devices (
+    release_id  TEXT NOT NULL REFERENCES engine_releases(id) ON DELETE CASCADE,
+    device_id   TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    PRIMARY KEY (release_id, device_id)
+);
+CREATE INDEX engine_release_devices_device ON engine_release_devices(device_id);
+
+CREATE TABLE engine_status (
+    release_id  TEXT NOT NULL REFERENCES engine_releases(id) ON DELETE CASCADE,
+    device_id   TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    status      TEXT NOT NULL CHECK (status IN ('downloaded', 'refused', 'failed', 'swapped',
+                                                'passed', 'rolled-back')),
+    kind        TEXT,
+    message     TEXT,
+    updated_ms  INTEGER NOT NULL,
+    PRIMARY KEY (release_id, device_id)
+);
+CREATE INDEX engine_status_device ON engine_status(device_id);

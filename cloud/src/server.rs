@@ -23,6 +23,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::device_api::routes())
         .merge(crate::app_api::routes())
+        .merge(crate::release_api::routes())
         .merge(crate::openapi::routes())
         .merge(crate::viewer::routes())
         .layer(axum::middleware::from_fn_with_state(

@@ -331,6 +331,17 @@ fn host_event_to_wit(ev: e::HostEvent) -> w::HostEvent {
             },
             message: l.message,
         }),
+        e::HostEvent::EngineOffer(o) => w::HostEvent::EngineOffer(w::EngineOffer {
+            release: o.release,
+            engine_version: o.engine_version,
+            contract: o.contract,
+            kind: o.kind,
+            target: o.target,
+            sha256: o.sha256,
+            size: o.size,
+            url: o.url,
+            report_url: o.report_url,
+        }),
     }
 }
 

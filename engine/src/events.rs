@@ -230,6 +230,30 @@ pub struct LogRecord {
     pub message: String,
 }
 
+/// An engine release the cloud offers this device; every field is the
+/// cloud's unsigned claim (the host verifies the artifact it downloads).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineOffer {
+    /// The cloud's release id.
+    pub release: String,
+    /// The manifest's `engine_version`.
+    pub engine_version: String,
+    /// The manifest's `contract`.
+    pub contract: String,
+    /// `wasm` or `precompiled`.
+    pub kind: String,
+    /// The manifest's `target`.
+    pub target: String,
+    /// SHA-256 of the artifact file, lowercase hex.
+    pub sha256: String,
+    /// Artifact file length, bytes.
+    pub size: u64,
+    /// Path and query under the cloud URL to download it from.
+    pub url: String,
+    /// Path and query under the cloud URL to report outcomes to.
+    pub report_url: String,
+}
+
 /// Work for the host, delivered in order outside any engine call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HostEvent {
@@ -251,6 +275,8 @@ pub enum HostEvent {
     OpComplete(OpComplete),
     /// A log line.
     Log(LogRecord),
+    /// A new engine release for this device (once per release).
+    EngineOffer(EngineOffer),
 }
 
 /// `buffer-level`: one channel's buffer (see [`crate::data`]).

@@ -443,9 +443,9 @@ mod tests {
     #[test]
     fn contract_versions_match_on_minor_before_1_0() {
         assert!(contract_compatible("0.3.0"));
-        assert!(contract_compatible("0.2.7"));
-        assert!(!contract_compatible("0.1.0"));
-        assert!(!contract_compatible("0.3.0"));
+        assert!(contract_compatible("0.3.7"));
+        assert!(!contract_compatible("0.2.0"));
+        assert!(!contract_compatible("0.4.0"));
         assert!(!contract_compatible("1.1.0"));
         assert!(!contract_compatible("garbage"));
     }

@@ -706,6 +706,13 @@ fn handle_event(cam: &CamShared, ev: wt::HostEvent) {
                 .borrow_mut()
                 .dumped(d.state, d.start_ms, d.end_ms, &d.file_name, &d.data);
         }
+        // The simulated camera takes no engine updates from the cloud: it
+        // runs the engine it was given, so a trace shows the offer only.
+        wt::HostEvent::EngineOffer(o) => cam.trace.event(
+            &who,
+            "engine_offer",
+            &format!("release {} engine {} ignored", o.release, o.engine_version),
+        ),
         wt::HostEvent::BalanceRequest(_)
         | wt::HostEvent::AiService(_)
         | wt::HostEvent::OpComplete(_) => {}

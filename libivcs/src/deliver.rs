@@ -151,7 +151,8 @@ pub fn post(s: &Session, ev: wt::HostEvent, svc: &Arc<Service>) {
                 cb(u32::from(a.channel), a.ai_type, a.utc_expire);
             });
         }
-        wt::HostEvent::OpComplete(_) | wt::HostEvent::Log(_) => {}
+        // Handled by the service itself (waiters, log, `delivery`).
+        wt::HostEvent::OpComplete(_) | wt::HostEvent::Log(_) | wt::HostEvent::EngineOffer(_) => {}
     }
 }
 

@@ -14,8 +14,7 @@ use crate::log;
 use crate::service;
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::atomic::Ordering;
 
 fn guard(f: impl FnOnce() -> Result<(), i32>) -> c_int {
     match catch_unwind(AssertUnwindSafe(f)) {
@@ -144,9 +143,6 @@ pub unsafe extern "C" fn ivcs_host_set_engine_keys(path: *const c_char) -> c_int
     })
 }
 
-/// One update at a time.
-static UPDATING: AtomicBool = AtomicBool::new(false);
-
 /// `ivcs_host_engine_update`: verifies the signed artifact at `path`, loads
 /// it on this thread, then has the engine thread swap to it at a job
 /// boundary ([`service::EngineCtx::swap`]); with an engine file configured,
@@ -155,7 +151,8 @@ static UPDATING: AtomicBool = AtomicBool::new(false);
 /// during another update, -604 unreadable file, -602 refused (malformed,
 /// untrusted, no keys, incompatible), -605 the new engine does not load or
 /// cannot take over the state, -606 no memory to instantiate it, -608 not
-/// started within the op backstop (nothing changed).
+/// started within the op backstop (nothing changed). The same path as an
+/// update delivered by the cloud ([`crate::update::apply_file`]).
 ///
 /// # Safety
 /// `path` is NULL or NUL-terminated.
@@ -167,61 +164,10 @@ pub unsafe extern "C" fn ivcs_host_engine_update(path: *const c_char) -> c_int {
         }
         // SAFETY: the caller's promise.
         let path = unsafe { text(path) }?.ok_or(IV_ERR_CS_INIT_PRM_NULL)?;
-        if UPDATING.swap(true, Ordering::SeqCst) {
-            return Err(IV_ERR_CS_INIT_REPEAT);
-        }
-        let r = update_engine(&path);
-        UPDATING.store(false, Ordering::SeqCst);
-        r
+        crate::update::apply_file(&path)
+            .map(drop)
+            .map_err(|e| e.code)
     })
-}
-
-fn update_engine(path: &str) -> Result<(), i32> {
-    let p = crate::update::prepare_file(path)?;
-    let svc = service::get()?;
-    // 0 queued, 1 started, 2 given up by the caller (the job does nothing).
-    let phase = Arc::new(AtomicU8::new(0));
-    let (tx, rx) = mpsc::sync_channel(1);
-    let job_phase = phase.clone();
-    let (runtime, label) = (p.runtime, p.label);
-    svc.post(move |ctx| {
-        if job_phase
-            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
-            return;
-        }
-        let r = ctx.swap(runtime, label);
-        ctx.publish_gates();
-        let _ = tx.send(r);
-    });
-    let r = match rx.recv_timeout(svc.op_backstop()) {
-        Ok(r) => r,
-        Err(_)
-            if phase
-                .compare_exchange(0, 2, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok() =>
-        {
-            log::error("engine update: the engine thread did not get to it in time");
-            return Err(IV_ERR_CS_QUERY_SERVICE_TIMEOUT);
-        }
-        // Started: every step of a swap is bounded, so wait for it.
-        Err(_) => rx.recv().unwrap_or(Err(IV_ERR_CS_PRM_NOT_AVAILABLE)),
-    };
-    let engine_file = r?;
-    if let Some(file) = engine_file {
-        // Off the engine thread: two fsyncs of a few MB.
-        match crate::update::persist(&file, &p.artifact) {
-            Ok(()) => log::info(&format!(
-                "engine update written to {file} (previous kept as last known good)"
-            )),
-            Err(e) => log::error(&format!(
-                "engine update serves, but writing it to {file} failed ({e}): a reboot starts \
-                 the previous engine"
-            )),
-        }
-    }
-    Ok(())
 }
 
 /// `ivcs_host_set_log_level`: 0 error .. 4 trace.

@@ -22,6 +22,8 @@
 //! - [`pictures`]: picture memory (borrowed captures, copied reports).
 //! - [`update`]: live engine updates: keys, verification, engine files
 //!   on disk (the swap itself is in [`service`]).
+//! - [`delivery`]: engine updates offered by the cloud: download, the
+//!   update path, outcome reports.
 //! - [`probation`]: a swapped-in engine's health signals, verdict and
 //!   outcomes (the rollback itself is in [`service`]).
 //! - [`watchdog`]: per-call deadlines through epoch interruption.
@@ -35,6 +37,7 @@ pub mod capi;
 pub mod codes;
 pub mod config;
 pub mod deliver;
+pub mod delivery;
 pub mod frame_pool;
 pub mod host_api;
 pub mod log;

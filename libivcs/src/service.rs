@@ -142,15 +142,9 @@ pub struct Service {
     watchdog: Arc<Watchdog>,
     /// Restarts so far.
     pub restarts: Mutex<u64>,
-    /// Probations that ended, oldest first, until taken
-    /// ([`Service::take_probation_outcomes`]).
-    outcomes: Mutex<VecDeque<ProbationOutcome>>,
     /// Test hook: the length of the next probation instead of [`PROBATION`].
     pub probation_window: Mutex<Option<Duration>>,
 }
-
-/// Probation outcomes kept for reporting; older ones are dropped first.
-const OUTCOMES_KEPT: usize = 16;
 
 static SERVICE: Mutex<Option<Arc<Service>>> = Mutex::new(None);
 
@@ -218,7 +212,6 @@ impl Service {
             threads: Mutex::new(vec![wd_thread]),
             watchdog,
             restarts: Mutex::new(0),
-            outcomes: Mutex::new(VecDeque::new()),
             probation_window: Mutex::new(None),
         });
         let svc2 = svc.clone();
@@ -284,18 +277,10 @@ impl Service {
         }
     }
 
-    /// The probations that ended since the last call, oldest first: what
-    /// the cloud is to be told of engine updates.
-    pub fn take_probation_outcomes(&self) -> Vec<ProbationOutcome> {
-        lock(&self.outcomes).drain(..).collect()
-    }
-
+    /// A probation ended: the cloud hears of it if the engine came
+    /// from there (returns at once).
     fn record_outcome(&self, o: ProbationOutcome) {
-        let mut q = lock(&self.outcomes);
-        if q.len() >= OUTCOMES_KEPT {
-            q.pop_front();
-        }
-        q.push_back(o);
+        crate::delivery::probation_ended(&o);
     }
 
     /// The longest a blocking call without its own timeout waits: the
@@ -1355,6 +1340,11 @@ impl EngineCtx {
                 self.svc.ops.complete(op.id, op.outcome);
                 continue;
             }
+            if let wt::HostEvent::EngineOffer(offer) = ev {
+                // Downloads on its own thread; returns at once.
+                crate::delivery::offer(offer, &self.cfg);
+                continue;
+            }
             if let wt::HostEvent::Log(rec) = &ev {
                 let level = match rec.level {
                     wt::LogLevel::Error => 0,
@@ -1595,7 +1585,7 @@ fn load_engine_file(path: &str) -> Result<EngineRuntime, String> {
     if bytes.starts_with(ivcs_host::artifact::MAGIC_PREFIX) {
         return crate::update::prepare(bytes, path)
             .map(|p| p.runtime)
-            .map_err(|code| format!("engine file {path}: refused ({code})"));
+            .map_err(|e| format!("engine file {path}: refused ({}): {}", e.code, e.message));
     }
     let source = if bytes.starts_with(b"\0asm") {
         EngineSource::Wasm(&bytes)

@@ -2,17 +2,21 @@
 //! `ivcs_host_engine_update`): the trusted keys, reading and verifying a
 //! signed artifact on the caller's thread, and the engine files kept on
 //! disk (current and last known good). The swap itself runs on the engine
-//! thread ([`crate::service::EngineCtx::swap`]). Not here: fetching
-//! artifacts from the cloud. docs/design/hot-swap.md, "The swap".
+//! thread ([`crate::service::EngineCtx::swap`]). [`apply_file`] is the one
+//! path every update takes, from `ivcs_host_engine_update` or from the
+//! cloud ([`crate::delivery`] downloads, then calls it). docs/design/hot-swap.md,
+//! "The swap".
 
 use crate::codes::*;
 use crate::log;
 use crate::service::lock;
 use ivcs_host::EngineRuntime;
 use ivcs_host::artifact::{self, HostProfile, Keyring, RefusalKind};
+use sha2::Digest;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 /// The keys an engine update must be signed with; `None`: every update is
 /// refused.
@@ -46,6 +50,31 @@ pub fn set_keys(path: Option<&str>) -> Result<(), i32> {
     Ok(())
 }
 
+/// Why an update was not taken: the `IV_ERR_*` firmware gets, the refusal
+/// kind for a refused artifact (`malformed`, `untrusted`, `incompatible`:
+/// what the cloud is told), and the message that was logged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateError {
+    /// The `IV_ERR_*` code.
+    pub code: i32,
+    /// For a refused artifact ([`IV_ERR_CS_INIT_PRM_RANGE`]), its kind.
+    pub kind: Option<&'static str>,
+    /// What went wrong (also logged).
+    pub message: String,
+}
+
+impl UpdateError {
+    /// Logs `message` as an error and returns it.
+    fn logged(code: i32, kind: Option<&'static str>, message: String) -> UpdateError {
+        log::error(&message);
+        UpdateError {
+            code,
+            kind,
+            message,
+        }
+    }
+}
+
 /// Whether keys are set.
 pub fn has_keys() -> bool {
     lock(&KEYS).is_some()
@@ -66,46 +95,55 @@ pub struct Prepared {
 /// ([`artifact::verify`]) and loads the engine (wasmtime checks the
 /// precompiled code again). Refusals are -602; a load failure is -605.
 /// Runs on the caller's thread: the engine keeps serving meanwhile.
-pub fn prepare(bytes: Vec<u8>, what: &str) -> Result<Prepared, i32> {
+pub fn prepare(bytes: Vec<u8>, what: &str) -> Result<Prepared, UpdateError> {
     let ring = lock(&KEYS).clone().ok_or_else(|| {
-        log::error(&format!(
-            "engine update {what} refused: untrusted (no engine keys: ivcs_host_set_engine_keys)"
-        ));
-        IV_ERR_CS_INIT_PRM_RANGE
+        UpdateError::logged(
+            IV_ERR_CS_INIT_PRM_RANGE,
+            Some("untrusted"),
+            format!(
+                "engine update {what} refused: untrusted (no engine keys: ivcs_host_set_engine_keys)"
+            ),
+        )
     })?;
     let host = HostProfile::current().map_err(|e| {
-        log::error(&format!("engine update {what}: host profile: {e:#}"));
-        IV_ERR_CS_PRM_NOT_AVAILABLE
+        UpdateError::logged(
+            IV_ERR_CS_PRM_NOT_AVAILABLE,
+            None,
+            format!("engine update {what}: host profile: {e:#}"),
+        )
     })?;
     let verified = artifact::verify(&bytes, &ring, &host).map_err(|e| {
-        let kind = match e.kind() {
-            RefusalKind::Malformed => "malformed",
-            RefusalKind::Untrusted => "untrusted",
-            RefusalKind::Incompatible => "incompatible",
-        };
-        log::error(&format!("engine update {what} refused ({kind}): {e}"));
-        IV_ERR_CS_INIT_PRM_RANGE
+        let kind = refusal_name(e.kind());
+        UpdateError::logged(
+            IV_ERR_CS_INIT_PRM_RANGE,
+            Some(kind),
+            format!("engine update {what} refused ({kind}): {e}"),
+        )
     })?;
     let label = format!(
         "engine {} (key {})",
         verified.manifest.engine_version, verified.manifest.key_id
     );
     let runtime = EngineRuntime::new(verified.source()).map_err(|e| {
-        log::error(&format!(
-            "engine update {what}: {label} does not load: {e:#}"
-        ));
-        IV_ERR_CS_PRM_NOT_AVAILABLE
+        UpdateError::logged(
+            IV_ERR_CS_PRM_NOT_AVAILABLE,
+            None,
+            format!("engine update {what}: {label} does not load: {e:#}"),
+        )
     })?;
     // Ask the engine itself, in a throwaway instance, before anything
     // stops: a component of another world does not instantiate, and the
     // contract it implements must be the one its signed manifest names (a
     // signer that did not ask it, or a payload that lies).
     let versions = runtime.versions().map_err(|e| {
-        log::error(&format!(
-            "engine update {what} refused (incompatible): {label} is not an engine of this \
-             contract: {e:#}"
-        ));
-        IV_ERR_CS_INIT_PRM_RANGE
+        UpdateError::logged(
+            IV_ERR_CS_INIT_PRM_RANGE,
+            Some("incompatible"),
+            format!(
+                "engine update {what} refused (incompatible): {label} is not an engine of this \
+                 contract: {e:#}"
+            ),
+        )
     })?;
     if versions.contract != verified.manifest.contract
         || !ivcs_host::runtime::contracts_compatible(
@@ -113,12 +151,15 @@ pub fn prepare(bytes: Vec<u8>, what: &str) -> Result<Prepared, i32> {
             ivcs_host::runtime::HOST_CONTRACT,
         )
     {
-        log::error(&format!(
-            "engine update {what} refused (incompatible): {label} implements contract {}, its \
-             manifest says {}",
-            versions.contract, verified.manifest.contract
+        return Err(UpdateError::logged(
+            IV_ERR_CS_INIT_PRM_RANGE,
+            Some("incompatible"),
+            format!(
+                "engine update {what} refused (incompatible): {label} implements contract {}, \
+                 its manifest says {}",
+                versions.contract, verified.manifest.contract
+            ),
         ));
-        return Err(IV_ERR_CS_INIT_PRM_RANGE);
     }
     Ok(Prepared {
         runtime,
@@ -127,13 +168,119 @@ pub fn prepare(bytes: Vec<u8>, what: &str) -> Result<Prepared, i32> {
     })
 }
 
+/// The name of a refusal kind, as logs and the cloud spell it.
+pub fn refusal_name(k: RefusalKind) -> &'static str {
+    match k {
+        RefusalKind::Malformed => "malformed",
+        RefusalKind::Untrusted => "untrusted",
+        RefusalKind::Incompatible => "incompatible",
+    }
+}
+
 /// Reads `path` and [`prepare`]s it; an unreadable file is -604.
-pub fn prepare_file(path: &str) -> Result<Prepared, i32> {
+pub fn prepare_file(path: &str) -> Result<Prepared, UpdateError> {
     let bytes = std::fs::read(path).map_err(|e| {
-        log::error(&format!("engine update {path}: {e}"));
-        IV_ERR_CS_UPLOAD_OPEN_FILE_FAIL
+        UpdateError::logged(
+            IV_ERR_CS_UPLOAD_OPEN_FILE_FAIL,
+            None,
+            format!("engine update {path}: {e}"),
+        )
     })?;
     prepare(bytes, path)
+}
+
+/// SHA-256 (hex) of the artifact the last successful update swapped in.
+static CURRENT_SHA256: Mutex<Option<String>> = Mutex::new(None);
+
+/// SHA-256 (hex) of the signed artifact running now, if an update (from
+/// a file or the cloud) swapped it in.
+pub fn current_sha256() -> Option<String> {
+    lock(&CURRENT_SHA256).clone()
+}
+
+/// One update at a time, whichever way it came.
+static UPDATING: AtomicBool = AtomicBool::new(false);
+
+/// The whole update from the artifact at `path`, on the caller's thread
+/// (never the engine thread's): [`prepare_file`], the swap as a job on the
+/// engine thread, then [`persist`] to the engine file. Returns once the new
+/// engine serves, with the artifact's bytes (for the caller's records);
+/// every failure leaves the running engine as it was. Codes as
+/// `ivcs_host_engine_update` documents them.
+pub fn apply_file(path: &str) -> Result<Vec<u8>, UpdateError> {
+    if UPDATING.swap(true, Ordering::SeqCst) {
+        return Err(UpdateError::logged(
+            IV_ERR_CS_INIT_REPEAT,
+            None,
+            format!("engine update {path}: another update is running"),
+        ));
+    }
+    let r = apply_locked(path);
+    UPDATING.store(false, Ordering::SeqCst);
+    r
+}
+
+fn apply_locked(path: &str) -> Result<Vec<u8>, UpdateError> {
+    let p = prepare_file(path)?;
+    let svc = crate::service::get().map_err(|code| UpdateError {
+        code,
+        kind: None,
+        message: "libivcs cannot start".into(),
+    })?;
+    // 0 queued, 1 started, 2 given up by the caller (the job does nothing).
+    let phase = Arc::new(AtomicU8::new(0));
+    let (tx, rx) = mpsc::sync_channel(1);
+    let job_phase = phase.clone();
+    let (runtime, label) = (p.runtime, p.label);
+    svc.post(move |ctx| {
+        if job_phase
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return;
+        }
+        let r = ctx.swap(runtime, label);
+        ctx.publish_gates();
+        let _ = tx.send(r);
+    });
+    let r = match rx.recv_timeout(svc.op_backstop()) {
+        Ok(r) => r,
+        Err(_)
+            if phase
+                .compare_exchange(0, 2, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok() =>
+        {
+            return Err(UpdateError::logged(
+                IV_ERR_CS_QUERY_SERVICE_TIMEOUT,
+                None,
+                "engine update: the engine thread did not get to it in time".into(),
+            ));
+        }
+        // Started: every step of a swap is bounded, so wait for it.
+        Err(_) => rx.recv().unwrap_or(Err(IV_ERR_CS_PRM_NOT_AVAILABLE)),
+    };
+    // The swap logged its own reason.
+    let engine_file = r.map_err(|code| UpdateError {
+        code,
+        kind: None,
+        message: format!(
+            "engine update {path}: the swap failed ({code}); the running engine goes on"
+        ),
+    })?;
+    *lock(&CURRENT_SHA256) = Some(hex::encode(sha2::Sha256::digest(&p.artifact)));
+    if let Some(file) = engine_file {
+        // Off the engine thread: two fsyncs of a few MB.
+        match persist(&file, &p.artifact) {
+            Ok(()) => log::info(&format!(
+                "engine update written to {file} (previous kept as last known good)"
+            )),
+            Err(e) => log::error(&format!(
+                "engine update serves, but writing it to {file} failed ({e}): a reboot starts \
+                 the previous engine"
+            )),
+        }
+    }
+    Ok(p.artifact)
 }
 
 /// The last known good engine kept beside the engine file `current`.

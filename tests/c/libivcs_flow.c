@@ -14,6 +14,11 @@
  *                              segments backed up from the dump
  *   watermarks FRAMES          a bandwidth cap raises LOW/WARN/HIGH, lifting
  *                              it drains and reports LOW
+ *   deliver FRAMES DUMPDIR KEYS
+ *                              engine updates from the cloud while a second
+ *                              thread pushes: the driver publishes one signed
+ *                              by an unknown key (refused), then the vendor's
+ *                              (swapped); no push refused, segments after
  *   swap FRAMES DUMPDIR KEYS GOOD UNSIGNED TAMPERED OTHERKEY
  *                              ivcs_host_engine_update mid-stream from a
  *                              second thread: refusals first (no keys,
@@ -1007,11 +1012,78 @@ static void scenario_powerloss(const char *keys, const char *artifact) {
     printf("powerloss survived\n");
 }
 
+/* ---- live engine update delivered by the cloud --------------------------------- */
+
+/* The library reports each outcome to the cloud and then logs "reported X":
+   the log callback turns those lines into conditions to wait on. */
+static int n_reported_refused, n_reported_swapped;
+
+static void deliver_log(int level, const char *message, void *user) {
+    (void)user;
+    if (level <= 1) fprintf(stderr, "libivcs: %s\n", message);
+    pthread_mutex_lock(&mu);
+    if (strstr(message, "reported refused") != NULL) n_reported_refused++;
+    if (strstr(message, "reported swapped") != NULL) n_reported_swapped++;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static int refused_reported(void) { return n_reported_refused >= want_int; }
+static int swapped_reported(void) { return n_reported_swapped >= want_int; }
+
+static void scenario_deliver(void) {
+    iv_cs_init_parm_s p = params(1, 2u << 20);
+    pthread_t cam;
+    int ok_at_swap;
+    EXPECT(ivcs_host_set_log_level(2), IV_ERR_NONE);
+    EXPECT(ivcs_host_set_log_callback(deliver_log, NULL), IV_ERR_NONE);
+    EXPECT(ivcs_host_set_engine_keys(swap_keys), IV_ERR_NONE);
+    EXPECT(iv_cs_init(&p), IV_ERR_NONE);
+    CHECK(wait_for(started0, 1, 60));
+    cam_init(&swap_cam, CS_SINGLE_CH, 4.0);
+    CHECK(pthread_create(&cam, NULL, camera_thread, NULL) == 0);
+    CHECK(wait_for(ok0, 1, 60));
+    /* Signed by a key the device does not trust: downloaded, refused. */
+    need("publish-other");
+    CHECK(wait_for(refused_reported, 1, 60));
+    need("check-refused");
+    /* The vendor's: downloaded, verified, swapped while the camera pushes. */
+    need("publish-good");
+    CHECK(wait_for(swapped_reported, 1, 90));
+    ok_at_swap = get(&n_ok_slices[0]);
+    need("check-swapped");
+    /* The new engine records: two more segments acknowledged. */
+    CHECK(wait_for(ok0, ok_at_swap + 2, 90));
+    pthread_mutex_lock(&mu);
+    stop_pushing = 1;
+    pthread_mutex_unlock(&mu);
+    CHECK(pthread_join(cam, NULL) == 0);
+    cam_report(&swap_cam, "deliver");
+    {
+        int i, refused_611 = 0, refused_other = 0;
+        pthread_mutex_lock(&mu);
+        for (i = 0; i < n_pushes; i++) {
+            if (push_rc[i] == IV_ERR_CS_NEED_IDR_FRAME) refused_611++;
+            else if (push_rc[i] != 0) refused_other++;
+        }
+        printf("PUSHES total=%d refused_611=%d refused_other=%d abandoned_dumps=%d\n", n_pushes,
+               refused_611, refused_other, abandoned_dumps);
+        pthread_mutex_unlock(&mu);
+        /* As for a swap from a file: nothing refused, no dump abandoned. */
+        EXPECT(refused_other, 0);
+        EXPECT(refused_611, 0);
+        EXPECT(get(&abandoned_dumps), 0);
+    }
+    finish();
+    EXPECT(ivcs_host_set_log_callback(NULL, NULL), IV_ERR_NONE);
+    printf("deliver ok\n");
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 3) {
-        fprintf(stderr, "usage: %s flow|events|noplan|killed|watermarks|swap|refuse|contain|start|powerloss "
+        fprintf(stderr, "usage: %s flow|events|noplan|killed|watermarks|swap|refuse|contain|start|powerloss|deliver "
                 "FRAMES [ARGS]\n",
                 argv[0]);
         return 2;
@@ -1046,6 +1118,10 @@ int main(int argc, char **argv) {
         scenario_start(argv[3]);
     } else if (strcmp(mode, "powerloss") == 0 && argc > 4) {
         scenario_powerloss(argv[3], argv[4]);
+    } else if (strcmp(mode, "deliver") == 0 && argc > 4) {
+        dump_dir = argv[3];
+        swap_keys = argv[4];
+        scenario_deliver();
     } else if (strcmp(mode, "watermarks") == 0) {
         scenario_watermarks();
     } else {

@@ -245,6 +245,15 @@ impl Cloud {
             .to_string()
     }
 
+    /// Creates an admin token (app API plus engine releases).
+    pub fn admin_token(&self) -> String {
+        admin(&self.data, &["token", "create", "--admin", "tests-admin"])
+            .expect_success()
+            .stdout_text()
+            .trim()
+            .to_string()
+    }
+
     /// An app client with an optional bearer token. It keeps its
     /// connections alive, so repeated requests measure the service, not
     /// TCP setup.

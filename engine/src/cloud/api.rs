@@ -175,6 +175,11 @@ pub struct PlanView {
     /// AI settings.
     #[serde(default)]
     pub ai: Vec<AiView>,
+    /// The engine release offered to this device, if any. Kept as JSON
+    /// and checked by `cs::offer`: a malformed offer is logged and
+    /// ignored, never a reason to refuse the plans beside it.
+    #[serde(default)]
+    pub engine: Option<serde_json::Value>,
 }
 
 /// What `GET/PUT /v1/device/ai/...` answer.

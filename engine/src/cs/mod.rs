@@ -11,6 +11,7 @@
 //! - State lives in: the plan cache ([`plans`], device-level, survives
 //!   `exit`), the cloud client (credentials, timeouts, reachability), the
 //!   operations, and the session of one `init`..`exit`.
+//! - [`offer`] relays the cloud's engine releases to the host, once each.
 //! - [`params`] and [`event_args`] hold the argument checks; [`data`] is
 //!   the seam the data plane (buffering, segment uploads, events with video)
 //!   plugs into.
@@ -24,6 +25,7 @@
 pub mod data;
 pub mod event_args;
 pub mod feed;
+pub mod offer;
 pub mod ops;
 pub mod params;
 pub mod plans;

@@ -86,6 +86,10 @@ pub struct Plans {
     pub ai: Vec<AiSetting>,
     /// Whether any cloud view was applied since `configure`.
     pub known: bool,
+    /// Engine releases already offered to the host, oldest first, at most
+    /// [`crate::cs::offer::REMEMBERED`] (see `cs::offer`).
+    #[serde(default)]
+    pub offered: Vec<String>,
 }
 
 impl Plans {
@@ -127,6 +131,18 @@ impl Plans {
                     })
                 })
                 .collect();
+        true
+    }
+
+    /// Remembers `release` as offered; false if it already was.
+    pub fn first_offer(&mut self, release: &str) -> bool {
+        if self.offered.iter().any(|r| r == release) {
+            return false;
+        }
+        if self.offered.len() >= crate::cs::offer::REMEMBERED {
+            self.offered.remove(0);
+        }
+        self.offered.push(release.to_string());
         true
     }
 
@@ -230,6 +246,7 @@ mod tests {
                 expires_ms: expires,
             }],
             ai: vec![],
+            engine: None,
         }
     }
 

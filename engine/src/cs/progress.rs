@@ -205,11 +205,15 @@ impl<H: Host> Engine<H> {
             }
         }
         let old = self.plans.revision;
-        if self.plans.apply(v, authoritative) && v.revision != old {
+        let applied = self.plans.apply(v, authoritative);
+        if applied && v.revision != old {
             self.out.log(
                 LogLevel::Info,
                 format!("plan revision {old} -> {}", v.revision),
             );
+        }
+        if applied {
+            super::offer::relay(v.engine.as_ref(), &mut self.plans, &mut self.out);
         }
         self.reconcile();
     }
