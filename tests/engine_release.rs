@@ -204,7 +204,7 @@ fn a_release_is_offered_to_its_devices_downloaded_with_its_token_and_reported() 
     assert_eq!(o["release"], "r1");
     assert_eq!(o["size"].as_u64(), Some(art.len() as u64));
     assert_eq!(o["sha256"], ivcs_cloud::auth::sha256_hex(&art));
-    assert_eq!(o["contract"], "0.3.0");
+    assert_eq!(o["contract"], "0.4.0");
     assert_eq!(o["kind"], "precompiled");
     assert_eq!(offer(&cam2), Value::Null);
 

@@ -97,6 +97,12 @@ impl Host for WitHost {
     ) -> Result<Option<Vec<u8>>, host::NetError> {
         ex.read_body(max).map_err(net_err)
     }
+    fn exchange_id(&self, ex: &network::Exchange) -> u64 {
+        ex.id()
+    }
+    fn adopt(&mut self, id: u64) -> Option<network::Exchange> {
+        network::adopt(id)
+    }
     fn capture_picture(&mut self, channel: u8, event_id: i32) -> Capture {
         snapshot::capture_picture(channel, event_id)
     }

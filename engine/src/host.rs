@@ -126,6 +126,11 @@ pub trait Host {
     fn poll_response(&mut self, ex: &Self::Exchange) -> Option<Result<ResponseHead, NetError>>;
     /// `exchange.read-body`: none = not yet, some(empty) = end of body.
     fn read_body(&mut self, ex: &Self::Exchange, max: u32) -> Result<Option<Vec<u8>>, NetError>;
+    /// `exchange.id`: names the exchange for a successor's [`Host::adopt`].
+    fn exchange_id(&self, ex: &Self::Exchange) -> u64;
+    /// `network.adopt`: an exchange a predecessor named, to go on with
+    /// (live update); none when it is gone.
+    fn adopt(&mut self, id: u64) -> Option<Self::Exchange>;
 
     /// `snapshot.capture-picture`.
     fn capture_picture(&mut self, channel: u8, event_id: i32) -> Self::Capture;

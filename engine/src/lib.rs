@@ -52,7 +52,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use cs::Engine;
 
 /// Version of the WIT package this engine implements.
-pub const CONTRACT_VERSION: &str = "0.3.0";
+pub const CONTRACT_VERSION: &str = "0.4.0";
 
 /// This engine build's version.
 pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");

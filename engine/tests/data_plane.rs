@@ -15,6 +15,7 @@ use cloud_harness::{World, channel, http, init_params, jpeg};
 use ivcs_engine::Engine;
 use ivcs_engine::cs::params::{ChannelParams, Congestion, DeviceConfig, InitParams};
 use ivcs_engine::events::{DumpState, HostEvent, NotifyKind, UploadSlice, UploadState};
+use ivcs_engine::host::Method;
 use ivcs_engine::types::{Frame, FrameType, PushGate, StreamKind};
 use ivcs_media::{VideoCodec, annexb};
 use std::collections::BTreeMap;
@@ -740,15 +741,16 @@ fn backup_of_unknown_path_like_or_expired_files_is_refused() {
 /// hand-over (a swap).
 fn take_over(w: &mut World, media: bool) {
     let blob = w.engine.export_state(media).unwrap();
-    let host = TestHost::new(w.cloud.addr, w.now_ms());
-    drop(std::mem::replace(&mut w.engine, Engine::new(host)));
-    w.engine
-        .configure(DeviceConfig {
-            device_id: w.device.clone(),
-            device_secret: w.secret.as_bytes().to_vec(),
-        })
-        .unwrap();
-    w.engine.import_state(&blob).unwrap();
+    let mut next = Engine::new(TestHost::successor(w.engine.host()));
+    next.configure(DeviceConfig {
+        device_id: w.device.clone(),
+        device_secret: w.secret.as_bytes().to_vec(),
+    })
+    .unwrap();
+    next.import_state(&blob).unwrap();
+    // The leaving engine goes only now, as in libivcs: the exchanges it
+    // handed over are held by the next one.
+    drop(std::mem::replace(&mut w.engine, next));
 }
 
 #[test]
@@ -782,13 +784,33 @@ fn a_restored_engine_tells_firmware_its_buffer_drained_after_watermark_high() {
 fn film_in_steps(
     name: &str,
     steps: &[u64],
+    between: impl FnMut(&mut World, usize),
+) -> (Vec<i32>, Vec<UploadSlice>, Vec<Vec<u8>>, World, Camera) {
+    film_in_steps_with(name, 800 << 10, steps, between)
+}
+
+/// [`film_in_steps`] with a budget of `budget` bytes. Below 800 KB the
+/// network is let answer after every frame (it is real, time virtual), so
+/// the budget never overflows and runs compare byte for byte.
+fn film_in_steps_with(
+    name: &str,
+    budget: u32,
+    steps: &[u64],
     mut between: impl FnMut(&mut World, usize),
 ) -> (Vec<i32>, Vec<UploadSlice>, Vec<Vec<u8>>, World, Camera) {
-    let mut w = start_full_time(name, params(&[video_channel(0, 800 << 10)], true));
+    let mut w = start_full_time(name, params(&[video_channel(0, budget)], true));
     let mut cam = Camera::new();
     let mut refused = Vec::new();
     for (i, ms) in steps.iter().enumerate() {
-        refused.extend(film(&mut w, &mut cam, 0, *ms));
+        if budget < 800 << 10 {
+            for _ in 0..ms / 40 {
+                refused.extend(cam.push(&mut w, 0).err());
+                w.advance(40);
+                w.settle(std::time::Duration::from_millis(5));
+            }
+        } else {
+            refused.extend(film(&mut w, &mut cam, 0, *ms));
+        }
         between(&mut w, i);
     }
     w.pass(121_000, 1_000);
@@ -898,4 +920,66 @@ fn exit_with_uploads_in_flight_returns_at_once_and_init_starts_clean() {
         -609,
         "events ended with exit"
     );
+}
+
+#[test]
+fn a_hand_over_goes_on_with_uploads_whose_first_bytes_were_released() {
+    // A 64 KB budget and ~150 KB segments: while a segment is recorded, its
+    // sent bytes are released to make room, so it can never be sent again
+    // from its first byte. The hand-over passes the upload in flight (its
+    // exchange, `network.adopt`) and the digest so far to the next engine.
+    const BUDGET: u32 = 64 << 10;
+    let steps = [7_000, 5_040, 5_000, 7_960];
+    let (ref_refused, ref_sl, want, ..) =
+        film_in_steps_with("handover-small-ref", BUDGET, &steps, |_, _| {});
+    assert!(
+        want[0].len() > 2 * BUDGET as usize,
+        "segments must outgrow the budget: {}",
+        want[0].len()
+    );
+    let (refused, sl, got, w, _) = film_in_steps_with("handover-small", BUDGET, &steps, |w, i| {
+        // 7 s into the first segment (~100 KB made, under 64 KB
+        // held), just after the first cut (one committing, one
+        // streaming), and mid-way through the second.
+        if i < 3 {
+            take_over(w, true);
+            w.tick();
+        }
+    });
+    assert_eq!(
+        refused, ref_refused,
+        "the same refusals as without hand-over"
+    );
+    assert_eq!(refused, Vec::<i32>::new());
+    assert_eq!(sl.len(), 3, "{sl:#?}");
+    assert!(sl.iter().all(|s| s.state == UploadState::Ok), "{sl:#?}");
+    assert_eq!(
+        sl.iter()
+            .map(|s| (s.seq_start, s.seq_end))
+            .collect::<Vec<_>>(),
+        ref_sl
+            .iter()
+            .map(|s| (s.seq_start, s.seq_end))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(got.len(), 3);
+    for (i, (g, r)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            g == r,
+            "segment {i}: {} bytes, without hand-over {}",
+            g.len(),
+            r.len()
+        );
+    }
+    // Every upload went on over its exchange: one PUT per segment.
+    let puts = w
+        .engine
+        .host()
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == Method::Put && r.path.starts_with("/v1/device/segments/"))
+        .count();
+    assert_eq!(puts, 3, "no segment upload started again");
 }

@@ -14,6 +14,7 @@ use crate::bindings::ivcs::engine::{clock, network, snapshot, types};
 use crate::net;
 use crate::runtime::HostState;
 use bytes::Bytes;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::component::Resource;
 
@@ -105,8 +106,13 @@ pub trait EngineClock: Send + 'static {
     fn monotonic_ms(&self) -> u64;
 }
 
-/// An HTTP exchange the engine started.
-pub struct ExchangeData(pub net::Exchange);
+/// An HTTP exchange an engine started or adopted: shared, so that a live
+/// update can hand it to the next engine (`network.adopt`); it is aborted
+/// when the last engine holding it drops it.
+pub struct ExchangeData {
+    ex: Arc<net::Exchange>,
+    id: u64,
+}
 
 /// Monotonic origin shared by all stores of the process.
 fn monotonic_origin() -> Instant {
@@ -302,7 +308,10 @@ impl From<network::Method> for net::Method {
 impl HostState {
     /// The exchange behind a handle; an unknown handle is the engine's error.
     fn exchange(&self, ex: &Resource<ExchangeData>) -> Result<&net::Exchange, network::NetError> {
-        self.table.get(ex).map(|e| &e.0).map_err(|_| no_exchange())
+        self.table
+            .get(ex)
+            .map(|e| &*e.ex)
+            .map_err(|_| no_exchange())
     }
 }
 
@@ -363,8 +372,13 @@ impl network::HostExchange for HostState {
         Ok(self.exchange(&ex)?.read_body(max)?)
     }
 
+    fn id(&mut self, ex: Resource<ExchangeData>) -> u64 {
+        // 0 is never an id: an unknown handle names nothing.
+        self.table.get(&ex).map_or(0, |e| e.id)
+    }
+
     fn drop(&mut self, ex: Resource<ExchangeData>) -> wasmtime::Result<()> {
-        // Dropping the exchange aborts it (see net::Exchange).
+        // Dropping the last holder aborts the exchange (see net::Exchange).
         self.table.delete(ex)?;
         Ok(())
     }
@@ -389,11 +403,17 @@ impl network::Host for HostState {
                 req.path
             )));
         };
-        let ex = client.start(req)?;
+        let ex = Arc::new(client.start(req)?);
+        let id = client.name(&ex);
         // A full table is a host limit, reported like any other refusal.
         self.table
-            .push(ExchangeData(ex))
+            .push(ExchangeData { ex, id })
             .map_err(|e| network::NetError::Invalid(format!("too many open resources: {e}")))
+    }
+
+    fn adopt(&mut self, id: u64) -> Option<Resource<ExchangeData>> {
+        let ex = self.net.as_ref()?.adopt(id)?;
+        self.table.push(ExchangeData { ex, id }).ok()
     }
 }
 
@@ -498,5 +518,50 @@ mod tests {
             st.write(h(), vec![1]),
             Err(network::NetError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn an_adopted_exchange_outlives_the_store_that_started_it() {
+        // A live update: the leaving engine's store starts the upload and
+        // writes half the body; the next engine's store adopts it by id,
+        // the old store is dropped, and the body goes on where it stopped.
+        let client = NetClient::new(NetConfig::new(counting_server())).unwrap();
+        let wake = client.wake().clone();
+        let mut old = HostState::new(1 << 20);
+        old.net = Some(client.clone());
+        let ex = old.start(put("/v1/seg", Some(6))).unwrap();
+        let h_old = Resource::<ExchangeData>::new_borrow(ex.rep());
+        assert!(matches!(old.write(h_old, b"abc".to_vec()), Ok(3)));
+        let id = old.id(Resource::new_borrow(ex.rep()));
+        assert_ne!(id, 0);
+        let mut new = HostState::new(1 << 20);
+        new.net = Some(client);
+        assert!(
+            new.adopt(id + 1000).is_none(),
+            "an unknown id names nothing"
+        );
+        let adopted = new.adopt(id).expect("the exchange is still held");
+        drop(old);
+        let h = || Resource::<ExchangeData>::new_borrow(adopted.rep());
+        assert_eq!(new.id(h()), id);
+        assert!(matches!(new.write(h(), b"def".to_vec()), Ok(3)));
+        new.finish(h()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let body = loop {
+            let seen = wake.generation();
+            if let Some(Ok(head)) = new.poll_response(h()) {
+                assert_eq!(head.status, 201);
+                if let Some(b) = new.read_body(h(), 100).unwrap() {
+                    break b;
+                }
+            }
+            assert!(wake.wait(seen, deadline) != seen, "no response");
+        };
+        assert_eq!(
+            body, b"6",
+            "the server got the whole body, from both stores"
+        );
+        network::HostExchange::drop(&mut new, adopted).unwrap();
+        assert!(new.adopt(id).is_none(), "gone once no engine holds it");
     }
 }

@@ -270,7 +270,7 @@ pub struct EngineVersions {
 /// An import of a component: its name and how many functions it brings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImportInfo {
-    /// Fully qualified name, e.g. `ivcs:engine/clock@0.3.0`.
+    /// Fully qualified name, e.g. `ivcs:engine/clock@0.4.0`.
     pub name: String,
     /// Functions in the imported instance (0 for a types-only interface).
     pub functions: usize,
@@ -331,7 +331,7 @@ pub fn check_imports(imports: &[ImportInfo]) -> Result<()> {
 }
 
 /// The WIT package version this host was built against.
-pub const HOST_CONTRACT: &str = "0.3.0";
+pub const HOST_CONTRACT: &str = "0.4.0";
 
 /// Same major (or, before 1.0, same minor) as [`HOST_CONTRACT`]: additive
 /// changes keep older hosts working.
@@ -429,23 +429,23 @@ mod tests {
     #[test]
     fn only_the_three_capabilities_may_be_imported() {
         let ok = [
-            imp("ivcs:engine/types@0.3.0", 0),
-            imp("ivcs:engine/clock@0.3.0", 2),
-            imp("ivcs:engine/network@0.3.0", 9),
-            imp("ivcs:engine/snapshot@0.3.0", 5),
+            imp("ivcs:engine/types@0.4.0", 0),
+            imp("ivcs:engine/clock@0.4.0", 2),
+            imp("ivcs:engine/network@0.4.0", 11),
+            imp("ivcs:engine/snapshot@0.4.0", 5),
         ];
         assert!(super::check_imports(&ok).is_ok());
         assert!(super::check_imports(&[imp("wasi:cli/stderr@0.2.6", 1)]).is_err());
-        assert!(super::check_imports(&[imp("ivcs:engine/types@0.3.0", 1)]).is_err());
-        assert!(super::check_imports(&[imp("ivcs:engine/filesystem@0.3.0", 0)]).is_err());
+        assert!(super::check_imports(&[imp("ivcs:engine/types@0.4.0", 1)]).is_err());
+        assert!(super::check_imports(&[imp("ivcs:engine/filesystem@0.4.0", 0)]).is_err());
     }
 
     #[test]
     fn contract_versions_match_on_minor_before_1_0() {
-        assert!(contract_compatible("0.3.0"));
-        assert!(contract_compatible("0.3.7"));
-        assert!(!contract_compatible("0.2.0"));
-        assert!(!contract_compatible("0.4.0"));
+        assert!(contract_compatible("0.4.0"));
+        assert!(contract_compatible("0.4.7"));
+        assert!(!contract_compatible("0.3.0"));
+        assert!(!contract_compatible("0.5.0"));
         assert!(!contract_compatible("1.1.0"));
         assert!(!contract_compatible("garbage"));
     }

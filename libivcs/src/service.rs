@@ -1135,7 +1135,9 @@ impl EngineCtx {
             .watchdog
             .set_engine(previous.wasmtime_engine().clone());
         self.runtime = Some(previous);
-        self.inst = None;
+        // Held until the previous engine has imported the hand-over: the
+        // uploads in flight it names go on over the same exchanges.
+        let leaving = self.inst.take();
         self.load_error = None;
         self.health.recent_uploads.clear();
         self.health.credentials_refused = false;
@@ -1156,6 +1158,7 @@ impl EngineCtx {
         self.restarting = true;
         let started = self.ensure_instance();
         self.restarting = false;
+        drop(leaving);
         // A state the previous engine could not import was dropped.
         if self.last_state.is_none() {
             restored = RestoredFrom::Clean;

@@ -274,6 +274,31 @@ enum Phase<X> {
     Done,
 }
 
+/// An attempt in flight as a hand-over carries it to the next engine
+/// (`export-state`): its exchange by the host's id, where the body stands,
+/// its deadlines (monotonic ms: one clock for both engines) and counters.
+/// The request itself is rebuilt by its owner.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedCall {
+    exchange: u64,
+    phase: SavedPhase,
+    until: u64,
+    attempts: u32,
+    failures: u32,
+    flush_at: Option<u64>,
+    write_stalled: bool,
+    batch: usize,
+    clock_retried: bool,
+    server_date_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+enum SavedPhase {
+    Send { sent: u64 },
+    Wait,
+    Read { status: u16, body: Vec<u8> },
+}
+
 /// A request in progress. Dropping it cancels the exchange in flight.
 pub struct Call<X> {
     spec: Spec,
@@ -338,6 +363,82 @@ impl<X> Call<X> {
     /// The request.
     pub fn spec(&self) -> &Spec {
         &self.spec
+    }
+
+    /// The attempt in flight, for a successor engine to go on with
+    /// ([`Call::resume`]); none between attempts or once done.
+    pub fn save<H: Host<Exchange = X>>(&self, host: &H) -> Option<SavedCall> {
+        let (ex, phase, until) = match &self.phase {
+            Phase::Send { ex, sent, until } => {
+                (ex, SavedPhase::Send { sent: *sent as u64 }, *until)
+            }
+            Phase::Wait { ex, until } => (ex, SavedPhase::Wait, *until),
+            Phase::Read {
+                ex,
+                status,
+                body,
+                until,
+            } => (
+                ex,
+                SavedPhase::Read {
+                    status: *status,
+                    body: body.clone(),
+                },
+                *until,
+            ),
+            Phase::Idle { .. } | Phase::Done => return None,
+        };
+        Some(SavedCall {
+            exchange: host.exchange_id(ex),
+            phase,
+            until,
+            attempts: self.attempts,
+            failures: self.failures,
+            flush_at: self.flush_at,
+            write_stalled: self.write_stalled,
+            batch: self.batch,
+            clock_retried: self.clock_retried,
+            server_date_ms: self.server_date_ms,
+        })
+    }
+
+    /// The call `saved` was, going on over the same exchange; none when
+    /// the host no longer has it (the caller starts the request again).
+    pub fn resume<H: Host<Exchange = X>>(
+        spec: Spec,
+        policy: Policy,
+        saved: SavedCall,
+        host: &mut H,
+    ) -> Option<Call<X>> {
+        let ex = host.adopt(saved.exchange)?;
+        let until = saved.until;
+        let phase = match saved.phase {
+            SavedPhase::Send { sent } => Phase::Send {
+                ex,
+                sent: usize::try_from(sent).ok()?,
+                until,
+            },
+            SavedPhase::Wait => Phase::Wait { ex, until },
+            SavedPhase::Read { status, body } => Phase::Read {
+                ex,
+                status,
+                body,
+                until,
+            },
+        };
+        Some(Call {
+            spec,
+            policy,
+            phase,
+            attempts: saved.attempts,
+            failures: saved.failures,
+            last: None,
+            server_date_ms: saved.server_date_ms,
+            clock_retried: saved.clock_retried,
+            flush_at: saved.flush_at,
+            write_stalled: saved.write_stalled,
+            batch: saved.batch.clamp(1, IO_CHUNK),
+        })
     }
 
     /// Attempts started so far.
@@ -946,6 +1047,12 @@ mod tests {
             let end = body.len().min(at + max as usize);
             *ex.body_read.borrow_mut() = end;
             Ok(Some(body[at..end].to_vec()))
+        }
+        fn exchange_id(&self, _: &Ex) -> u64 {
+            0
+        }
+        fn adopt(&mut self, _: u64) -> Option<Ex> {
+            None
         }
         fn capture_picture(&mut self, _: u8, _: i32) {}
         fn poll_capture(&mut self, _: &()) -> Option<Result<(), Error>> {

@@ -138,7 +138,7 @@ mod tests {
         json!({
             "release": release,
             "engine_version": "0.1.0",
-            "contract": "0.3.0",
+            "contract": "0.4.0",
             "kind": "precompiled",
             "target": "x86_64-linux",
             "sha256": "ab".repeat(32),

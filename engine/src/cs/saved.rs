@@ -94,7 +94,7 @@ impl<H: Host> Engine<H> {
         let Some(session) = &self.session else {
             return state::write(&[(state::CTRL, &ctrl)], 0, |_| {});
         };
-        let (data, media_len, fill) = session.data.export(media);
+        let (data, media_len, fill) = session.data.export(media, &self.host);
         let Ok(media_len) = usize::try_from(media_len) else {
             bail!(OutOfMemory, "export-state: {media_len} bytes of media");
         };

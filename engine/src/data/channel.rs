@@ -7,12 +7,12 @@ use super::dumps::{DumpRecord, Dumps};
 use super::event::{Event, EventMeta};
 use super::names;
 use super::prerecord::{Held, PreRecord};
-use super::segbuf::SegBuf;
+use super::segbuf::{SavedTail, SegBuf};
 use super::watermark::{Band, Watermarks};
 use crate::bail;
 use crate::cloud::Io;
 use crate::cloud::api;
-use crate::cloud::request::{Call, CallError, Failure, Policy, Source};
+use crate::cloud::request::{Call, CallError, Failure, Policy, SavedCall, Source};
 use crate::cloud::retry::MAX_DELAY_MS;
 use crate::cs::params::{ChannelParams, OptionalCallbacks};
 use crate::cs::plans::Gate;
@@ -89,6 +89,28 @@ impl<X> Seg<X> {
             Up::Put(c) => c.body_written(),
             Up::Commit(_) | Up::Over => u64::MAX,
             Up::Queued => 0,
+        }
+    }
+
+    /// Where the upload stands, for a hand-over.
+    fn saved_up<H: Host<Exchange = X>>(&self, host: &H) -> SavedUp {
+        match &self.up {
+            Up::Put(c) => c.save(host).map_or(SavedUp::Queued, SavedUp::Put),
+            Up::Commit(_) => SavedUp::Commit,
+            Up::Queued | Up::Over => SavedUp::Queued,
+        }
+    }
+
+    fn saved(&self, len: u64, up: SavedUp) -> SavedSeg {
+        SavedSeg {
+            n: self.n,
+            id: self.id.clone(),
+            start: self.start.clone(),
+            end: self.end.clone(),
+            event: self.event,
+            last_video_pts: self.last_video_pts,
+            len,
+            up,
         }
     }
 
@@ -217,6 +239,12 @@ struct SavedMedia {
     run: Option<serde_json::Value>,
     /// Segments not acknowledged whose bytes are all kept, in queue order.
     segs: Vec<SavedSeg>,
+    /// Segments whose first bytes were sent and released, with an upload
+    /// in flight that the next engine adopts (contract 0.4.0; an engine
+    /// that does not know them reports them failed, as `unacked` lists
+    /// them).
+    #[serde(default)]
+    partial: Vec<SavedPartial>,
     /// Pre-record frames, oldest first.
     ring: Vec<SavedHeld>,
     dropping: Option<Lost>,
@@ -234,6 +262,29 @@ struct SavedSeg {
     event: bool,
     last_video_pts: u64,
     len: u64,
+    /// Where its upload stands (absent in older state: start again).
+    #[serde(default)]
+    up: SavedUp,
+}
+
+/// A segment whose first bytes were released; its `seg.len` kept bytes are
+/// in `MDIA`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct SavedPartial {
+    seg: SavedSeg,
+    tail: SavedTail,
+}
+
+/// Where a carried segment's upload stands.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+enum SavedUp {
+    /// Not started, or between attempts: the next engine starts it.
+    #[default]
+    Queued,
+    /// The body is going out over an exchange the next engine adopts.
+    Put(SavedCall),
+    /// The body is stored; the commit is sent again (it is idempotent).
+    Commit,
 }
 
 /// A pre-record frame; its `len` bytes are in `MDIA`.
@@ -251,7 +302,9 @@ impl SavedChannel {
     /// Bytes this channel puts in `MDIA`.
     pub fn media_len(&self) -> u64 {
         self.media.as_ref().map_or(0, |m| {
-            m.segs.iter().map(|s| s.len).sum::<u64>() + m.ring.iter().map(|h| h.len).sum::<u64>()
+            m.segs.iter().map(|s| s.len).sum::<u64>()
+                + m.partial.iter().map(|p| p.seg.len).sum::<u64>()
+                + m.ring.iter().map(|h| h.len).sum::<u64>()
         })
     }
 }
@@ -1325,7 +1378,7 @@ impl<H: Host> Chan<H> {
     /// The channel's state; with `media`, a hand-over's: the open
     /// recording and the buffered media too (whose bytes
     /// [`Chan::write_media`] appends).
-    pub(super) fn save(&self, media: bool) -> SavedChannel {
+    pub(super) fn save(&self, media: bool, host: &H) -> SavedChannel {
         SavedChannel {
             channel: self.ch(),
             next_seg: self.next_seg,
@@ -1338,32 +1391,33 @@ impl<H: Host> Chan<H> {
             unacked: self.segs.iter().map(Seg::slice).collect(),
             events: self.events.iter().map(|e| e.meta.clone()).collect(),
             watermark: self.wm.band(),
-            media: media.then(|| self.save_media()),
+            media: media.then(|| self.save_media(host)),
         }
     }
 
-    fn save_media(&self) -> SavedMedia {
-        let carried = |s: &Seg<H::Exchange>| !s.acked && s.failed.is_none() && s.buf.rewindable();
-        let segs: Vec<SavedSeg> = self
-            .segs
-            .iter()
-            .filter(|s| carried(s))
-            .map(|s| SavedSeg {
-                n: s.n,
-                id: s.id.clone(),
-                start: s.start.clone(),
-                end: s.end.clone(),
-                event: s.event,
-                last_video_pts: s.last_video_pts,
-                len: s.buf.produced(),
-            })
-            .collect();
-        // The run continues only into a segment whose bytes travel: one
-        // whose sent bytes were released cannot be uploaded whole again.
-        let open_left = self
-            .segs
-            .back()
-            .is_some_and(|s| s.end.is_none() && !carried(s));
+    fn save_media(&self, host: &H) -> SavedMedia {
+        let (mut segs, mut partial) = (Vec::new(), Vec::new());
+        for s in self.segs.iter().filter(|s| !s.acked && s.failed.is_none()) {
+            let up = s.saved_up(host);
+            if s.buf.rewindable() {
+                segs.push(s.saved(s.buf.produced(), up));
+            } else if !matches!(up, SavedUp::Queued)
+                && let Some((tail, _)) = s.buf.tail()
+            {
+                // Its first bytes are gone: it goes on only over the
+                // exchange in flight (or just needs its commit).
+                partial.push(SavedPartial {
+                    seg: s.saved(s.buf.retained(), up),
+                    tail,
+                });
+            }
+        }
+        // The run continues only into a segment that travels.
+        let open_left = self.segs.back().is_some_and(|s| {
+            s.end.is_none()
+                && !segs.iter().any(|c| c.n == s.n)
+                && !partial.iter().any(|p| p.seg.n == s.n)
+        });
         let run = self
             .run
             .as_ref()
@@ -1372,6 +1426,7 @@ impl<H: Host> Chan<H> {
         SavedMedia {
             run,
             segs,
+            partial,
             ring: self
                 .ring
                 .frames()
@@ -1400,6 +1455,16 @@ impl<H: Host> Chan<H> {
                 .iter()
                 .find(|s| s.n == ss.n)
                 .and_then(|s| s.buf.whole())
+            {
+                chunks.for_each(|c| out.extend_from_slice(c));
+            }
+        }
+        for p in &m.partial {
+            if let Some((_, chunks)) = self
+                .segs
+                .iter()
+                .find(|s| s.n == p.seg.n)
+                .and_then(|s| s.buf.tail())
             {
                 chunks.for_each(|c| out.extend_from_slice(c));
             }
@@ -1440,7 +1505,20 @@ impl<H: Host> Chan<H> {
             self.events.push(e);
         }
         let mut unacked = s.unacked;
-        for ss in m.segs {
+        // Whole segments, then those whose first bytes were released: the
+        // order `write_media` wrote their bytes in.
+        let carried: Vec<(SavedSeg, Option<SavedTail>)> = m
+            .segs
+            .into_iter()
+            .map(|ss| (ss, None))
+            .chain(m.partial.into_iter().map(|p| (p.seg, Some(p.tail))))
+            .collect();
+        let mut segs = Vec::with_capacity(carried.len());
+        let mut open_lost = false;
+        // Uploads that go on over the old engine's exchanges, and how many
+        // of those could go on no other way.
+        let (mut adopted, mut released) = (0, 0);
+        for (ss, tail) in carried {
             let Some((bytes, rest)) = usize::try_from(ss.len)
                 .ok()
                 .and_then(|n| media.split_at_checked(n))
@@ -1453,8 +1531,12 @@ impl<H: Host> Chan<H> {
                 );
             };
             *media = rest;
-            let seg = Seg {
-                buf: SegBuf::restored(bytes, ss.end.is_some()),
+            let buf = match tail {
+                Some(t) => SegBuf::resumed(t, bytes),
+                None => SegBuf::restored(bytes, ss.end.is_some()),
+            };
+            let mut seg = Seg {
+                buf,
                 n: ss.n,
                 id: ss.id,
                 start: ss.start,
@@ -1466,6 +1548,31 @@ impl<H: Host> Chan<H> {
                 acked: false,
                 mismatches: 0,
             };
+            match self.resume_upload(io, &seg, ss.up, now) {
+                Some(up) => {
+                    if matches!(up, Up::Put(_)) {
+                        adopted += 1;
+                        released += usize::from(!seg.buf.rewindable());
+                    }
+                    seg.up = up;
+                }
+                // Sent again from its first byte.
+                None if seg.buf.rewindable() => {}
+                None => {
+                    // Its first bytes are gone and so is the exchange that
+                    // carried them: reported failed (its dump remains).
+                    open_lost |= seg.end.is_none();
+                    io.out.log(
+                        LogLevel::Warn,
+                        format!(
+                            "import-state: channel {}: segment {} cannot go on: its upload in flight was not handed over",
+                            self.ch(),
+                            seg.id
+                        ),
+                    );
+                    continue;
+                }
+            }
             let me = seg.slice();
             if let Some(i) = unacked.iter().position(|u| {
                 (u.seq_start, u.pts_start_ms, u.utc_start_s)
@@ -1473,7 +1580,18 @@ impl<H: Host> Chan<H> {
             }) {
                 unacked.remove(i);
             }
-            self.segs.push_back(seg);
+            segs.push(seg);
+        }
+        segs.sort_by_key(|s| s.n);
+        self.segs.extend(segs);
+        if adopted > 0 {
+            io.out.log(
+                LogLevel::Info,
+                format!(
+                    "import-state: channel {}: {adopted} upload(s) go on over the previous engine's exchanges ({released} of segments whose first bytes were released)",
+                    self.ch()
+                ),
+            );
         }
         let mut ring = Vec::with_capacity(m.ring.len());
         for h in m.ring {
@@ -1499,7 +1617,9 @@ impl<H: Host> Chan<H> {
         }
         self.ring = PreRecord::restored(ring);
         self.dropping = m.dropping;
-        if let Some(v) = m.run {
+        // The open segment could not go on: recording starts again at the
+        // next IDR, as after a checkpoint.
+        if let Some(v) = m.run.filter(|_| !open_lost) {
             match serde_json::from_value::<Run>(v) {
                 Ok(run) => {
                     self.run = Some(run);
@@ -1530,6 +1650,29 @@ impl<H: Host> Chan<H> {
                 sl
             })
             .collect())
+    }
+
+    /// The upload a hand-over carried, going on where it stood; none when
+    /// it starts again (or, for a segment that cannot, is lost).
+    fn resume_upload(
+        &self,
+        io: &mut Io<'_, H>,
+        s: &Seg<H::Exchange>,
+        up: SavedUp,
+        now: u64,
+    ) -> Option<Up<H::Exchange>> {
+        match up {
+            SavedUp::Queued => None,
+            SavedUp::Put(c) => {
+                let spec = api::segment_put(&s.id, &self.segment_query(s));
+                Call::resume(spec, seg_policy(), c, io.host).map(Up::Put)
+            }
+            SavedUp::Commit => Some(Up::Commit(Call::new(
+                api::segment_commit(&s.id, &commit_body(s)),
+                seg_policy(),
+                now,
+            ))),
+        }
     }
 
     /// Recent acknowledged segment ids (oldest first).

@@ -195,8 +195,9 @@ impl<H: Host> DataPlane<H> {
     /// Data-plane state (JSON; see the design doc): a checkpoint's, or with
     /// `media` a hand-over's. Returns the `DATA` section and a writer of
     /// the `MDIA` section with its length.
-    pub fn export(&self, media: bool) -> (Vec<u8>, u64, impl FnOnce(&mut Vec<u8>) + '_) {
-        let channels: Vec<SavedChannel> = self.channels.iter().map(|c| c.save(media)).collect();
+    pub fn export(&self, media: bool, host: &H) -> (Vec<u8>, u64, impl FnOnce(&mut Vec<u8>) + '_) {
+        let channels: Vec<SavedChannel> =
+            self.channels.iter().map(|c| c.save(media, host)).collect();
         let media_len = channels.iter().map(SavedChannel::media_len).sum();
         let s = Saved {
             version: DATA_VERSION,

@@ -13,11 +13,88 @@
 //! are what the commit and a later backup upload declare.
 
 use crate::cloud::request::Source;
-use sha2::{Digest, Sha256};
+use sha2::compress256;
+use sha2::digest::generic_array::GenericArray;
 use std::collections::VecDeque;
 
 /// Chunks are merged up to this size, so a segment holds few of them.
 const CHUNK: usize = 64 << 10;
+
+/// SHA-256 whose running state can be saved: a hand-over may carry a
+/// segment whose first bytes were already sent and released, and its
+/// successor must still declare the digest of every byte (the `sha2`
+/// hasher keeps its state private; its block function is public).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sha256Run {
+    state: [u32; 8],
+    /// Bytes of the unfinished 64-byte block.
+    tail: Vec<u8>,
+    /// Bytes hashed in all.
+    len: u64,
+}
+
+impl Default for Sha256Run {
+    fn default() -> Self {
+        Sha256Run {
+            state: [
+                0x6a09_e667,
+                0xbb67_ae85,
+                0x3c6e_f372,
+                0xa54f_f53a,
+                0x510e_527f,
+                0x9b05_688c,
+                0x1f83_d9ab,
+                0x5be0_cd19,
+            ],
+            tail: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl Sha256Run {
+    /// Hashes `d` after what came before.
+    pub fn update(&mut self, mut d: &[u8]) {
+        self.len = self.len.wrapping_add(d.len() as u64);
+        if !self.tail.is_empty() {
+            let take = (64 - self.tail.len()).min(d.len());
+            let (head, rest) = d.split_at(take);
+            self.tail.extend_from_slice(head);
+            d = rest;
+            if self.tail.len() < 64 {
+                return;
+            }
+            let tail = std::mem::take(&mut self.tail);
+            self.blocks(&tail);
+        }
+        let whole = d.len() - d.len() % 64;
+        let (blocks, rest) = d.split_at(whole);
+        self.blocks(blocks);
+        self.tail.extend_from_slice(rest);
+    }
+
+    fn blocks(&mut self, d: &[u8]) {
+        for b in d.chunks_exact(64) {
+            if let Some(block) = GenericArray::from_exact_iter(b.iter().copied()) {
+                compress256(&mut self.state, std::slice::from_ref(&block));
+            }
+        }
+    }
+
+    /// The digest, lowercase hex.
+    pub fn finish(mut self) -> String {
+        let bits = self.len.wrapping_mul(8);
+        let mut pad = vec![0x80u8];
+        let used = (self.tail.len() + 1) % 64;
+        pad.resize(1 + (120 - used) % 64, 0);
+        pad.extend_from_slice(&bits.to_be_bytes());
+        let len = self.len;
+        self.update(&pad);
+        self.len = len;
+        let out: Vec<u8> = self.state.iter().flat_map(|w| w.to_be_bytes()).collect();
+        hex::encode(out)
+    }
+}
 
 /// See the module docs.
 #[derive(Clone, Default)]
@@ -28,10 +105,22 @@ pub struct SegBuf {
     /// Bytes produced so far.
     produced: u64,
     closed: bool,
-    hasher: Sha256,
+    hasher: Sha256Run,
     digest: Option<String>,
     /// New bytes are counted (digest, length) but not kept.
     discard: bool,
+}
+
+/// What a hand-over carries of a segment whose first bytes were released:
+/// where the kept bytes start and the digest so far.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SavedTail {
+    /// Offset of the first carried byte.
+    pub base: u64,
+    /// The digest of bytes `0..produced` while the segment is open.
+    pub hasher: Option<Sha256Run>,
+    /// Its digest once closed.
+    pub digest: Option<String>,
 }
 
 impl SegBuf {
@@ -54,7 +143,7 @@ impl SegBuf {
         if !self.closed {
             self.closed = true;
             let h = std::mem::take(&mut self.hasher);
-            self.digest = Some(hex::encode(h.finalize()));
+            self.digest = Some(h.finish());
         }
     }
 
@@ -121,6 +210,34 @@ impl SegBuf {
         b
     }
 
+    /// The kept bytes of a segment whose first bytes were released, and
+    /// what a successor needs to go on with it ([`SegBuf::resumed`]).
+    pub fn tail(&self) -> Option<(SavedTail, impl Iterator<Item = &[u8]>)> {
+        (!self.discard).then(|| {
+            let saved = SavedTail {
+                base: self.base,
+                hasher: (!self.closed).then(|| self.hasher.clone()),
+                digest: self.digest.clone(),
+            };
+            (saved, self.chunks.iter().map(Vec::as_slice))
+        })
+    }
+
+    /// The buffer [`SegBuf::tail`] described, holding `bytes` from
+    /// `t.base` on; closed if the segment had ended.
+    pub fn resumed(t: SavedTail, bytes: &[u8]) -> SegBuf {
+        let produced = t.base.saturating_add(bytes.len() as u64);
+        SegBuf {
+            chunks: bytes.chunks(CHUNK).map(<[u8]>::to_vec).collect(),
+            base: t.base,
+            produced,
+            closed: t.digest.is_some(),
+            hasher: t.hasher.unwrap_or_default(),
+            digest: t.digest,
+            discard: false,
+        }
+    }
+
     /// Releases everything and keeps nothing from now on (the upload ended:
     /// acknowledged, or failed for good).
     pub fn discard(&mut self) -> u64 {
@@ -160,6 +277,50 @@ impl Source for SegBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn the_resumable_digest_is_sha256_for_every_length_and_split() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 256) as u8).collect();
+        for len in (0..200).chain([511, 512, 513, 999, 1000]) {
+            let want = hex::encode(Sha256::digest(&data[..len]));
+            for split in [0, 1, 55, 56, 63, 64, 65, len / 2, len] {
+                let split = split.min(len);
+                let mut h = Sha256Run::default();
+                h.update(&data[..split]);
+                // The state survives a hand-over mid-stream.
+                let json = serde_json::to_string(&h).unwrap();
+                let mut h: Sha256Run = serde_json::from_str(&json).unwrap();
+                h.update(&data[split..len]);
+                assert_eq!(h.finish(), want, "len {len} split {split}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_released_segment_goes_on_after_a_hand_over_with_the_same_digest() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        let mut b = SegBuf::default();
+        b.append(&data[..150_000]);
+        b.release_to(100_000);
+        let (t, chunks) = b.tail().unwrap();
+        let kept: Vec<u8> = chunks.flatten().copied().collect();
+        assert_eq!((t.base, kept.len()), (100_000, 50_000));
+        let t: SavedTail = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+        let mut r = SegBuf::resumed(t, &kept);
+        assert_eq!(read_all(&r, 100_000), data[100_000..150_000]);
+        assert!(!r.rewindable());
+        r.append(&data[150_000..]);
+        r.close();
+        assert_eq!(r.produced(), 300_000);
+        assert_eq!(r.digest().unwrap(), hex::encode(Sha256::digest(&data)));
+        // A closed one carries its digest.
+        let (t, chunks) = r.tail().unwrap();
+        let kept: Vec<u8> = chunks.flatten().copied().collect();
+        let c = SegBuf::resumed(t, &kept);
+        assert!(c.closed());
+        assert_eq!(c.digest(), r.digest());
+    }
 
     fn read_all(b: &SegBuf, from: u64) -> Vec<u8> {
         let mut out = Vec::new();

@@ -5,9 +5,23 @@
 use super::http::{Exchange, Wake};
 use ivcs_engine::Error;
 use ivcs_engine::host::{Host, NetError, PictureFormat, Request, ResponseHead};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+/// An exchange held by an engine; shared, so that a hand-over can pass it
+/// to the next engine ([`Host::adopt`]). The last holder's drop cancels it.
+pub struct TestExchange {
+    ex: Arc<Exchange>,
+    id: u64,
+}
+
+/// Exchanges by id, as a host names them for `adopt`: shared by the hosts
+/// of a leaving and a new engine (the same network client in libivcs).
+pub type Named = Arc<Mutex<HashMap<u64, Weak<Exchange>>>>;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A picture firmware handed over; counts its release when dropped.
 pub struct TestPicture {
@@ -40,6 +54,8 @@ pub struct TestHost {
     pub requests: Arc<Mutex<Vec<Request>>>,
     /// What a capture returns.
     pub capture_bytes: Option<Vec<u8>>,
+    /// Exchanges an engine may adopt.
+    pub named: Named,
 }
 
 impl TestHost {
@@ -53,6 +69,23 @@ impl TestHost {
             released: Arc::new(AtomicUsize::new(0)),
             requests: Arc::default(),
             capture_bytes: None,
+            named: Named::default(),
+        }
+    }
+
+    /// The host of an engine that takes over from the one on `old`: same
+    /// clocks, the same progress signal and the same exchanges to adopt,
+    /// as libivcs gives both instances one network client.
+    pub fn successor(old: &TestHost) -> TestHost {
+        TestHost {
+            utc_ms: old.utc_ms,
+            mono_ms: old.mono_ms,
+            addr: old.addr,
+            wake: old.wake.clone(),
+            released: old.released.clone(),
+            requests: old.requests.clone(),
+            capture_bytes: old.capture_bytes.clone(),
+            named: old.named.clone(),
         }
     }
 
@@ -81,7 +114,7 @@ fn sniff(b: &[u8]) -> PictureFormat {
 }
 
 impl Host for TestHost {
-    type Exchange = Exchange;
+    type Exchange = TestExchange;
     type Picture = TestPicture;
     type Capture = TestCapture;
 
@@ -91,27 +124,37 @@ impl Host for TestHost {
     fn monotonic_ms(&mut self) -> u64 {
         self.mono_ms
     }
-    fn start(&mut self, req: &Request) -> Result<Exchange, NetError> {
+    fn start(&mut self, req: &Request) -> Result<TestExchange, NetError> {
         self.requests.lock().unwrap().push(req.clone());
-        Ok(Exchange::start(self.addr, req, self.wake.clone()))
+        let ex = Arc::new(Exchange::start(self.addr, req, self.wake.clone()));
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        self.named.lock().unwrap().insert(id, Arc::downgrade(&ex));
+        Ok(TestExchange { ex, id })
     }
-    fn write_capacity(&mut self, ex: &Exchange) -> u32 {
-        ex.write_capacity()
+    fn write_capacity(&mut self, ex: &TestExchange) -> u32 {
+        ex.ex.write_capacity()
     }
-    fn write(&mut self, ex: &Exchange, data: &[u8]) -> Result<u32, NetError> {
-        ex.write(data)
+    fn write(&mut self, ex: &TestExchange, data: &[u8]) -> Result<u32, NetError> {
+        ex.ex.write(data)
     }
-    fn attach(&mut self, ex: &Exchange, pic: &TestPicture) -> Result<(), NetError> {
-        ex.attach(&pic.bytes)
+    fn attach(&mut self, ex: &TestExchange, pic: &TestPicture) -> Result<(), NetError> {
+        ex.ex.attach(&pic.bytes)
     }
-    fn finish(&mut self, ex: &Exchange) -> Result<(), NetError> {
-        ex.finish()
+    fn finish(&mut self, ex: &TestExchange) -> Result<(), NetError> {
+        ex.ex.finish()
     }
-    fn poll_response(&mut self, ex: &Exchange) -> Option<Result<ResponseHead, NetError>> {
-        ex.poll_response()
+    fn poll_response(&mut self, ex: &TestExchange) -> Option<Result<ResponseHead, NetError>> {
+        ex.ex.poll_response()
     }
-    fn read_body(&mut self, ex: &Exchange, max: u32) -> Result<Option<Vec<u8>>, NetError> {
-        ex.read_body(max)
+    fn read_body(&mut self, ex: &TestExchange, max: u32) -> Result<Option<Vec<u8>>, NetError> {
+        ex.ex.read_body(max)
+    }
+    fn exchange_id(&self, ex: &TestExchange) -> u64 {
+        ex.id
+    }
+    fn adopt(&mut self, id: u64) -> Option<TestExchange> {
+        let ex = self.named.lock().unwrap().get(&id)?.upgrade()?;
+        Some(TestExchange { ex, id })
     }
     fn capture_picture(&mut self, _channel: u8, _event_id: i32) -> TestCapture {
         TestCapture(self.capture_bytes.clone())

@@ -347,6 +347,20 @@ impl World {
         self.tick();
     }
 
+    /// Ticks without moving time until the network has been quiet for
+    /// `quiet` (real time): what is in flight has been answered.
+    pub fn settle(&mut self, quiet: Duration) {
+        let deadline = Instant::now() + REAL_DEADLINE;
+        loop {
+            let seen = self.engine.host().wake.count();
+            self.tick();
+            self.engine.host().wake.wait(seen, quiet);
+            if self.engine.host().wake.count() == seen || Instant::now() > deadline {
+                return;
+            }
+        }
+    }
+
     /// Ticks until operation `id` completes; returns its outcome.
     pub fn wait_op(&mut self, id: OpId) -> OpResult {
         match self.run_until(

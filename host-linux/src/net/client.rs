@@ -24,9 +24,10 @@ use hyper::header::HeaderValue;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -150,6 +151,10 @@ struct Inner {
     exchange_timeout: Duration,
     active: Arc<AtomicUsize>,
     wake: Arc<WakeSignal>,
+    /// Exchanges an engine may hand to its successor (`network.adopt`),
+    /// by id; weak, so they live exactly as long as an engine holds them.
+    named: Mutex<HashMap<u64, Weak<Exchange>>>,
+    next_id: AtomicU64,
     /// Dropping the sender ends the runtime thread.
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -253,6 +258,8 @@ impl NetClient {
                 exchange_timeout: cfg.exchange_timeout,
                 active: Arc::new(AtomicUsize::new(0)),
                 wake: cfg.wake,
+                named: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
                 stop,
                 thread,
             }),
@@ -312,6 +319,28 @@ impl NetClient {
             task: task.abort_handle(),
             _slot: slot,
         })
+    }
+}
+
+impl NetClient {
+    /// Names an exchange for [`NetClient::adopt`] (a live engine update
+    /// hands it to the next engine): ids are unique for this client and
+    /// never reused.
+    pub fn name(&self, ex: &Arc<Exchange>) -> u64 {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut named = self.inner.named.lock().unwrap_or_else(|e| e.into_inner());
+        // Few exchanges are open at once: forget the finished ones.
+        if named.len() >= 64 {
+            named.retain(|_, w| w.strong_count() > 0);
+        }
+        named.insert(id, Arc::downgrade(ex));
+        id
+    }
+
+    /// The exchange named `id`, if an engine still holds it.
+    pub fn adopt(&self, id: u64) -> Option<Arc<Exchange>> {
+        let named = self.inner.named.lock().unwrap_or_else(|e| e.into_inner());
+        named.get(&id).and_then(Weak::upgrade)
     }
 }
 
