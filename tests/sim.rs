@@ -63,6 +63,26 @@ fn every_scenario_of_the_library_passes_its_invariants() {
         assert!(recovered >= 5, "{line}");
         assert_eq!(lost, 0.0, "{line}");
     }
+    // Live engine swaps (two mid-event, most with an upload whose first
+    // bytes were released) lose nothing.
+    let swaps: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("engine-swap "))
+        .collect();
+    assert!(!swaps.is_empty(), "{text}");
+    for line in swaps {
+        let lost: f64 = line.split_whitespace().nth(6).unwrap().parse().unwrap();
+        assert_eq!(lost, 0.0, "{line}");
+    }
+    // And the swaps did find uploads that could go on no other way than
+    // over the adopted exchange (the engine logs what its import took).
+    let trace = std::fs::read_to_string(dir.join("engine-swap-seed1.jsonl")).unwrap();
+    let released: u32 = trace
+        .lines()
+        .filter_map(|l| l.split("exchanges (").nth(1))
+        .filter_map(|r| r.split(' ').next()?.parse::<u32>().ok())
+        .sum();
+    assert!(released >= 2, "swaps adopted {released} released upload(s)");
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! ([`crate::media_gen`]) at its frame clock, raises events, and hosts the
 //! engine component the way libivcs does — one instance, its `tick` driven
 //! by `wake-at-ms` and network progress, state exported as the restart
-//! point, a trap answered by a fresh instance restored from that state.
+//! point, a trap answered by a fresh instance restored from that state, a
+//! live update (swap) by a fresh instance given the running one's hand-over
+//! (`export-state`, buffered media included).
 //!
 //! Firmware behaviours from ../shared/ABI.md that every camera shows: audio
 //! pushed from boot, before the first IDR; video that starts mid-GOP (the
@@ -37,6 +39,10 @@ const VIDEO_START_MS: u64 = 200;
 const EXPORT_EVERY_MS: u64 = 5_000;
 /// Frames wait at most this long for a tick (libivcs's `TICK_EVERY`).
 const TICK_EVERY_MS: u64 = 100;
+/// After a swap, this long with no refused push and no failed slice (the
+/// signs of a cut: -611 until the next IDR, the open segment `err`),
+/// unless another fault explains them.
+pub const SWAP_QUIET_MS: u64 = 30_000;
 
 /// What the camera saw, for the checker and the report.
 #[derive(Default, Debug)]
@@ -80,8 +86,28 @@ pub struct CamStats {
     pub refused_growths: u64,
     /// Engine restarts after a trap.
     pub restarts: u64,
+    /// Live swaps, in order.
+    pub swaps: Vec<SwapSeen>,
     /// Boots.
     pub boots: u64,
+}
+
+/// A live swap and the signs of a cut in the [`SWAP_QUIET_MS`] after it.
+#[derive(Debug)]
+pub struct SwapSeen {
+    /// When, virtual ms.
+    pub at: u64,
+    /// Video pushes refused since.
+    pub refused: u64,
+    /// Slices reported failed since.
+    pub failed: u64,
+}
+
+impl CamStats {
+    /// The swap whose quiet period `now` is in.
+    fn swap_quiet(&mut self, now: u64) -> Option<&mut SwapSeen> {
+        self.swaps.last_mut().filter(|s| now < s.at + SWAP_QUIET_MS)
+    }
 }
 
 /// A camera's state that outlives its software (reboots), shared with the
@@ -106,6 +132,8 @@ pub struct CamShared {
     pub flash: RefCell<Option<Vec<u8>>>,
     /// The next engine call traps (fault).
     pub trap_next: Cell<bool>,
+    /// The engine is swapped for a fresh instance at the next turn (fault).
+    pub swap_next: Cell<bool>,
     /// Recording is off (privacy) until this virtual ms.
     pub privacy_until: Cell<Option<u64>>,
     /// Frame numbers continue across boots so every frame has one identity.
@@ -228,6 +256,9 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
             .into());
         }
         let up = now - boot;
+        if cam.swap_next.replace(false) && off_since.is_none() {
+            host.swap()?;
+        }
         // Privacy mode: exit, and init again when it ends.
         match (cam.privacy_until.get(), off_since) {
             (Some(until), None) if now < until => {
@@ -269,6 +300,9 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
                     }
                 } else {
                     st.video_refused += 1;
+                    if let Some(s) = st.swap_quiet(now) {
+                        s.refused += 1;
+                    }
                     refused_since.get_or_insert(now);
                 }
                 host.dirty = true;
@@ -481,7 +515,7 @@ impl Host {
     /// A fresh instance for `boot`: configured, then restored from the
     /// flash or initialised.
     fn start(boot: Boot, params: wt::InitParams) -> anyhow::Result<Host> {
-        let inst = boot.instance(&params)?;
+        let inst = boot.instance(&params, None)?;
         Ok(Host {
             boot,
             inst,
@@ -518,7 +552,7 @@ impl Host {
                 cam.trace
                     .event(&cam.who(), "trap", why.lines().next().unwrap_or(""));
                 cam.stats.borrow_mut().restarts += 1;
-                self.inst = self.boot.instance(&self.params)?;
+                self.inst = self.boot.instance(&self.params, None)?;
                 self.wake_at = None;
                 self.last_export = elapsed_ms();
                 self.dirty = true;
@@ -594,11 +628,42 @@ impl Host {
         }
         Ok(())
     }
+
+    /// A live engine update, as libivcs swaps at a job boundary: the
+    /// running engine's hand-over (`export-state`) goes into a fresh
+    /// instance; only if that worked do calls go to the new one. Virtual
+    /// time does not pass, so frames due meanwhile are pushed to the new
+    /// engine, as libivcs's queue holds them for it.
+    fn swap(&mut self) -> anyhow::Result<()> {
+        let cam = self.boot.cam.clone();
+        let state = match self.call(|s, w| w.ivcs_engine_runtime().call_export_state(s))? {
+            Some(Ok(state)) => state,
+            Some(Err(e)) => anyhow::bail!("cam{}: export-state refused: {}", cam.idx, e.message),
+            None => return Ok(()), // trapped: restarted from the flash instead
+        };
+        let inst = self.boot.instance(&self.params, Some(&state))?;
+        self.inst = inst;
+        // The new engine decides its own timers at its first tick.
+        self.wake_at = Some(elapsed_ms());
+        cam.stats.borrow_mut().swaps.push(SwapSeen {
+            at: elapsed_ms(),
+            refused: 0,
+            failed: 0,
+        });
+        cam.trace
+            .event(&cam.who(), "swap", &format!("hand-over {} B", state.len()));
+        self.export()
+    }
 }
 
 impl Boot {
-    /// A configured instance, restored from the flash or initialised.
-    fn instance(&self, params: &wt::InitParams) -> anyhow::Result<EngineInstance> {
+    /// A configured instance, restored from `state` (a hand-over) or else
+    /// the flash, or initialised.
+    fn instance(
+        &self,
+        params: &wt::InitParams,
+        state: Option<&[u8]>,
+    ) -> anyhow::Result<EngineInstance> {
         let cam = &self.cam;
         let cap = memory_cap(params);
         let mut inst = self.rt.instantiate(cap)?;
@@ -615,6 +680,15 @@ impl Boot {
             .ivcs_engine_cs()
             .call_configure(&mut *store, &dc)?
             .map_err(|e| anyhow::anyhow!("configure: {}", e.message))?;
+        if let Some(state) = state {
+            return match world
+                .ivcs_engine_runtime()
+                .call_import_state(&mut *store, state)?
+            {
+                Ok(()) => Ok(inst),
+                Err(e) => anyhow::bail!("cam{}: import-state refused: {}", cam.idx, e.message),
+            };
+        }
         let state = cam.flash.borrow().clone();
         let restored = match state {
             Some(state) => world
@@ -672,6 +746,9 @@ fn handle_event(cam: &CamShared, ev: wt::HostEvent) {
                     st.acked.push((s.seq_start, s.seq_end));
                 } else {
                     st.failed_slices += 1;
+                    if let Some(s) = st.swap_quiet(elapsed_ms()) {
+                        s.failed += 1;
+                    }
                 }
                 cam.sd.borrow_mut().slice(s.utc_start_s, s.utc_end_s, ok);
                 detail.push_str(&format!(
@@ -697,7 +774,10 @@ fn handle_event(cam: &CamShared, ev: wt::HostEvent) {
             );
         }
         wt::HostEvent::Log(l) => {
-            if matches!(l.level, wt::LogLevel::Error | wt::LogLevel::Warn) {
+            // And what a swap's hand-over carried on.
+            if matches!(l.level, wt::LogLevel::Error | wt::LogLevel::Warn)
+                || l.message.starts_with("import-state")
+            {
                 cam.trace.event(&who, "log", &l.message);
             }
         }

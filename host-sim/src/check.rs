@@ -20,8 +20,11 @@
 //!    its drain and the backup rate).
 //! 8. Event pictures: each stored one is the snapshot firmware took for
 //!    that camera and event; without faults every finished event has one.
+//! 9. A live engine swap is invisible: it explains no loss, and in the
+//!    [`SWAP_QUIET_MS`] after it no push is refused and no slice fails
+//!    unless another fault hits the camera then.
 
-use crate::camera::CamShared;
+use crate::camera::{CamShared, SWAP_QUIET_MS};
 use crate::cloud::CloudWorker;
 use crate::scenario::{Fault, Scenario};
 use anyhow::Result;
@@ -234,6 +237,21 @@ fn check_camera(scn: &Scenario, cam: &CamShared, stored: &[Stored], end_ms: u64,
             t as f64 / 1000.0
         ));
     }
+    // 9. Swaps.
+    let others = explained(scn, cam.idx, &[]);
+    for s in &st.swaps {
+        let alone = !others
+            .iter()
+            .any(|&(a, b)| a <= s.at + SWAP_QUIET_MS && s.at <= b);
+        if alone && s.refused + s.failed > 0 {
+            f.violations.push(format!(
+                "{who}: after the live swap at {:.1} s {} push(es) were refused and {} slice(s) failed, with no fault to explain it",
+                s.at as f64 / 1000.0,
+                s.refused,
+                s.failed
+            ));
+        }
+    }
     // 7. Backup: with an SD card, every failed segment came back.
     if cam.spec.backup {
         let sd = cam.sd.borrow();
@@ -317,7 +335,8 @@ fn max_event_s(scn: &Scenario) -> u64 {
 fn explained(scn: &Scenario, idx: u32, dark: &[(u64, u64)]) -> Vec<(u64, u64)> {
     let mut w: Vec<(u64, u64)> = dark.iter().map(|&(a, b)| (a, b + RECOVERY_MS)).collect();
     for fault in &scn.faults {
-        if !fault.hits(idx) || matches!(fault, Fault::Latency { .. }) {
+        // Extra latency loses nothing; nor may a swap.
+        if !fault.hits(idx) || matches!(fault, Fault::Latency { .. } | Fault::Swap { .. }) {
             continue;
         }
         let a = fault.at_s() * 1000;

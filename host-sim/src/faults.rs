@@ -78,6 +78,7 @@ pub fn resolve(scn: &Scenario, seed: u64) -> Scenario {
                     down_s: duration_s.min(90),
                     camera,
                 },
+                "swap" => Fault::Swap { at_s, camera },
                 _ => Fault::Trap { at_s, camera },
             };
             out.faults.push(f);
@@ -109,6 +110,8 @@ pub enum Action {
     CameraDown(Option<u32>, bool),
     /// The next engine call traps.
     Trap(Option<u32>),
+    /// Hand the engine over to a fresh instance at the next turn.
+    Swap(Option<u32>),
     /// The device plan changes.
     Plan(String),
     /// Recording off until this virtual ms.
@@ -174,6 +177,7 @@ pub fn actions(scn: &Scenario) -> Vec<(u64, Action)> {
                 out.push((b, Action::CameraDown(*camera, false)));
             }
             Fault::Trap { camera, .. } => out.push((a, Action::Trap(*camera))),
+            Fault::Swap { camera, .. } => out.push((a, Action::Swap(*camera))),
             Fault::PlanChange { plan, .. } => out.push((a, Action::Plan(plan.clone()))),
             Fault::Privacy { camera, .. } => out.push((a, Action::Privacy(*camera, b))),
             Fault::CloudDataLoss { .. } => out.push((a, Action::LoseSegment)),

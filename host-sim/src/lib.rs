@@ -105,6 +105,7 @@ pub fn run(
                 clock_offset_ms: Cell::new(0),
                 flash: RefCell::new(None),
                 trap_next: Cell::new(false),
+                swap_next: Cell::new(false),
                 privacy_until: Cell::new(None),
                 next_seq: Cell::new((0, 0)),
                 sd: RefCell::new(sdcard::SdCard::new(scn.camera.backup_kbps)),
@@ -290,6 +291,11 @@ fn apply(
         Action::Trap(which) => {
             for c in targets(cams, which) {
                 c.trap_next.set(true);
+            }
+        }
+        Action::Swap(which) => {
+            for c in targets(cams, which) {
+                c.swap_next.set(true);
             }
         }
         Action::Plan(kind) => {

@@ -293,6 +293,16 @@ pub enum Fault {
         /// Only this camera.
         camera: Option<u32>,
     },
+    /// A live engine update: the host hands the running engine's state
+    /// (`export-state`, buffered media included) to a fresh instance and
+    /// routes every call to it, as libivcs's `ivcs_host_engine_update`
+    /// does. Explains no loss: a swap must lose, refuse and repeat nothing.
+    Swap {
+        /// When, seconds.
+        at_s: u64,
+        /// Only this camera.
+        camera: Option<u32>,
+    },
     /// The device's plan changes in the cloud.
     PlanChange {
         /// When, seconds.
@@ -337,6 +347,7 @@ impl Fault {
             | Fault::ClockStep { at_s, .. }
             | Fault::Reboot { at_s, .. }
             | Fault::Trap { at_s, .. }
+            | Fault::Swap { at_s, .. }
             | Fault::PlanChange { at_s, .. }
             | Fault::CloudDataLoss { at_s }
             | Fault::Privacy { at_s, .. } => *at_s,
@@ -357,6 +368,7 @@ impl Fault {
             | Fault::Privacy { down_s, .. } => *down_s,
             Fault::ClockStep { .. }
             | Fault::Trap { .. }
+            | Fault::Swap { .. }
             | Fault::PlanChange { .. }
             | Fault::CloudDataLoss { .. } => 0,
         }
@@ -373,6 +385,7 @@ impl Fault {
             | Fault::ClockStep { camera, .. }
             | Fault::Reboot { camera, .. }
             | Fault::Trap { camera, .. }
+            | Fault::Swap { camera, .. }
             | Fault::Privacy { camera, .. } => camera.is_none_or(|c| c == cam),
             Fault::CloudErrors { .. }
             | Fault::CloudRestart { .. }
@@ -394,6 +407,7 @@ impl Fault {
             Fault::ClockStep { .. } => "clock-step",
             Fault::Reboot { .. } => "reboot",
             Fault::Trap { .. } => "trap",
+            Fault::Swap { .. } => "swap",
             Fault::PlanChange { .. } => "plan-change",
             Fault::CloudDataLoss { .. } => "cloud-data-loss",
             Fault::Privacy { .. } => "privacy",
@@ -428,6 +442,7 @@ impl Default for RandomFaults {
                 "clock-step",
                 "reboot",
                 "trap",
+                "swap",
             ]
             .map(String::from)
             .to_vec(),
