@@ -964,6 +964,13 @@ fn engine_update_mid_stream_refuses_bad_artifacts_then_swaps_without_refusing_a_
     let ok = acknowledged_segments_are_stored(&s, &lines, &dump_dir);
     assert!(ok.len() >= 4, "{ok:?}");
     recording_is_continuous_and_frame_exact(&s, &lines, &ok, m);
+    // The events open at the swap are in the cloud once each, finished.
+    let events = s.events(&s.cloud.token());
+    for id in [1, 7] {
+        let mine: Vec<_> = events.iter().filter(|e| e["event_id"] == id).collect();
+        assert_eq!(mine.len(), 1, "event {id} in {events:?}");
+        assert_eq!(mine[0]["status"], "finished", "{}", mine[0]);
+    }
 }
 
 // ---- hostile engines: refused before anything stops, or contained ---------------

@@ -22,8 +22,10 @@
  *   swap FRAMES DUMPDIR KEYS GOOD UNSIGNED TAMPERED OTHERKEY
  *                              ivcs_host_engine_update mid-stream from a
  *                              second thread: refusals first (no keys,
- *                              unsigned, tampered, unknown key), then GOOD;
- *                              no push refused, segments acknowledged after
+ *                              unsigned, tampered, unknown key), then GOOD
+ *                              with events 1 and 7 open; no push refused,
+ *                              segments acknowledged after, events reported
+ *                              once each
  *   refuse FRAMES DUMPDIR KEYS ARTIFACT RC
  *                              an update mid-stream answered RC at once, no
  *                              push refused, the running engine records on
@@ -840,6 +842,9 @@ static void scenario_swap(void) {
     /* The old engine still serves: segments keep being acknowledged. */
     before = get(&n_ok_slices[0]);
     CHECK(wait_for(ok0, before + 1, 60));
+    /* Two events open across the swap: started before it, stopped after. */
+    EXPECT(iv_cs_event_start(CS_SINGLE_CH, 1, "motion"), IV_ERR_NONE);
+    EXPECT(iv_cs_event_start(CS_SINGLE_CH, 7, "door"), IV_ERR_NONE);
     /* The swap, mid-stream. */
     pthread_mutex_lock(&mu);
     before_ns = 0;
@@ -868,8 +873,14 @@ static void scenario_swap(void) {
                (double)(t1 - t0) / 1e6, count, refused, (double)longest / 1e6, count_after,
                refused_after, (double)longest_after / 1e6, (double)before_ns / 1e6);
     }
+    /* The new engine knows the open events: a second start is -609, the
+       stops are taken, and each is reported once, successful. */
+    EXPECT(iv_cs_event_start(CS_SINGLE_CH, 1, "motion"), IV_ERR_CS_EVENT_IS_VALID);
+    EXPECT(iv_cs_event_stop(CS_SINGLE_CH, 1, "motion"), IV_ERR_NONE);
+    EXPECT(iv_cs_event_stop(CS_SINGLE_CH, 7, "door"), IV_ERR_NONE);
     /* The new engine records: two more segments acknowledged. */
     CHECK(wait_for(ok0, ok_at_swap + 2, 90));
+    CHECK(wait_for(results_in, 2, 90));
     pthread_mutex_lock(&mu);
     stop_pushing = 1;
     pthread_mutex_unlock(&mu);
@@ -892,6 +903,18 @@ static void scenario_swap(void) {
         EXPECT(refused_611, 0);
     }
     finish();
+    {
+        int i, ok1 = 0, ok7 = 0;
+        pthread_mutex_lock(&mu);
+        for (i = 0; i < n_results && i < 64; i++) {
+            if (result_ids[i] == 1 && result_codes[i] == 1) ok1++;
+            if (result_ids[i] == 7 && result_codes[i] == 1) ok7++;
+        }
+        EXPECT(ok1, 1);
+        EXPECT(ok7, 1);
+        EXPECT(n_results, 2);
+        pthread_mutex_unlock(&mu);
+    }
     printf("swap ok\n");
 }
 
