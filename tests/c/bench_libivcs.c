@@ -14,6 +14,13 @@
  *       one channel at u32MaxGopSize 800 KB; RSS after init, after 10 s of
  *       video (warm), then the cloud is stopped (SIGSTOP) while 30 s more are
  *       pushed: the peak RSS (VmHWM) against the warm baseline.
+ *   bench_libivcs swap FRAMES PACE KEYS ENGINE_A ENGINE_B N
+ *       full-time channel (4 MB), 60 s of frames pushed at PACE x real time
+ *       from a camera thread while the main thread swaps engines N times, A
+ *       and B in turn, 0.5-0.9 s apart: each ivcs_host_engine_update's latency,
+ *       the longest push overlapping each swap against the longest and p99
+ *       push outside swaps, refused pushes, err slices and frame seq gaps
+ *       between the acknowledged segments (frames lost).
  *
  * The frames file format is tests/src/frames_file.rs's.
  */
@@ -56,11 +63,29 @@ static int on_stop(iv_cs_chn_e ch) {
     (void)ch;
     return 0;
 }
+/* Acknowledged segments' frame seq ranges, and failed slices (swap). */
+#define MAX_OK 4096
+static uint32_t ok_a[MAX_OK], ok_b[MAX_OK];
+static int n_ok, n_err;
+
 static int on_notify(iv_cs_chn_e ch, iv_cs_notify_msg_type_e t, iv_cs_notify_msg_data *d) {
+    int i;
     (void)ch;
-    (void)d;
     pthread_mutex_lock(&mu);
     if ((int)t < 8) marks[t]++;
+    if (t == IV_CS_AV_UPLOAD_STATE_MSG && d != NULL && d->av_result_info != NULL) {
+        iv_cs_upload_info_s *u = d->av_result_info;
+        for (i = 0; i < u->num && i < MAX_UPLOAD_INFO_NUM; i++) {
+            if (u->slice_info[i].state != IV_CS_UPLOAD_OK) {
+                n_err++;
+            } else if (n_ok < MAX_OK) {
+                ok_a[n_ok] = u->slice_info[i].frame_seq_a;
+                ok_b[n_ok] = u->slice_info[i].frame_seq_b;
+                n_ok++;
+            }
+        }
+        pthread_cond_broadcast(&cv);
+    }
     pthread_mutex_unlock(&mu);
     return 0;
 }
@@ -141,6 +166,10 @@ static double *lat[5];
 static size_t n_lat[5];
 static double push_ns; /* time inside iv_cs_push_stream, every call */
 static uint64_t base_pts = 1000;
+/* swap: every push's start (s) and duration (ns), under mu; the next video seq. */
+static double *rec_at, *rec_ns;
+static size_t n_rec;
+static volatile uint32_t next_vseq;
 
 static int push_range(size_t from, size_t to, double pace) {
     double t0 = now_s(CLOCK_MONOTONIC);
@@ -169,6 +198,7 @@ static int push_range(size_t from, size_t to, double pace) {
             v.u64PTS = base_pts + f->pts;
             v.eFrameType = f->type == 0 ? IV_CM_FRAME_TYPE_I : IV_CM_FRAME_TYPE_P;
             v.u32Seq = vseq++;
+            next_vseq = vseq;
             k = f->type == 0 ? 0 : 1;
             a = now_s(CLOCK_MONOTONIC);
             rc = iv_cs_push_stream(CS_SINGLE_CH, IV_CM_STREAM_TYPE_VIDEO, &v);
@@ -188,6 +218,13 @@ static int push_range(size_t from, size_t to, double pace) {
         }
         (void)rc;
         push_ns += (b - a) * 1e9;
+        if (rec_at != NULL) {
+            pthread_mutex_lock(&mu);
+            rec_at[n_rec] = a;
+            rec_ns[n_rec] = (b - a) * 1e9;
+            n_rec++;
+            pthread_mutex_unlock(&mu);
+        }
         if (lat[k] != NULL) lat[k][n_lat[k]++] = (b - a) * 1e9;
         if (k == 0 && lat[3] != NULL) {
             lat[3][n_lat[3]++] = copy_ns(f);
@@ -284,10 +321,104 @@ static void bench_rss(pid_t cloud) {
     CHECK(ivcs_host_shutdown() == 0);
 }
 
+/* The camera thread of the swap bench: 60 s of video. */
+static double swap_pace;
+static int swap_refused;
+static void *swap_camera(void *arg) {
+    (void)arg;
+    swap_refused = push_range(0, at_ms(60000), swap_pace);
+    return NULL;
+}
+
+/* Whether an acknowledged segment ends at or after video seq `seq` (mu held). */
+static int acked_through(uint32_t seq) {
+    int i;
+    for (i = 0; i < n_ok; i++)
+        if (ok_b[i] >= seq) return 1;
+    return 0;
+}
+
+static void bench_swap(double pace, const char *keys, const char *a, const char *b, int n) {
+    double *lat_ms = malloc((size_t)n * sizeof(double)), *t0s = malloc((size_t)n * sizeof(double)),
+           *t1s = malloc((size_t)n * sizeof(double)), *outside = malloc(n_frames * sizeof(double));
+    double stall_max = 0, out_max = 0;
+    size_t k, n_out = 0;
+    int i, j, gaps = 0, overlapping;
+    uint32_t through;
+    pthread_t cam;
+    struct timespec until;
+    CHECK(lat_ms && t0s && t1s && outside);
+    rec_at = malloc(n_frames * sizeof(double));
+    rec_ns = malloc(n_frames * sizeof(double));
+    CHECK(rec_at && rec_ns);
+    init(4u << 20);
+    CHECK(ivcs_host_set_engine_keys(keys) == 0);
+    swap_pace = pace;
+    CHECK(pthread_create(&cam, NULL, swap_camera, NULL) == 0);
+    for (i = 0; i < n; i++) {
+        /* 0.5-0.9 s apart, so swaps land at different points of a GOP. */
+        struct timespec gap = {0, (500 + (i * 137) % 400) * 1000000L};
+        nanosleep(&gap, NULL);
+        t0s[i] = now_s(CLOCK_MONOTONIC);
+        CHECK(ivcs_host_engine_update(i % 2 ? a : b) == 0);
+        t1s[i] = now_s(CLOCK_MONOTONIC);
+        lat_ms[i] = (t1s[i] - t0s[i]) * 1e3;
+    }
+    through = next_vseq;
+    CHECK(pthread_join(cam, NULL) == 0);
+    /* Every frame pushed up to the last swap is in an acknowledged segment
+       (the segments after it close within the 60 s of video). */
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 120;
+    pthread_mutex_lock(&mu);
+    while (!acked_through(through - 1))
+        if (pthread_cond_timedwait(&cv, &mu, &until) == ETIMEDOUT) break;
+    /* Frame seq gaps between acknowledged segments, from seq 0. */
+    {
+        uint32_t want = 0;
+        int progress = 1;
+        while (progress && want < through) {
+            progress = 0;
+            for (j = 0; j < n_ok; j++)
+                if (ok_a[j] == want) {
+                    want = ok_b[j] + 1;
+                    progress = 1;
+                    break;
+                }
+        }
+        if (want < through) gaps = (int)(through - want);
+    }
+    for (k = 0; k < n_rec; k++) {
+        double end = rec_at[k] + rec_ns[k] / 1e9;
+        overlapping = 0;
+        for (i = 0; i < n; i++)
+            if (end >= t0s[i] && rec_at[k] <= t1s[i]) overlapping = 1;
+        if (overlapping) {
+            if (rec_ns[k] > stall_max) stall_max = rec_ns[k];
+        } else {
+            outside[n_out++] = rec_ns[k];
+            if (rec_ns[k] > out_max) out_max = rec_ns[k];
+        }
+    }
+    printf("pace=%.1f\nswaps=%d\nswap_refused_pushes=%d\nerr_slices=%d\nseq_through=%u\nframes_missing=%d\n",
+           pace, n, swap_refused, n_err, through, gaps);
+    pthread_mutex_unlock(&mu);
+    qsort(lat_ms, (size_t)n, sizeof(double), cmp_d);
+    printf("swap_p50_ms=%.2f\nswap_p99_ms=%.2f\nswap_max_ms=%.2f\n", lat_ms[n / 2],
+           lat_ms[(size_t)((double)n * 0.99)], lat_ms[n - 1]);
+    qsort(outside, n_out, sizeof(double), cmp_d);
+    printf("stall_max_ms=%.3f\noutside_max_ms=%.3f\noutside_p99_ms=%.3f\n", stall_max / 1e6,
+           out_max / 1e6, n_out ? outside[(size_t)((double)n_out * 0.99)] / 1e6 : 0.0);
+    CHECK(iv_cs_exit() == 0);
+    CHECK(ivcs_host_shutdown() == 0);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 4) {
-        fprintf(stderr, "usage: %s push FRAMES PACE | rss FRAMES CLOUD_PID\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s push FRAMES PACE | rss FRAMES CLOUD_PID | swap FRAMES PACE KEYS A B N\n",
+                argv[0]);
         return 2;
     }
     load_frames(argv[2]);
@@ -295,6 +426,8 @@ int main(int argc, char **argv) {
         bench_push(atof(argv[3]));
     } else if (strcmp(argv[1], "rss") == 0) {
         bench_rss((pid_t)atol(argv[3]));
+    } else if (strcmp(argv[1], "swap") == 0 && argc > 7) {
+        bench_swap(atof(argv[3]), argv[4], argv[5], argv[6], atoi(argv[7]));
     } else {
         return 2;
     }
