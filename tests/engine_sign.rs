@@ -88,7 +88,7 @@ fn keygen_sign_verify_and_tampering() {
     let text = out.stdout_text();
     for field in [
         "engine version:",
-        "contract:       0.3",
+        "contract:       0.4",
         "kind:           wasm",
         "target:         wasm32-wasip2",
         "key id:",
