@@ -67,6 +67,15 @@ impl Default for Admission {
 pub struct Ticket {
     channel: u8,
     bytes: u64,
+    starts: bool,
+}
+
+impl Ticket {
+    /// The key frame the gate was waiting for: a recording run (re)starts
+    /// at it, dated by the engine's clock when it takes the frame.
+    pub fn starts_run(&self) -> bool {
+        self.starts
+    }
 }
 
 impl Admission {
@@ -112,6 +121,7 @@ impl Admission {
         if let Some(code) = m.gate.all {
             return Err(code);
         }
+        let mut run_starts = false;
         if video {
             if let Some(code) = m.gate.non_key_video {
                 let starts = if m.gate.key_needs_params {
@@ -123,6 +133,7 @@ impl Admission {
                     return Err(code);
                 }
                 // The engine takes a key frame in either state.
+                run_starts = true;
                 m.gate.non_key_video = None;
                 m.gate.audio = None;
             }
@@ -135,7 +146,11 @@ impl Admission {
         }
         m.queued_frames += 1;
         m.queued_bytes += bytes;
-        Ok(Ticket { channel, bytes })
+        Ok(Ticket {
+            channel,
+            bytes,
+            starts: run_starts,
+        })
     }
 
     /// The engine has seen the frame of `t`.
@@ -216,7 +231,11 @@ mod tests {
         assert_eq!(a.admit(0, true, P).err(), Some(IV_ERR_CS_NEED_IDR_FRAME));
         let audio = a.admit(0, false, &[1, 2]).ok().unwrap();
         let idr = a.admit(0, true, IDR).ok().unwrap();
+        assert!(idr.starts_run(), "the awaited key frame starts the run");
         let p = a.admit(0, true, P).ok().unwrap();
+        let next = a.admit(0, true, IDR).ok().unwrap();
+        assert!(!next.starts_run() && !p.starts_run() && !audio.starts_run());
+        a.pushed(next);
         // Computed before the engine saw the IDR: must not undo it.
         a.publish(0, gate(None, Some(IV_ERR_CS_NEED_IDR_FRAME), None));
         assert!(!a.caught_up(0));

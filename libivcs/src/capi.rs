@@ -358,8 +358,7 @@ pub unsafe extern "C" fn iv_cs_push_stream(
             seq,
             data: svc.frames.copy(data),
         };
-        let key = video && frame_type == wt::FrameType::I;
-        svc.post_frame(key, move |ctx| {
+        svc.post_frame(ticket.starts_run(), move |ctx| {
             let r = ctx.engine(|s, w| w.ivcs_engine_cs().call_push(s, channel, &frame));
             ctx.svc().admission.pushed(ticket);
             ctx.svc().frames.recycle(frame.data);

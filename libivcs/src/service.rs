@@ -257,9 +257,11 @@ impl Service {
     /// [`Service::post`] for feeding a frame: unless `now`, the job may wait
     /// until the engine thread's next planned wake-up (at most
     /// [`TICK_EVERY`]). A wake-up per frame (70 a second with audio) was
-    /// most of the library's CPU at real time. Key frames pass `now`: a
-    /// recording run starts at one and is dated by the engine's clock when
-    /// it takes the frame, which must be the time of the push.
+    /// most of the library's CPU at real time. The key frame that starts a
+    /// recording run passes `now`: the run is dated by the engine's clock
+    /// when it takes the frame, which must be the time of the push. Other
+    /// key frames do not: a wake-up in the push of a 200 KB I frame showed
+    /// in its p99 latency.
     pub fn post_frame(&self, now: bool, f: impl FnOnce(&mut EngineCtx) + Send + 'static) {
         self.enqueue(Box::new(f), !now);
     }
