@@ -819,6 +819,20 @@ fn film_in_steps_with(
     (refused, slices(&w, 0), bytes, w, cam)
 }
 
+/// The three segments of a run with hand-overs are those of one without,
+/// byte for byte.
+fn same_segments(got: &[Vec<u8>], want: &[Vec<u8>]) {
+    assert_eq!(got.len(), 3);
+    for (i, (g, r)) in got.iter().zip(want).enumerate() {
+        assert!(
+            g == r,
+            "segment {i}: {} bytes, without hand-over {}",
+            g.len(),
+            r.len()
+        );
+    }
+}
+
 #[test]
 fn a_hand_over_continues_the_open_segment_and_every_upload_byte_for_byte() {
     let steps = [4_360, 6_000, 3_000, 2_000, 9_640];
@@ -845,15 +859,7 @@ fn a_hand_over_continues_the_open_segment_and_every_upload_byte_for_byte() {
     assert_eq!(sl[1].seq_start, sl[0].seq_end + 1, "contiguous seq");
     assert_eq!(sl[2].seq_start, sl[1].seq_end + 1, "contiguous seq");
     assert_eq!(sl[2].seq_end as usize, cam.accepted_frames - 1);
-    assert_eq!(got.len(), 3);
-    for (i, (g, r)) in got.iter().zip(&want).enumerate() {
-        assert!(
-            g == r,
-            "segment {i}: {} bytes, without hand-over {}",
-            g.len(),
-            r.len()
-        );
-    }
+    same_segments(&got, &want);
     // The dumps continued across the hand-overs too.
     let dumped = dumps(&w, 0);
     for id in acked(&w, 0) {
@@ -962,15 +968,7 @@ fn a_hand_over_goes_on_with_uploads_whose_first_bytes_were_released() {
             .map(|s| (s.seq_start, s.seq_end))
             .collect::<Vec<_>>()
     );
-    assert_eq!(got.len(), 3);
-    for (i, (g, r)) in got.iter().zip(&want).enumerate() {
-        assert!(
-            g == r,
-            "segment {i}: {} bytes, without hand-over {}",
-            g.len(),
-            r.len()
-        );
-    }
+    same_segments(&got, &want);
     // Every upload went on over its exchange: one PUT per segment.
     let puts = w
         .engine

@@ -448,6 +448,20 @@ static void need(const char *what) {
     CHECK(fgets(line, sizeof line, stdin) != NULL && strncmp(line, "ok", 2) == 0);
 }
 
+/* Events a and b were each reported once, successfully, and nothing else. */
+static void reported_once(int a, int b) {
+    int i, ok_a = 0, ok_b = 0;
+    pthread_mutex_lock(&mu);
+    for (i = 0; i < n_results && i < 64; i++) {
+        if (result_ids[i] == a && result_codes[i] == 1) ok_a++;
+        if (result_ids[i] == b && result_codes[i] == 1) ok_b++;
+    }
+    EXPECT(ok_a, 1);
+    EXPECT(ok_b, 1);
+    EXPECT(n_results, 2);
+    pthread_mutex_unlock(&mu);
+}
+
 /* ---- predicates for wait_until (mu held) -------------------------------------- */
 
 static int want_int;
@@ -523,7 +537,6 @@ static void scenario_events(void) {
     cam_t c;
     struct timespec now;
     iv_cs_balance_info_s b;
-    int i, ok1 = 0, ok32 = 0;
     /* Firmware asks for the plan once, blocking, at start (ABI.md). */
     EXPECT(iv_cs_get_balance_info(CS_SINGLE_CH, &b, 5), IV_ERR_NONE);
     EXPECT(b.cs_type, CS_TYPE_EVENT);
@@ -557,14 +570,8 @@ static void scenario_events(void) {
     /* Both results arrive, both successful; every picture comes back once. */
     CHECK(wait_for(results_in, 2, 90));
     CHECK(wait_for(pics_back, 2, 60));
+    reported_once(1, 32);
     pthread_mutex_lock(&mu);
-    for (i = 0; i < n_results && i < 64; i++) {
-        if (result_ids[i] == 1 && result_codes[i] == 1) ok1++;
-        if (result_ids[i] == 32 && result_codes[i] == 1) ok32++;
-    }
-    EXPECT(ok1, 1);
-    EXPECT(ok32, 1);
-    EXPECT(n_results, 2);
     EXPECT(n_pic_results, n_captures);
     pthread_mutex_unlock(&mu);
     finish();
@@ -903,18 +910,7 @@ static void scenario_swap(void) {
         EXPECT(refused_611, 0);
     }
     finish();
-    {
-        int i, ok1 = 0, ok7 = 0;
-        pthread_mutex_lock(&mu);
-        for (i = 0; i < n_results && i < 64; i++) {
-            if (result_ids[i] == 1 && result_codes[i] == 1) ok1++;
-            if (result_ids[i] == 7 && result_codes[i] == 1) ok7++;
-        }
-        EXPECT(ok1, 1);
-        EXPECT(ok7, 1);
-        EXPECT(n_results, 2);
-        pthread_mutex_unlock(&mu);
-    }
+    reported_once(1, 7);
     printf("swap ok\n");
 }
 
