@@ -927,10 +927,11 @@ impl EngineCtx {
         let previous = self.runtime.replace(next);
         self.inst = Some(inst);
         self.load_error = None;
-        if state.is_some() {
-            self.last_state = state;
-        }
+        // The restart point is the new engine's own checkpoint, not the
+        // hand-over: a restart must not replay media whose uploads were
+        // acknowledged since (they would be reported twice).
         self.dirty = true;
+        self.export();
         self.wake_at = Some(Instant::now());
         let window = lock(&self.svc.probation_window).unwrap_or(PROBATION);
         log::warn(&format!(
