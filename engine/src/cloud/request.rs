@@ -109,6 +109,9 @@ pub trait Source {
     /// Whether the body can be sent again from its first byte (a retry
     /// needs it; a source that released sent bytes cannot).
     fn rewindable(&self) -> bool;
+    /// How many bytes are available from offset `at` on in all, where
+    /// [`Source::available`] may return only the rest of one piece.
+    fn ready(&self, at: u64) -> u64;
 }
 
 /// What to send.
@@ -643,7 +646,10 @@ impl<X> Call<X> {
                         self.phase = Phase::Send { ex, sent, until };
                         return Attempt::Pending;
                     }
-                    if data.len() < self.batch && !src.complete() {
+                    // A batch counts every byte ready, not the rest of the
+                    // piece at hand: a write cut short by the host's
+                    // capacity must not wait BATCH_MS for its remainder.
+                    if (src.ready(sent as u64) as usize) < self.batch && !src.complete() {
                         let at = *self.flush_at.get_or_insert(now.saturating_add(BATCH_MS));
                         if now < at {
                             let until = self.cap(now.saturating_add(per_write));

@@ -272,6 +272,14 @@ impl Source for SegBuf {
     fn rewindable(&self) -> bool {
         self.base == 0 && !self.discard
     }
+
+    fn ready(&self, at: u64) -> u64 {
+        if at < self.base {
+            0
+        } else {
+            self.produced - at.min(self.produced)
+        }
+    }
 }
 
 #[cfg(test)]
