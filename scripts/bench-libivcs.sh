@@ -18,9 +18,7 @@
 #          1.5 MB (the spec promises u32MaxGopSize + 100 KB of SDK memory).
 #   swap   20 live engine updates (ivcs_host_engine_update, two signed
 #          artifacts of the engine in turn) while 60 s of video are pushed
-#          at 1x (25 fps, as a camera does; at 4x this 1080p stream already
-#          overflows the 4 MB budget now and then without any swap, which
-#          would hide what swaps lose): update latency (request -> new
+#          at 1x (25 fps, as a camera does): update latency (request -> new
 #          engine serving) p50/p99, the longest push overlapping a swap
 #          against the longest push outside swaps (the reference, same
 #          run), frames lost (refused pushes, err slices, seq gaps between
