@@ -1402,7 +1402,7 @@ impl<H: Host> Chan<H> {
             if s.buf.rewindable() {
                 segs.push(s.saved(s.buf.produced(), up));
             } else if !matches!(up, SavedUp::Queued)
-                && let Some((tail, _)) = s.buf.tail()
+                && let Some(tail) = s.buf.tail()
             {
                 // Its first bytes are gone: it goes on only over the
                 // exchange in flight (or just needs its commit).
@@ -1449,24 +1449,12 @@ impl<H: Host> Chan<H> {
         let Some(m) = &saved.media else {
             return;
         };
-        for ss in &m.segs {
-            if let Some(chunks) = self
-                .segs
-                .iter()
-                .find(|s| s.n == ss.n)
-                .and_then(|s| s.buf.whole())
-            {
-                chunks.for_each(|c| out.extend_from_slice(c));
-            }
-        }
-        for p in &m.partial {
-            if let Some((_, chunks)) = self
-                .segs
-                .iter()
-                .find(|s| s.n == p.seg.n)
-                .and_then(|s| s.buf.tail())
-            {
-                chunks.for_each(|c| out.extend_from_slice(c));
+        // Whole segments, then those whose first bytes were released, as
+        // `save_media` listed them (it ran on this same state).
+        let carried = m.segs.iter().chain(m.partial.iter().map(|p| &p.seg));
+        for ss in carried {
+            if let Some(s) = self.segs.iter().find(|s| s.n == ss.n) {
+                s.buf.kept().for_each(|c| out.extend_from_slice(c));
             }
         }
         for h in self.ring.frames() {

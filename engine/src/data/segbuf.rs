@@ -191,10 +191,10 @@ impl SegBuf {
         before - self.retained()
     }
 
-    /// Every byte produced, if all are still kept (hand-over).
-    pub fn whole(&self) -> Option<impl Iterator<Item = &[u8]>> {
-        self.rewindable()
-            .then(|| self.chunks.iter().map(Vec::as_slice))
+    /// The bytes still kept, from the first not released (all of them
+    /// while [`Source::rewindable`]): what a hand-over carries.
+    pub fn kept(&self) -> impl Iterator<Item = &[u8]> {
+        self.chunks.iter().map(Vec::as_slice)
     }
 
     /// A buffer holding `bytes`, closed if `closed`: the digest is
@@ -210,16 +210,14 @@ impl SegBuf {
         b
     }
 
-    /// The kept bytes of a segment whose first bytes were released, and
-    /// what a successor needs to go on with it ([`SegBuf::resumed`]).
-    pub fn tail(&self) -> Option<(SavedTail, impl Iterator<Item = &[u8]>)> {
-        (!self.discard).then(|| {
-            let saved = SavedTail {
-                base: self.base,
-                hasher: (!self.closed).then(|| self.hasher.clone()),
-                digest: self.digest.clone(),
-            };
-            (saved, self.chunks.iter().map(Vec::as_slice))
+    /// What a successor needs to go on with a segment whose first bytes
+    /// were released, besides its [`SegBuf::kept`] bytes
+    /// ([`SegBuf::resumed`]); none once discarded.
+    pub fn tail(&self) -> Option<SavedTail> {
+        (!self.discard).then(|| SavedTail {
+            base: self.base,
+            hasher: (!self.closed).then(|| self.hasher.clone()),
+            digest: self.digest.clone(),
         })
     }
 
@@ -311,8 +309,8 @@ mod tests {
         let mut b = SegBuf::default();
         b.append(&data[..150_000]);
         b.release_to(100_000);
-        let (t, chunks) = b.tail().unwrap();
-        let kept: Vec<u8> = chunks.flatten().copied().collect();
+        let t = b.tail().unwrap();
+        let kept: Vec<u8> = b.kept().flatten().copied().collect();
         assert_eq!((t.base, kept.len()), (100_000, 50_000));
         let t: SavedTail = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
         let mut r = SegBuf::resumed(t, &kept);
@@ -323,8 +321,8 @@ mod tests {
         assert_eq!(r.produced(), 300_000);
         assert_eq!(r.digest().unwrap(), hex::encode(Sha256::digest(&data)));
         // A closed one carries its digest.
-        let (t, chunks) = r.tail().unwrap();
-        let kept: Vec<u8> = chunks.flatten().copied().collect();
+        let t = r.tail().unwrap();
+        let kept: Vec<u8> = r.kept().flatten().copied().collect();
         let c = SegBuf::resumed(t, &kept);
         assert!(c.closed());
         assert_eq!(c.digest(), r.digest());
