@@ -125,6 +125,7 @@ for k in i_frame p_frame audio; do
     row "push latency $k p99" "${p99} us" "< 100 us" "$(verdict "$p99" 100)"
 done
 ip99=$(val push i_frame_p99_us)
+row "push latency of the first I frame (new buffer)" "$(val push i_frame_first_us) us" "" ""
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", a/b}'; }
 cp50=$(val push copy_i_frame_p50_us); cp99=$(val push copy_i_frame_p99_us)
 row "  reference: malloc+memcpy of each I frame after its push, p50/p99" "${cp50}/${cp99} us" "" "push p99 = $(ratio "$ip99" "$cp99") of it"

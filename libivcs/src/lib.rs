@@ -13,6 +13,7 @@
 //! - [`capi`]: the `iv_cs_*` functions and the checks the C layer owns.
 //! - [`admit`]: answers pushes at once from the engine's published gates.
 //! - [`frame_pool`]: keeps large frame buffers resident between pushes.
+//! - [`stream_copy`]: copies large frames with streaming stores.
 //! - [`host_api`]: the `ivcs_host_*` functions.
 //! - [`config`]: setters, environment and `IVCS_CONFIG` file.
 //! - [`service`]: the engine thread, jobs, op waiters, restart on trap,
@@ -44,6 +45,7 @@ pub mod log;
 pub mod pictures;
 pub mod probation;
 pub mod service;
+pub mod stream_copy;
 pub mod update;
 pub mod watchdog;
 

@@ -285,6 +285,9 @@ static void bench_push(double pace) {
     printf("pace=%.1f\nvideo_s=%.1f\nvideo_mbps=%.2f\nwall_s=%.2f\ncpu_s=%.3f\nprocess_cpu_s=%.3f\n",
            pace, video_s, (double)bytes * 8 / video_s / 1e6, w1 - w0, lib_s, c1 - c0);
     printf("cpu_pct_of_core_per_video_s=%.3f\nrefused=%d\n", lib_s / video_s * 100, refused);
+    /* The session's first I frame is copied into a new buffer, through
+     * page faults; every later one into a pooled one. */
+    if (n_lat[0] > 0) printf("i_frame_first_us=%.1f\n", lat[0][0] / 1e3);
     print_pct("i_frame", lat[0], n_lat[0]);
     print_pct("p_frame", lat[1], n_lat[1]);
     print_pct("audio", lat[2], n_lat[2]);
