@@ -12,9 +12,9 @@
 #          Frames go at PACE x real time (default 4): PTS are the camera
 #          clock, so the work per second of video is the same; only the
 #          engine's idle timers (a wake-up per 60 s) would add at 1x.
-#   rss    u32MaxGopSize 800 KB: RSS after init, warm (10 s of video), and
-#          the peak (VmHWM) while the cloud is stopped (SIGSTOP) and 30 s
-#          more are pushed. Target: peak - after init <= u32MaxGopSize +
+#   rss    u32MaxGopSize 800 KB, frames at 1x: RSS after init, warm (10 s
+#          of video), and the peak (VmHWM) while the cloud is stopped
+#          (SIGSTOP) and 30 s more are pushed. Target: peak - after init <= u32MaxGopSize +
 #          1.5 MB (the spec promises u32MaxGopSize + 100 KB of SDK memory).
 #   swap   20 live engine updates (ivcs_host_engine_update, two signed
 #          artifacts of the engine in turn) while 60 s of video are pushed
@@ -78,7 +78,7 @@ echo "bench-libivcs: push (300 s of video at ${PACE}x)"
 # CPU at real time: faster pacing lets the engine thread coalesce more frames per tick.
 echo "bench-libivcs: cpu (60 s of video at 1x)"
 "$OUT/bench_libivcs" push "$OUT/frames.bin" 1 > "$OUT/push1x.txt"
-echo "bench-libivcs: rss (800 KB budget, cloud stopped)"
+echo "bench-libivcs: rss (800 KB budget, 40 s of video at 1x, the last 30 s with the cloud stopped)"
 "$OUT/bench_libivcs" rss "$OUT/frames.bin" "$CLOUD_PID" > "$OUT/rss.txt"
 echo "bench-libivcs: swap (20 engine updates during 60 s of video at 1x)"
 rm -f "$OUT/swap.key" "$OUT/swap.key.pub"
