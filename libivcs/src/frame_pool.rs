@@ -37,7 +37,7 @@ impl FramePool {
             // Headroom, so that the next slightly larger I frame still
             // fits: a new buffer page-faults through every page the copy
             // touches (~1 µs a page here). Untouched pages cost no memory.
-            None => Vec::with_capacity(data.len()),
+            None => Vec::with_capacity(data.len() + data.len() / 4),
         };
         drop(free);
         b.clear();
