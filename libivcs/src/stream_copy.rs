@@ -5,9 +5,9 @@
 //! destination line into the cache (a read for ownership) and evict the
 //! firmware's own working set to make room; streaming stores write to
 //! memory directly. A cold 200 KB I frame copies ~30 % faster, with a
-//! shorter tail (docs/design/libivcs.md, "Benchmarks"). The engine thread
-//! then reads the copy from memory instead of a shared cache, off the
-//! firmware's thread. Where the CPU has no AVX, a plain copy.
+//! shorter tail (docs/design/buffer.md, "Why streaming stores"). The engine
+//! thread then reads the copy from memory instead of a shared cache, off
+//! the firmware's thread. Where the CPU has no AVX, a plain copy.
 
 /// Appends `src` to `dst`.
 pub fn extend(dst: &mut Vec<u8>, src: &[u8]) {
