@@ -18,6 +18,16 @@ fn scenarios() -> Vec<PathBuf> {
     v
 }
 
+/// The report's rows of scenario `name`, split into columns (5: segments
+/// recovered by backup, 6: seconds lost).
+fn rows<'a>(text: &'a str, name: &str) -> Vec<Vec<&'a str>> {
+    let prefix = format!("{name} ");
+    text.lines()
+        .filter(|l| l.starts_with(&prefix))
+        .map(|l| l.split_whitespace().collect())
+        .collect()
+}
+
 fn sim(args: &[&str], files: &[PathBuf], trace_dir: &std::path::Path) -> (bool, String) {
     let out = Command::new(bin())
         .arg("sim")
@@ -57,22 +67,18 @@ fn every_scenario_of_the_library_passes_its_invariants() {
     }
     // With an SD card, the segments a 5-minute outage failed come back
     // through backup: nothing the engine took is lost.
-    for line in text.lines().filter(|l| l.starts_with("outage-backup ")) {
-        let cols: Vec<&str> = line.split_whitespace().collect();
+    for cols in rows(&text, "outage-backup") {
         let (recovered, lost): (u64, f64) = (cols[5].parse().unwrap(), cols[6].parse().unwrap());
-        assert!(recovered >= 5, "{line}");
-        assert_eq!(lost, 0.0, "{line}");
+        assert!(recovered >= 5, "{cols:?}");
+        assert_eq!(lost, 0.0, "{cols:?}");
     }
     // Live engine swaps (two mid-event, most with an upload whose first
     // bytes were released) lose nothing.
-    let swaps: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("engine-swap "))
-        .collect();
+    let swaps = rows(&text, "engine-swap");
     assert!(!swaps.is_empty(), "{text}");
-    for line in swaps {
-        let lost: f64 = line.split_whitespace().nth(6).unwrap().parse().unwrap();
-        assert_eq!(lost, 0.0, "{line}");
+    for cols in swaps {
+        let lost: f64 = cols[6].parse().unwrap();
+        assert_eq!(lost, 0.0, "{cols:?}");
     }
     // And the swaps did find uploads that could go on no other way than
     // over the adopted exchange (the engine logs what its import took).

@@ -930,8 +930,7 @@ impl EngineCtx {
         // The restart point is the new engine's own checkpoint, not the
         // hand-over: a restart must not replay media whose uploads were
         // acknowledged since (they would be reported twice).
-        self.dirty = true;
-        self.export();
+        self.changed();
         self.wake_at = Some(Instant::now());
         let window = lock(&self.svc.probation_window).unwrap_or(PROBATION);
         log::warn(&format!(

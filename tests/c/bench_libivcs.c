@@ -240,11 +240,16 @@ static int cmp_d(const void *x, const void *y) {
     return a < b ? -1 : a > b;
 }
 
+/* The nearest-rank p99 of `n` sorted values. */
+static double p99(const double *sorted, size_t n) {
+    return sorted[(size_t)((double)n * 0.99)];
+}
+
 static void print_pct(const char *name, double *v, size_t n) {
     if (n == 0) return;
     qsort(v, n, sizeof *v, cmp_d);
     printf("%s_n=%zu\n%s_p50_us=%.1f\n%s_p99_us=%.1f\n%s_max_us=%.1f\n", name, n, name,
-           v[n / 2] / 1e3, name, v[(size_t)((double)n * 0.99)] / 1e3, name, v[n - 1] / 1e3);
+           v[n / 2] / 1e3, name, p99(v, n) / 1e3, name, v[n - 1] / 1e3);
 }
 
 static long status_kb(const char *key) {
@@ -412,10 +417,10 @@ static void bench_swap(double pace, const char *keys, const char *a, const char 
     pthread_mutex_unlock(&mu);
     qsort(lat_ms, (size_t)n, sizeof(double), cmp_d);
     printf("swap_p50_ms=%.2f\nswap_p99_ms=%.2f\nswap_max_ms=%.2f\n", lat_ms[n / 2],
-           lat_ms[(size_t)((double)n * 0.99)], lat_ms[n - 1]);
+           p99(lat_ms, (size_t)n), lat_ms[n - 1]);
     qsort(outside, n_out, sizeof(double), cmp_d);
     printf("stall_max_ms=%.3f\noutside_max_ms=%.3f\noutside_p99_ms=%.3f\n", stall_max / 1e6,
-           out_max / 1e6, n_out ? outside[(size_t)((double)n_out * 0.99)] / 1e6 : 0.0);
+           out_max / 1e6, n_out ? p99(outside, n_out) / 1e6 : 0.0);
     CHECK(iv_cs_exit() == 0);
     CHECK(ivcs_host_shutdown() == 0);
 }

@@ -886,11 +886,7 @@ impl<H: Host> Chan<H> {
                                 if a.bytes == s.buf.produced()
                                     && Some(a.sha256.as_str()) == s.buf.digest() =>
                             {
-                                s.up = Up::Commit(Call::new(
-                                    api::segment_commit(&s.id, &commit_body(s)),
-                                    seg_policy(),
-                                    now,
-                                ));
+                                s.up = Up::Commit(commit_call(s, now));
                             }
                             Ok(a) if s.buf.rewindable() && s.mismatches < 3 => {
                                 // The body broke off (stored partial): again.
@@ -1655,11 +1651,7 @@ impl<H: Host> Chan<H> {
                 let spec = api::segment_put(&s.id, &self.segment_query(s));
                 Call::resume(spec, seg_policy(), c, io.host).map(Up::Put)
             }
-            SavedUp::Commit => Some(Up::Commit(Call::new(
-                api::segment_commit(&s.id, &commit_body(s)),
-                seg_policy(),
-                now,
-            ))),
+            SavedUp::Commit => Some(Up::Commit(commit_call(s, now))),
         }
     }
 
@@ -1674,9 +1666,10 @@ impl<H: Host> Chan<H> {
     }
 }
 
-fn commit_body<X>(s: &Seg<X>) -> serde_json::Value {
+/// The commit of segment `s`, whose body the cloud has whole.
+fn commit_call<X>(s: &Seg<X>, now: u64) -> Call<X> {
     let end = s.end.as_ref().unwrap_or(&s.start);
-    json!({
+    let body = json!({
         "sha256": s.buf.digest().unwrap_or(""),
         "bytes": s.buf.produced(),
         "utc_end_ms": end.utc_end_ms,
@@ -1684,5 +1677,6 @@ fn commit_body<X>(s: &Seg<X>) -> serde_json::Value {
         "seq_end": end.seq_end,
         "video_frames": end.video_frames,
         "audio_frames": end.audio_frames,
-    })
+    });
+    Call::new(api::segment_commit(&s.id, &body), seg_policy(), now)
 }

@@ -137,15 +137,11 @@ impl SegBuf {
             return;
         }
         while !d.is_empty() {
-            let last = match self.chunks.back_mut() {
-                Some(c) if c.len() < c.capacity() => c,
-                _ => {
-                    self.chunks.push_back(Vec::with_capacity(CHUNK));
-                    match self.chunks.back_mut() {
-                        Some(c) => c,
-                        None => return,
-                    }
-                }
+            if self.chunks.back().is_none_or(|c| c.len() == c.capacity()) {
+                self.chunks.push_back(Vec::with_capacity(CHUNK));
+            }
+            let Some(last) = self.chunks.back_mut() else {
+                return;
             };
             let (now, rest) = d.split_at(d.len().min(last.capacity() - last.len()));
             last.extend_from_slice(now);

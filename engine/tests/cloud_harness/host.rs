@@ -39,6 +39,7 @@ impl Drop for TestPicture {
 pub struct TestCapture(Option<Vec<u8>>);
 
 /// The host. See the module docs.
+#[derive(Clone)]
 pub struct TestHost {
     /// Virtual UTC, ms.
     pub utc_ms: u64,
@@ -77,16 +78,7 @@ impl TestHost {
     /// clocks, the same progress signal and the same exchanges to adopt,
     /// as libivcs gives both instances one network client.
     pub fn successor(old: &TestHost) -> TestHost {
-        TestHost {
-            utc_ms: old.utc_ms,
-            mono_ms: old.mono_ms,
-            addr: old.addr,
-            wake: old.wake.clone(),
-            released: old.released.clone(),
-            requests: old.requests.clone(),
-            capture_bytes: old.capture_bytes.clone(),
-            named: old.named.clone(),
-        }
+        old.clone()
     }
 
     /// A picture holding `bytes`, as firmware would hand over.
