@@ -23,11 +23,15 @@ ENGINE_ENV := RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-
 ENGINE_FLAGS := -p ivcs-engine --target wasm32-wasip2 --profile wasm-release \
 	-Zbuild-std=std,panic_abort --target-dir $(ENGINE_TARGET_DIR)
 
-.PHONY: all sim demo dist engine cli engine-cwasm hostile-engines lib example viewer viewer-unit test lint unit matrix check-imports check-headers check-layout fuzz-smoke bench fixtures clean
+.PHONY: all setup sim demo dist engine cli engine-cwasm hostile-engines lib example viewer viewer-unit test lint unit matrix check-imports check-headers check-layout fuzz-smoke bench fixtures clean
 
 all: dist
 
-engine:
+# Installs what the build and the tests need (idempotent; scripts/setup.sh says what).
+setup:
+	scripts/setup.sh
+
+engine: setup
 	$(ENGINE_ENV) $(CARGO) build $(ENGINE_FLAGS)
 	mkdir -p target/engine
 	cp $(ENGINE_WASM) target/engine/engine.wasm
@@ -66,10 +70,10 @@ lib: engine-cwasm
 
 # The web viewer (npm ci for hls.js, then a copy; docs/design/viewer.md), next
 # to target/release/ivcs, which looks in <exe>/../share/ivcs/viewer.
-viewer:
+viewer: setup
 	scripts/build-viewer.sh target/share/ivcs/viewer
 
-viewer-unit:
+viewer-unit: setup
 	cd viewer && node --test test/
 
 dist: engine cli engine-cwasm lib
@@ -81,7 +85,7 @@ dist: engine cli engine-cwasm lib
 	cp include/*.h $(DIST)/include/
 
 # The example firmware, linked through pkg-config: statically and shared.
-example: lib
+example: setup lib
 	mkdir -p target/c
 	gcc -std=c99 -Wall -Wextra -Werror -pedantic -pthread examples/firmware.c \
 		$$(PKG_CONFIG_PATH=$(DIST)/lib/pkgconfig pkg-config --cflags --static --libs ivcs | sed 's/-livcs/-l:libivcs.a/') \
@@ -95,7 +99,7 @@ check-imports: dist
 
 # C and Rust agree on every struct's size and field offsets, on x86_64 and
 # on a 32-bit target (i686: gcc -m32 and rustc --target i686-unknown-linux-gnu).
-check-layout:
+check-layout: setup
 	mkdir -p target/c
 	for bits in 64 32; do \
 		gcc -std=c99 -Wall -Wextra -Werror -pedantic -m$$bits -Iinclude tests/c/layout.c -o target/c/layout-c$$bits && \
@@ -115,12 +119,12 @@ check-headers:
 	gcc -std=c99 -Wall -Wextra -Werror -pedantic -DIV_CS_FIVE_CHANNELS -Iinclude tests/c/headers.c -o target/c/headers5 && target/c/headers5
 	g++ -x c++ -Wall -Wextra -Werror -pedantic -Iinclude tests/c/headers.c -o target/c/headers-cxx && target/c/headers-cxx
 
-lint:
+lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
 	$(ENGINE_ENV) $(CARGO) clippy $(ENGINE_FLAGS) -- -D warnings
 
-fixtures:
+fixtures: setup
 	scripts/gen-fixtures.sh
 
 # libivcs's Rust tests need the precompiled engine it embeds.
@@ -130,10 +134,10 @@ unit: engine-cwasm
 matrix: dist fixtures hostile-engines
 	IVCS_BIN=$(CURDIR)/$(DIST)/bin/ivcs $(CARGO) test --release -p ivcs-tests
 
-fuzz-smoke:
+fuzz-smoke: setup
 	scripts/fuzz-smoke.sh 10
 
-test: lint check-headers check-layout check-imports unit viewer-unit matrix fuzz-smoke example
+test: setup lint check-headers check-layout check-imports unit viewer-unit matrix fuzz-smoke example
 
 demo: dist
 	scripts/demo.sh

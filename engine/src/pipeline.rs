@@ -327,6 +327,13 @@ impl Pipeline {
         self.next_index > 0
     }
 
+    /// UTC ms the recording gives a frame with this PTS (none before the
+    /// first key frame, or for a PTS before the timeline's start).
+    pub fn utc_of(&self, pts_ms: u64) -> Option<u64> {
+        let media = self.timeline.as_ref()?.media_ms(pts_ms)?;
+        Some(self.cfg.start_utc_ms.saturating_add(media))
+    }
+
     /// Whether video parameter sets are known (a key frame without its own
     /// may then continue).
     pub fn has_params(&self) -> bool {

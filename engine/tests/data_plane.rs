@@ -981,3 +981,186 @@ fn a_hand_over_goes_on_with_uploads_whose_first_bytes_were_released() {
         .count();
     assert_eq!(puts, 3, "no segment upload started again");
 }
+
+// ---- exit and replayed pre-record ---------------------------------------------------
+
+/// The cloud's recorded spans of channel 0 around the test's time.
+fn spans(w: &World) -> Vec<serde_json::Value> {
+    let (s, v) = w.app_api(
+        "GET",
+        &format!(
+            "/v1/devices/{}/channels/0/timeline?start_ms={}&end_ms={}",
+            w.device,
+            cloud_harness::T0_MS - 3_600_000,
+            w.now_ms() + 3_600_000
+        ),
+        "",
+    );
+    assert_eq!(s, 200, "{v}");
+    v["spans"].as_array().cloned().unwrap_or_default()
+}
+
+/// The cloud's MP4 export of `[a, b)` ms, decoded: video frame hashes.
+fn exported_frames(w: &World, a: u64, b: u64) -> Vec<String> {
+    let auth = format!("Bearer {}", w.token);
+    let (status, body) = http::request(
+        w.cloud.addr,
+        "GET",
+        &format!(
+            "/v1/devices/{}/channels/0/export.mp4?start_ms={a}&end_ms={b}",
+            w.device
+        ),
+        &[("authorization", &auth)],
+        b"",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let f = w.dir().join("export.mp4");
+    std::fs::write(&f, body).unwrap();
+    frame_hashes(&f, &[])
+}
+
+#[test]
+fn exit_closes_the_open_segment_and_uploads_everything_without_telling_firmware() {
+    // Privacy mode: 30 s on a full-time plan, then exit. The segments at 10
+    // and 20 s are still uploading and the third is open.
+    let mut w = start_full_time("exit-drain", params(&[video_channel(0, 800 << 10)], true));
+    let mut cam = Camera::new();
+    let first_ms = w.now_ms();
+    for _ in 0..30_000 / 40 {
+        assert_eq!(cam.push(&mut w, 0), Ok(()));
+        w.advance(40);
+    }
+    w.engine.exit().unwrap();
+    assert_eq!(cam.push(&mut w, 0), Err(-605));
+    // The exit's own events (the open segment's last dump chunks) leave
+    // with the next tick; after that firmware hears nothing but log lines.
+    let at_exit = w.tick();
+    assert!(
+        at_exit
+            .iter()
+            .any(|e| matches!(e, HostEvent::DumpFile(d) if d.state == DumpState::End)),
+        "the segment closed by exit is dumped whole"
+    );
+    let seen = w.events.len();
+    w.run_until_state("30 s in the cloud", |w| {
+        spans(w)
+            .first()
+            .is_some_and(|s| s["segments"] == 3 && s["end_ms"].as_u64() >= Some(first_ms + 29_960))
+    });
+    w.pass(5_000, 500);
+    let after: Vec<_> = w.events[seen..]
+        .iter()
+        .filter(|e| !matches!(e, HostEvent::Log(_)))
+        .collect();
+    assert!(after.is_empty(), "firmware heard after exit: {after:#?}");
+    let sp = spans(&w);
+    assert_eq!(sp.len(), 1, "{sp:?}");
+    assert_eq!(sp[0]["start_ms"].as_u64(), Some(first_ms));
+    // Every pushed frame, decoded from the cloud's export.
+    let got = exported_frames(&w, first_ms, first_ms + 30_000);
+    let dir = w.dir().clone();
+    std::fs::write(dir.join("source.h264"), &cam.accepted).unwrap();
+    let want = frame_hashes(&dir.join("source.h264"), &["-f", "h264"]);
+    assert_eq!(got.len(), 750);
+    assert_eq!(got, want, "the export holds every pushed frame");
+}
+
+#[test]
+fn init_after_exit_adopts_the_uploads_still_pending() {
+    // The cloud is down at exit: the segments wait. A new init takes them
+    // over (within its budget) and they arrive once the cloud is back,
+    // without reports to the new session.
+    let mut w = start_full_time("exit-adopt", params(&[video_channel(0, 800 << 10)], false));
+    let mut cam = Camera::new();
+    let first_ms = w.now_ms();
+    w.cloud.stop();
+    for _ in 0..12_000 / 40 {
+        let _ = cam.push(&mut w, 0);
+        w.advance(40);
+        w.tick();
+    }
+    w.engine.exit().unwrap();
+    w.engine
+        .init(params(&[video_channel(0, 800 << 10)], false))
+        .unwrap();
+    let c = w.engine.data_channel(0).unwrap();
+    assert!(c.used() > 0, "the new session holds the old segments");
+    w.cloud.restart();
+    w.run_advancing("reachable again", 1_000, 120_000, |e| {
+        *e == HostEvent::PushStart(0)
+    });
+    let seen = w.events.len();
+    // Past the uploads' retry delays (virtual time).
+    w.pass(60_000, 1_000);
+    let sp = spans(&w);
+    assert_eq!(sp.len(), 1, "{sp:?}");
+    assert_eq!(sp[0]["start_ms"].as_u64(), Some(first_ms));
+    assert!(
+        sp[0]["end_ms"].as_u64() >= Some(first_ms + 11_960),
+        "{sp:?}"
+    );
+    assert_eq!(
+        slices(&w, 0).len(),
+        slices_before(&w, seen),
+        "the old session's segments are not reported to the new one"
+    );
+}
+
+/// Upload slices reported in the first `n` events.
+fn slices_before(w: &World, n: usize) -> usize {
+    w.events[..n]
+        .iter()
+        .map(|e| match e {
+            HostEvent::Notify(n) if n.kind == NotifyKind::UploadState => n.slices.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+#[test]
+fn pre_record_replayed_by_firmware_is_dated_from_the_stated_stream_start() {
+    // Firmware that does not push while idle: on an alarm it asks for 4 s
+    // of pre-record, then replays its own ring from the IDR captured 4 s
+    // ago, with the frames' capture PTS, paced at real time. Its pushes lag
+    // the clock by 4 s for the whole event.
+    let mut w = event_world("replay", "event");
+    let mut cam = Camera::new();
+    w.pass(3_000, 500);
+    let alarm_ms = w.now_ms();
+    w.engine.event_start(0, 1, b"motion", 0, 4).unwrap();
+    w.run_until("push-start", |e| *e == HostEvent::PushStart(0));
+    // 4 s replayed and 6 s live, each frame pushed 4 s after its capture.
+    assert_eq!(film(&mut w, &mut cam, 0, 10_000), Vec::<i32>::new());
+    let stop_ms = w.now_ms();
+    w.engine.event_stop(0, 1, b"motion", 0, 0).unwrap();
+    // Firmware pushes on until push_stream_stop_cb: the frames it had not
+    // pushed yet were captured before the stop.
+    let mut after_stop = 0;
+    while w.count(|e| *e == HostEvent::PushStop(0)) == 0 {
+        assert!(after_stop < 250, "no push-stop 10 s after the stop");
+        assert_eq!(cam.push(&mut w, 0), Ok(()));
+        w.advance(40);
+        w.tick();
+        after_stop += 1;
+    }
+    assert!(
+        (100..=102).contains(&after_stop),
+        "{after_stop} frames after the stop"
+    );
+    w.run_until_state("event result", |w| results(w).len() == 1);
+    assert!(results(&w)[0].success, "{:#?}", app_events(&w));
+    let sp = spans(&w);
+    assert_eq!(sp.len(), 1, "{sp:?}");
+    // The first replayed frame was captured 4 s before the alarm: dated to
+    // the millisecond, and the rest follow it by PTS, up to the stop.
+    assert_eq!(sp[0]["start_ms"].as_u64(), Some(alarm_ms - 4_000));
+    assert_eq!(sp[0]["end_ms"].as_u64(), Some(stop_ms));
+    // The export of [alarm - 4 s, stop) holds every frame captured then.
+    let got = exported_frames(&w, alarm_ms - 4_000, stop_ms);
+    let dir = w.dir().clone();
+    std::fs::write(dir.join("source.h264"), &cam.accepted).unwrap();
+    let want = frame_hashes(&dir.join("source.h264"), &["-f", "h264"]);
+    let captured = usize::try_from((stop_ms - (alarm_ms - 4_000)) / 40).unwrap();
+    assert_eq!(got.len(), captured);
+    assert_eq!(got[..], want[..captured]);
+}

@@ -550,8 +550,9 @@ pub unsafe extern "C" fn iv_cs_event_stop_ext(
 }
 
 /// `iv_cs_event_directly_report`: blocks until the report ends (the
-/// engine's own deadline bounds it). The picture is copied; its
-/// `picture_result_cb` comes exactly once when the library is done with it.
+/// engine's own deadline bounds it). The picture is copied before anything
+/// else and stays the caller's: firmware frees it when the call returns, so
+/// it is never handed back through `picture_result_cb`.
 ///
 /// # Safety
 /// `info` as [`iv_cs_event_start`]; `pic_addr` holds `pic_len` bytes.
@@ -566,55 +567,29 @@ pub unsafe extern "C" fn iv_cs_event_directly_report(
 ) -> c_int {
     guard("iv_cs_event_directly_report", || {
         let svc = initialised()?;
-        // The picture (if any) is handed over from here on: whatever the
-        // outcome, its result callback comes once.
-        let pic = if pic_addr.is_null() || pic_len == 0 {
-            if pic_addr.is_null() && pic_len > 0 {
+        let pic = if pic_addr.is_null() {
+            if pic_len > 0 {
                 return Err(IV_ERR_CS_INIT_PRM_NULL);
             }
             None
+        } else if pic_len == 0 {
+            None
         } else if pic_len > 2 << 20 {
             // Over the protocol's 2 MiB: refused without copying it.
-            Some(Err(IV_ERR_CS_INIT_PRM_RANGE))
+            return Err(IV_ERR_CS_INIT_PRM_RANGE);
         } else {
             // SAFETY: pic_len bytes at pic_addr.
-            Some(Ok(unsafe {
+            Some(bytes::Bytes::copy_from_slice(unsafe {
                 std::slice::from_raw_parts(pic_addr, pic_len as usize)
-            }
-            .to_vec()))
+            }))
         };
-        let checked = channel(ch).and_then(|c| {
-            // SAFETY: the entry point's contract on `info`.
-            Ok((c, unsafe { info(info_p) }?))
-        });
-        let fw_ptr = pic_addr as usize;
+        let channel = channel(ch)?;
+        // SAFETY: the entry point's contract on `info`.
+        let info = unsafe { info(info_p) }?;
         let id = start_op(&svc, move |ctx| {
-            let result_cb = ctx
-                .session()
-                .and_then(|s| s.fw.iv_cs_event_picture_result_cb);
-            let refused = match (&checked, &pic) {
-                (Err(code), _) => Some(*code),
-                (Ok(_), Some(Err(code))) => Some(*code),
-                _ => None,
-            };
-            if let Some(code) = refused {
-                if pic.is_some() {
-                    crate::pictures::release(result_cb, ch, fw_ptr);
-                }
-                return Ok(Err(wt::EngineError {
-                    code,
-                    message: "refused by libivcs".into(),
-                }));
-            }
-            let Ok((channel, info)) = checked else {
-                return Err(CallError::Unavailable);
-            };
             let res = match pic {
-                Some(Ok(data)) => {
-                    let b = crate::pictures::copied(data, fw_ptr, ch, result_cb);
-                    Some(ctx.add_picture(b)?)
-                }
-                _ => None,
+                Some(b) => Some(ctx.add_picture(b)?),
+                None => None,
             };
             ctx.engine(|s, w| {
                 w.ivcs_engine_cs()

@@ -1,54 +1,44 @@
-//! Picture memory. A picture the engine reads or uploads is a `Bytes` whose
-//! owner, when the last reference goes (the engine dropped its handle and
-//! every request body that attached it is gone), queues firmware's
-//! `iv_cs_event_picture_result_cb` exactly once.
+//! Picture memory. A picture the engine reads or uploads is a `Bytes`.
 //!
 //! - Captured pictures (`iv_cs_event_capture_picture_cb`) are **borrowed**:
 //!   the bytes stay in firmware's buffer, which firmware must keep until the
-//!   result callback (the spec's rule), so nothing is copied.
-//! - Pictures given to `iv_cs_event_directly_report` are **copied**: the
-//!   pointer is `const` and the call may return (caller timeout, exit) while
-//!   the upload still runs. The callback still hands back firmware's pointer.
+//!   result callback (the spec's rule), so nothing is copied. The owner,
+//!   when the last reference goes (the engine dropped its handle and every
+//!   request body that attached it is gone), queues firmware's
+//!   `iv_cs_event_picture_result_cb` exactly once: that callback is the
+//!   release of a handed-over picture, and firmware frees what it gets.
+//! - Pictures given to `iv_cs_event_directly_report` are **copied** and
+//!   never handed back: the pointer is `const`, stays the caller's, and
+//!   firmware frees it itself as soon as the call returns (handing it back
+//!   too would be a double free in that firmware).
 
 use crate::abi::PictureResultCb;
 use bytes::Bytes;
 
-/// Where the bytes live.
-enum Store {
-    Borrowed { ptr: usize, len: usize },
-    Owned(Vec<u8>),
-}
-
-/// The owner behind a picture's `Bytes`.
-struct Owner {
-    store: Store,
+/// The owner behind a captured picture's `Bytes`: firmware's buffer.
+struct Borrowed {
+    ptr: usize,
+    len: usize,
     channel: u32,
-    /// Firmware's pointer, handed back in the result callback.
-    firmware_ptr: usize,
     cb: Option<PictureResultCb>,
 }
 
-impl AsRef<[u8]> for Owner {
+impl AsRef<[u8]> for Borrowed {
     fn as_ref(&self) -> &[u8] {
-        match &self.store {
-            // SAFETY: firmware keeps a captured picture valid until its
-            // result callback, which only this owner's drop triggers.
-            Store::Borrowed { ptr, len } => unsafe {
-                std::slice::from_raw_parts(*ptr as *const u8, *len)
-            },
-            Store::Owned(v) => v,
-        }
+        // SAFETY: firmware keeps a captured picture valid until its result
+        // callback, which only this owner's drop triggers.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
     }
 }
 
-impl Drop for Owner {
+impl Drop for Borrowed {
     fn drop(&mut self) {
-        release(self.cb, self.channel, self.firmware_ptr);
+        release(self.cb, self.channel, self.ptr);
     }
 }
 
 /// Queues the result callback for a picture firmware handed over.
-pub fn release(cb: Option<PictureResultCb>, channel: u32, firmware_ptr: usize) {
+fn release(cb: Option<PictureResultCb>, channel: u32, firmware_ptr: usize) {
     let Some(cb) = cb else { return };
     crate::callbacks::post(None, move || {
         let mut p = firmware_ptr as *mut u8;
@@ -69,28 +59,10 @@ pub unsafe fn borrowed(
     channel: u32,
     cb: Option<PictureResultCb>,
 ) -> Bytes {
-    Bytes::from_owner(Owner {
-        store: Store::Borrowed {
-            ptr: ptr as usize,
-            len,
-        },
+    Bytes::from_owner(Borrowed {
+        ptr: ptr as usize,
+        len,
         channel,
-        firmware_ptr: ptr as usize,
-        cb,
-    })
-}
-
-/// A copy of a reported picture; `firmware_ptr` is handed back on release.
-pub fn copied(
-    data: Vec<u8>,
-    firmware_ptr: usize,
-    channel: u32,
-    cb: Option<PictureResultCb>,
-) -> Bytes {
-    Bytes::from_owner(Owner {
-        store: Store::Owned(data),
-        channel,
-        firmware_ptr,
         cb,
     })
 }

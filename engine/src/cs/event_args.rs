@@ -63,10 +63,18 @@ pub fn resolve_time(t: u32, now_utc_s: u64) -> u64 {
     }
 }
 
-/// Resolves an `_ext` pair (event time, stream time). Both must be
-/// relative or both absolute: mixing them is refused, as the spec demands
-/// (some firmware does mix them; it gets a range error, never a guess).
-pub fn resolve_pair(what: &str, event_s: u32, stream_s: u32, now_utc_s: u64) -> Result<(u64, u64)> {
+/// Resolves an `_ext` pair (event time, stream time) at `now_utc_ms` to
+/// (event UTC s, stream UTC ms). Both must be relative or both absolute:
+/// mixing them is refused, as the spec demands (some firmware does mix
+/// them; it gets a range error, never a guess). A relative stream time
+/// counts back from `now_utc_ms` itself, so the stream start of a
+/// pre-record is exact to the millisecond, not to the second.
+pub fn resolve_pair(
+    what: &str,
+    event_s: u32,
+    stream_s: u32,
+    now_utc_ms: u64,
+) -> Result<(u64, u64)> {
     let rel = |t: u32| t < RELATIVE_LIMIT_S;
     if rel(event_s) != rel(stream_s) {
         bail!(
@@ -74,10 +82,12 @@ pub fn resolve_pair(what: &str, event_s: u32, stream_s: u32, now_utc_s: u64) -> 
             "{what}: event time {event_s} and stream time {stream_s} mix relative (< {RELATIVE_LIMIT_S}) and absolute values"
         );
     }
-    Ok((
-        resolve_time(event_s, now_utc_s),
-        resolve_time(stream_s, now_utc_s),
-    ))
+    let stream_ms = if rel(stream_s) {
+        now_utc_ms.saturating_sub(u64::from(stream_s) * 1000)
+    } else {
+        u64::from(stream_s) * 1000
+    };
+    Ok((resolve_time(event_s, now_utc_ms / 1000), stream_ms))
 }
 
 #[cfg(test)]
@@ -110,12 +120,16 @@ mod tests {
     #[test]
     fn times_relative_absolute_and_mixed() {
         let now = 1_700_000_000;
-        assert_eq!(resolve_pair("t", 0, 15, now).ok(), Some((now, now - 15)));
+        let now_ms = now * 1000 + 640;
         assert_eq!(
-            resolve_pair("t", 1_699_999_990, 1_699_999_980, now).ok(),
-            Some((1_699_999_990, 1_699_999_980))
+            resolve_pair("t", 0, 15, now_ms).ok(),
+            Some((now, now_ms - 15_000))
         );
-        assert!(resolve_pair("t", 0, 1_699_999_980, now).is_err());
+        assert_eq!(
+            resolve_pair("t", 1_699_999_990, 1_699_999_980, now_ms).ok(),
+            Some((1_699_999_990, 1_699_999_980_000))
+        );
+        assert!(resolve_pair("t", 0, 1_699_999_980, now_ms).is_err());
         assert_eq!(resolve_time(299, now), now - 299);
         assert_eq!(resolve_time(300, now), 300);
     }

@@ -103,8 +103,24 @@ pub struct Engine<H: Host> {
     out: Outbox,
     plans: Plans,
     session: Option<Session<H>>,
+    /// What sessions that exited still upload (see [`Drain`]).
+    drain: Option<Drain<H>>,
     ops: Vec<Op<H>>,
     next_op: OpId,
+}
+
+/// How long uploads pending at `exit` go on, ms. Enough for a full budget
+/// over a slow uplink; what is still pending after it was dumped for backup.
+pub const EXIT_DRAIN_MS: u64 = 300_000;
+
+/// The data plane of sessions that exited: their open segments closed at
+/// `exit`, their pending segments and events finishing with firmware's
+/// callbacks muted (firmware hears nothing after `exit` returns). A new
+/// `init` adopts the channels it records again.
+struct Drain<H: Host> {
+    data: DataPlane<H>,
+    /// Monotonic ms when what is left is dropped.
+    until: u64,
 }
 
 fn not_initialised(op: &str) -> Error {
@@ -136,6 +152,7 @@ impl<H: Host> Engine<H> {
             out: Outbox::default(),
             plans: Plans::default(),
             session: None,
+            drain: None,
             ops: Vec::new(),
             next_op: 1,
         }
@@ -267,8 +284,12 @@ impl<H: Host> Engine<H> {
         let down = self.client.link.reach() == Reach::Down;
         let notify = p.callbacks.notify;
         let boot = self.client.rng().next_u64() as u32;
+        let mut data = DataPlane::new(&p, boot);
+        if let Some(d) = &mut self.drain {
+            data.adopt(&mut d.data);
+        }
         self.session = Some(Session {
-            data: DataPlane::new(&p, boot),
+            data,
             balance_poll_at: p.callbacks.get_balance.then_some(now),
             params: p,
             channels,
@@ -289,13 +310,33 @@ impl<H: Host> Engine<H> {
     /// `exit` (`iv_cs_exit`): returns at once; exchanges in flight are
     /// cancelled (dropped), operations that need init complete with -605.
     pub fn exit(&mut self) -> Result<()> {
-        let Some(s) = self.session.take() else {
+        let Some(mut s) = self.session.take() else {
             return Err(not_initialised("exit"));
         };
-        drop(s);
+        let mut io = Io {
+            host: &mut self.host,
+            client: &mut self.client,
+            out: &mut self.out,
+        };
+        // The open segments close here: their last dump chunks leave with
+        // this call's events, before firmware's exit returns.
+        s.data.exit(&mut io);
+        let until = self.host.monotonic_ms().saturating_add(EXIT_DRAIN_MS);
+        let drain = match self.drain.take() {
+            Some(mut d) => {
+                d.data.absorb(s.data);
+                d.data
+            }
+            None => s.data,
+        };
+        self.drain = Some(Drain { data: drain, until });
         let why = Error::new(ErrorKind::NotInitialised, "cancelled by iv_cs_exit");
         self.cancel_ops(Kind::needs_init, &why);
-        self.out.log(LogLevel::Info, "exit: iv_cs stopped");
+        let (segs, bytes) = self.drain.as_ref().map_or((0, 0), |d| d.data.pending());
+        self.out.log(
+            LogLevel::Info,
+            format!("exit: iv_cs stopped; {segs} segment(s), {bytes} bytes still uploading"),
+        );
         Ok(())
     }
 
@@ -361,14 +402,14 @@ impl<H: Host> Engine<H> {
         let what = format!("{op} channel {ch} event {event_id}");
         event_args::check_event_id(&what, event_id)?;
         let info = event_args::check_info(&what, info)?;
-        let now_s = self.host.now_utc_ms() / 1000;
-        let (event_utc_s, stream_utc_s) =
-            event_args::resolve_pair(&what, event_s, stream_s, now_s)?;
+        let now_ms = self.host.now_utc_ms();
+        let (event_utc_s, stream_utc_ms) =
+            event_args::resolve_pair(&what, event_s, stream_s, now_ms)?;
         Ok(EventCall {
             event_id,
             info,
             event_utc_s,
-            stream_utc_s,
+            stream_utc_ms,
         })
     }
 

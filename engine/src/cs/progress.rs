@@ -22,10 +22,11 @@ impl<H: Host> Engine<H> {
         self.poll_feed();
         self.poll_ops();
         let data_wake = self.poll_data();
+        let drain_wake = self.poll_drain();
         self.poll_balance_requests();
         self.reconcile();
         self.link_changes();
-        let wake = self.wake_at(data_wake);
+        let wake = self.wake_at(data_wake.into_iter().chain(drain_wake).min());
         TickResult {
             events: self.out.drain(),
             wake_at_ms: wake,
@@ -81,6 +82,41 @@ impl<H: Host> Engine<H> {
             out: &mut self.out,
         };
         s.data.poll(&mut io)
+    }
+
+    /// Advances what exited sessions still upload. Firmware hears nothing
+    /// of it: only log lines leave.
+    fn poll_drain(&mut self) -> Option<u64> {
+        let d = self.drain.as_mut()?;
+        let mut muted = crate::events::Outbox::default();
+        let mut io = Io {
+            host: &mut self.host,
+            client: &mut self.client,
+            out: &mut muted,
+        };
+        let wake = d.data.poll(&mut io);
+        for e in muted.drain() {
+            if matches!(e, HostEvent::Log(_)) {
+                self.out.push(e);
+            }
+        }
+        let now = self.host.monotonic_ms();
+        let expired = now >= d.until;
+        if expired {
+            let (segs, bytes) = d.data.pending();
+            self.out.log(
+                LogLevel::Warn,
+                format!(
+                    "exit: {segs} segment(s), {bytes} bytes not delivered within {} s of exit are dropped (their dumps remain for backup)",
+                    super::EXIT_DRAIN_MS / 1000
+                ),
+            );
+        }
+        if expired || d.data.retain_busy() {
+            self.drain = None;
+            return None;
+        }
+        wake.map(|w| w.min(d.until))
     }
 
     fn poll_balance_requests(&mut self) {

@@ -44,6 +44,27 @@ pub const ACKED_KEPT: usize = 64;
 /// Events (open or finishing) per channel.
 pub const MAX_EVENTS: usize = 64;
 
+/// Frames pushed this much later than their capture (a replayed
+/// pre-record) keep the recording going past the last event's stop until
+/// they reach its stop time.
+pub const TAIL_MIN_LAG_MS: u64 = 1_000;
+
+/// How long past the lag a tail waits for frames that do not come.
+pub const TAIL_GRACE_MS: u64 = 2_000;
+
+/// An event set's stop waiting for lagging frames to reach it.
+#[derive(Clone, Copy, Debug)]
+struct Tail {
+    /// Frames captured before this UTC ms still belong to the events.
+    until_utc: u64,
+    /// Clock UTC ms at which the tail ends without them.
+    deadline_utc: u64,
+}
+
+/// `through_seg` of an event whose video ends with a tail: set when the
+/// tail ends.
+const THROUGH_TAIL: u64 = u64::MAX;
+
 /// Muxed size a frame of `n` bytes may take at most (PES/TS packet or
 /// moof overhead, segment headers).
 fn muxed_estimate(n: usize) -> u64 {
@@ -320,7 +341,20 @@ pub struct Chan<H: Host> {
     dropping: Option<Lost>,
     wm: Watermarks,
     last_frame_mono: Option<u64>,
+    /// Last video frame recorded (or dropped after an overflow): (pts ms,
+    /// seq, UTC ms on the recording's timeline). A run that starts where
+    /// its PTS continue is dated from it, not from the clock.
     last_video: Option<(u64, u32, u64)>,
+    /// UTC ms the next run starts at: the stream start an event stated
+    /// while nothing was held to replay (firmware replays its own
+    /// pre-record with the frames' capture PTS).
+    replay_utc_ms: Option<u64>,
+    /// How far behind the clock the last video frame was pushed, ms.
+    lag_ms: u64,
+    tail: Option<Tail>,
+    /// Segments numbered below this belong to a session that exited: they
+    /// finish without telling firmware (as do events marked `quiet`).
+    quiet_below: u64,
     next_seg: u64,
     next_event: u64,
     events: Vec<Event<H>>,
@@ -360,6 +394,10 @@ impl<H: Host> Chan<H> {
             dropping: None,
             last_frame_mono: None,
             last_video: None,
+            replay_utc_ms: None,
+            lag_ms: 0,
+            tail: None,
+            quiet_below: 0,
             next_seg: 0,
             next_event: 0,
             events: Vec::new(),
@@ -438,8 +476,33 @@ impl<H: Host> Chan<H> {
         }
     }
 
+    /// Whether events record video: one is open, or the last one's stop
+    /// waits for lagging frames ([`Tail`]).
     pub(super) fn events_open(&self) -> bool {
-        self.events.iter().any(Event::is_open)
+        self.tail.is_some() || self.events.iter().any(Event::is_open)
+    }
+
+    /// Ends a tail: the run closes and the events it kept going wait for
+    /// the segments recorded so far.
+    fn end_tail(&mut self, io: &mut Io<'_, H>, why: &str) {
+        if self.drop_tail() && self.gate != Some(Gate::FullTime) {
+            self.end_run(io, why);
+        }
+    }
+
+    /// Forgets a tail (false: there was none); the events it kept going
+    /// wait for the segments recorded so far.
+    fn drop_tail(&mut self) -> bool {
+        if self.tail.take().is_none() {
+            return false;
+        }
+        let through = self.next_seg;
+        for e in &mut self.events {
+            if e.through_seg == THROUGH_TAIL {
+                e.through_seg = through;
+            }
+        }
+        true
     }
 
     fn recording(&self, gate: Gate) -> bool {
@@ -481,6 +544,12 @@ impl<H: Host> Chan<H> {
         let utc = io.host.now_utc_ms();
         self.gate = Some(gate);
         self.last_frame_mono = Some(mono);
+        if let Some(t) = self.tail
+            && f.kind == StreamKind::Video
+            && self.continued_utc(f).is_none_or(|u| u >= t.until_utc)
+        {
+            self.end_tail(io, "the last event's video reached its stop time");
+        }
         if !self.recording(gate) {
             if self.run.is_some() {
                 self.end_run(io, "the plan records events only and no event is open");
@@ -578,6 +647,11 @@ impl<H: Host> Chan<H> {
                 if let Some(lost) = &mut self.dropping {
                     lost.add(f, utc);
                 }
+                if f.kind == StreamKind::Video
+                    && let Some(u) = self.continued_utc(f)
+                {
+                    self.last_video = Some((f.pts_ms, f.seq, u));
+                }
                 bail!(
                     OutOfMemory,
                     "channel {ch} seq {} pts {}: dropped: the buffer overflowed and recording resumes at the next IDR that fits",
@@ -638,8 +712,9 @@ impl<H: Host> Chan<H> {
                 // Audio before the first IDR: accepted and dropped.
                 return Ok(());
             }
+            let start = self.run_start_utc(f, utc);
             self.run = Some(Run {
-                pipeline: Pipeline::new(self.params.pipeline_config(utc))?,
+                pipeline: Pipeline::new(self.params.pipeline_config(start))?,
                 last_video_pts: None,
             });
         }
@@ -648,6 +723,7 @@ impl<H: Host> Chan<H> {
         };
         // Decided here, muxed by the next `poll` (docs/design/buffer.md).
         let res = run.pipeline.push(f);
+        let frame_utc = run.pipeline.utc_of(f.pts_ms).unwrap_or(utc);
         if res.is_ok() && f.kind == StreamKind::Video {
             run.last_video_pts = Some(f.pts_ms);
         }
@@ -657,9 +733,33 @@ impl<H: Host> Chan<H> {
         }
         res.map_err(|e| e.context(&format!("channel {ch}")))?;
         if f.kind == StreamKind::Video {
-            self.last_video = Some((f.pts_ms, f.seq, utc));
+            self.last_video = Some((f.pts_ms, f.seq, frame_utc));
+            self.lag_ms = utc.saturating_sub(frame_utc);
+            self.replay_utc_ms = None;
         }
         Ok(())
+    }
+
+    /// UTC of a video frame whose PTS continue the last one's (forward, by
+    /// at most [`MAX_FRAME_GAP_MS`]) on that frame's timeline.
+    fn continued_utc(&self, f: &Frame<'_>) -> Option<u64> {
+        let (pts, _, u) = self.last_video?;
+        let d = f
+            .pts_ms
+            .checked_sub(pts)
+            .filter(|&d| d > 0 && d <= MAX_FRAME_GAP_MS)?;
+        Some(u.saturating_add(d))
+    }
+
+    /// UTC of the frame that starts a run: the stream start an event stated
+    /// for a replayed pre-record; else, where the PTS continue the previous
+    /// run's, on its timeline (a run cut by an overflow or a plan change
+    /// keeps the capture times, whatever the clock did); else the clock.
+    fn run_start_utc(&self, f: &Frame<'_>, clock_utc: u64) -> u64 {
+        if let Some(u) = self.replay_utc_ms {
+            return u.min(clock_utc);
+        }
+        self.continued_utc(f).unwrap_or(clock_utc)
     }
 
     /// Muxes what pushes decided since the last call: segments, uploads and
@@ -826,7 +926,7 @@ impl<H: Host> Chan<H> {
     // ---- uploads ------------------------------------------------------------
 
     fn segment_query(&self, s: &Seg<H::Exchange>) -> String {
-        let c = match self.params.container {
+        let c = match s.start.container {
             crate::types::Container::Ts => "ts",
             crate::types::Container::Fmp4 => "fmp4",
         };
@@ -978,7 +1078,9 @@ impl<H: Host> Chan<H> {
                             self.acked.pop_front();
                         }
                     }
-                    self.slices.push(s.slice());
+                    if s.n >= self.quiet_below {
+                        self.slices.push(s.slice());
+                    }
                 }
             } else {
                 k += 1;
@@ -1001,6 +1103,15 @@ impl<H: Host> Chan<H> {
                 self.end_run(io, "no plan allows recording");
             }
             self.ring.clear();
+        }
+        if self
+            .tail
+            .is_some_and(|t| io.host.now_utc_ms() >= t.deadline_utc)
+        {
+            self.end_tail(
+                io,
+                "the last event's lagging frames did not reach its stop time",
+            );
         }
         if let Some(t) = self.last_frame_mono
             && self.run.is_some()
@@ -1045,6 +1156,55 @@ impl<H: Host> Chan<H> {
         wake
     }
 
+    // ---- exit -----------------------------------------------------------------
+
+    /// `exit`: the open segment ends at its last frame, open events stop
+    /// now, and what firmware was doing (pre-record, a backup) ends. The
+    /// segments and events pending go on as a drain.
+    pub(super) fn exit(&mut self, io: &mut Io<'_, H>) {
+        self.end_tail(io, "iv_cs_exit");
+        self.end_run(io, "iv_cs_exit");
+        let now = io.host.now_utc_ms();
+        let through = self.next_seg;
+        for e in self.events.iter_mut().filter(|e| e.is_open()) {
+            e.meta.stop_utc_ms = Some(now.max(e.meta.start_utc_ms));
+            e.through_seg = through;
+        }
+        self.ring.clear();
+        self.gate = None;
+        self.backup = None;
+        self.dropping = None;
+        self.replay_utc_ms = None;
+    }
+
+    /// Takes over a drained channel's pending work (see
+    /// [`DataPlane::adopt`](super::DataPlane::adopt)); this channel has
+    /// recorded nothing yet.
+    pub(super) fn adopt(&mut self, mut old: Chan<H>) {
+        self.next_seg = self.next_seg.max(old.next_seg);
+        self.next_event = self.next_event.max(old.next_event);
+        self.quiet_below = old.next_seg;
+        for e in &mut old.events {
+            e.quiet = true;
+        }
+        old.segs.extend(self.segs.drain(..));
+        self.segs = old.segs;
+        old.events.append(&mut self.events);
+        self.events = old.events;
+        self.acked = old.acked;
+        self.dumps = old.dumps;
+    }
+
+    /// Whether segments or events are still pending.
+    pub(super) fn busy(&self) -> bool {
+        !self.segs.is_empty() || !self.events.is_empty()
+    }
+
+    /// Segments not resolved yet.
+    pub(super) fn pending_segments(&self) -> usize {
+        self.segs.len()
+    }
+
     // ---- events -------------------------------------------------------------
 
     fn settled_below(&self, n: u64) -> bool {
@@ -1063,6 +1223,7 @@ impl<H: Host> Chan<H> {
             };
             if let Some(r) = e.poll(io, ch, settled)
                 && cb.event_report_result
+                && !e.quiet
             {
                 io.out.push(HostEvent::EventResult(r));
             }
@@ -1101,6 +1262,8 @@ impl<H: Host> Chan<H> {
         }
         self.gate = Some(gate);
         let first = !self.events_open();
+        // An event during a tail: the run goes on for it.
+        self.drop_tail();
         let now = io.host.monotonic_ms();
         let start_utc_ms = ev.event_utc_s.saturating_mul(1000);
         let n = self.next_event;
@@ -1122,14 +1285,21 @@ impl<H: Host> Chan<H> {
             LogLevel::Info,
             format!(
                 "channel {ch} event {} starts at {} (video from {})",
-                ev.event_id, start_utc_ms, ev.stream_utc_s
+                ev.event_id, start_utc_ms, ev.stream_utc_ms
             ),
         );
         self.events.push(Event::new(ch, meta, capture, now));
         if first && gate != Gate::FullTime {
             // Pre-record: the first event of a set starts the video at
             // `stream_start_time_s`, from the last IDR at or before it.
-            let frames = self.ring.take_from(ev.stream_utc_s.saturating_mul(1000));
+            let frames = self.ring.take_from(ev.stream_utc_ms);
+            let now_utc = io.host.now_utc_ms();
+            if frames.is_empty() && self.run.is_none() {
+                // Nothing held: firmware replays its own pre-record, with
+                // the frames' capture PTS, from the stated stream start.
+                self.replay_utc_ms =
+                    (ev.stream_utc_ms.saturating_add(1000) <= now_utc).then_some(ev.stream_utc_ms);
+            }
             let mut replayed = 0usize;
             for h in &frames {
                 if self.record(io, &h.frame(), h.utc_ms).is_ok() {
@@ -1164,10 +1334,27 @@ impl<H: Host> Chan<H> {
             );
         };
         let last = self.events.iter().filter(|e| e.is_open()).count() == 1;
+        let mut through = self.next_seg;
         if last && self.gate != Some(Gate::FullTime) {
-            self.end_run(io, "the last event stopped");
+            let now = io.host.now_utc_ms();
+            let behind = self
+                .last_video
+                .is_some_and(|(_, _, u)| u < ev.stream_utc_ms);
+            if self.run.is_some() && self.lag_ms > TAIL_MIN_LAG_MS && behind {
+                // Firmware pushes its frames late (a replayed pre-record):
+                // the video it has not pushed yet belongs to the event.
+                self.tail = Some(Tail {
+                    until_utc: ev.stream_utc_ms,
+                    deadline_utc: now
+                        .saturating_add(self.lag_ms)
+                        .saturating_add(TAIL_GRACE_MS),
+                });
+                through = THROUGH_TAIL;
+            } else {
+                self.end_run(io, "the last event stopped");
+            }
+            self.replay_utc_ms = None;
         }
-        let through = self.next_seg;
         let Some(e) = self.events.get_mut(idx) else {
             return Ok(());
         };

@@ -57,6 +57,8 @@ pub struct Event<H: Host> {
     pub meta: EventMeta,
     /// Segments numbered below this must be resolved before the stop.
     pub through_seg: u64,
+    /// Of a session that exited: its result is not reported to firmware.
+    pub quiet: bool,
     step: Step<H::Exchange>,
     capture: Option<H::Capture>,
     pic: Option<(H::Picture, u32, String)>,
@@ -93,6 +95,7 @@ impl<H: Host> Event<H> {
         Event {
             meta,
             through_seg: 0,
+            quiet: false,
             step,
             capture,
             pic: None,

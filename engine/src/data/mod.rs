@@ -45,8 +45,10 @@ pub struct EventCall {
     pub info: String,
     /// Event time, UTC s (resolved from relative/absolute).
     pub event_utc_s: u64,
-    /// Video start (start) or end (stop), UTC s.
-    pub stream_utc_s: u64,
+    /// Video start (start) or end (stop), UTC ms: a relative time counts
+    /// back from the call's own millisecond, so a run dated from it (a
+    /// pre-record firmware replays) is placed to the frame.
+    pub stream_utc_ms: u64,
 }
 
 /// Version of the `DATA` section this engine writes.
@@ -166,6 +168,51 @@ impl<H: Host> DataPlane<H> {
         if let Ok(c) = self.channel(ch) {
             c.set_gate(gate);
         }
+    }
+
+    /// `exit`: every channel closes its open segment at its last frame and
+    /// stops its open events; what is pending goes on uploading as a drain
+    /// (the engine polls it with firmware's callbacks muted).
+    pub fn exit(&mut self, io: &mut Io<'_, H>) {
+        for c in &mut self.channels {
+            c.exit(io);
+        }
+    }
+
+    /// Takes over the draining channels of `old` that this session records
+    /// too: their pending segments, events and dumps continue here, within
+    /// this session's budget. Channels this session does not have stay in
+    /// `old`.
+    pub fn adopt(&mut self, old: &mut DataPlane<H>) {
+        for c in &mut self.channels {
+            if let Some(i) = old
+                .channels
+                .iter()
+                .position(|o| o.params.channel == c.params.channel)
+            {
+                c.adopt(old.channels.swap_remove(i));
+            }
+        }
+    }
+
+    /// Joins `other`'s channels to this one's (a drain gaining the channels
+    /// of a session that exited; no channel is in both).
+    pub fn absorb(&mut self, other: DataPlane<H>) {
+        self.channels.extend(other.channels);
+    }
+
+    /// Drops channels with nothing left to upload or report; true when none
+    /// is left.
+    pub fn retain_busy(&mut self) -> bool {
+        self.channels.retain(Chan::busy);
+        self.channels.is_empty()
+    }
+
+    /// What the channels still hold: (segments, bytes), for logs.
+    pub fn pending(&self) -> (usize, u64) {
+        self.channels
+            .iter()
+            .fold((0, 0), |(n, b), c| (n + c.pending_segments(), b + c.used()))
     }
 
     /// Advances uploads; returns when it needs the next tick.
