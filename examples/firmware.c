@@ -7,8 +7,9 @@
  *   - init with the callbacks; start/stop only flip a flag for the capture
  *     thread (callbacks must return quickly);
  *   - a capture thread pushes video and audio packs;
- *   - an alarm: a recorded event when there is a plan, otherwise a direct
- *     report with a JPEG; pictures are handed back in picture_result_cb;
+ *   - an alarm: a recorded event when there is a plan (its captured picture
+ *     comes back in picture_result_cb, which frees it), otherwise a direct
+ *     report with a JPEG that stays ours (never handed back);
  *   - exit.
  *
  * Build (see docs/guide/firmware.md):
@@ -73,7 +74,7 @@ static int on_capture(iv_cs_chn_e ch, int32_t event_id, uint8_t **pic, int32_t *
 
 static int on_picture_result(iv_cs_chn_e ch, uint8_t **pic, int32_t err) {
     printf("picture_result_cb(%d, err %d)\n", (int)ch, (int)err);
-    if (*pic != jpeg) free(*pic); /* captured copies are ours to free */
+    if (*pic) free(*pic); /* only captured copies come back: ours to free */
     pthread_mutex_lock(&lock);
     pictures_out--;
     pthread_cond_broadcast(&changed);

@@ -277,7 +277,7 @@ fn jpeg(dir: &Path) -> PathBuf {
 }
 
 #[test]
-fn direct_report_with_a_jpeg_works_without_a_plan_and_hands_the_picture_back_once() {
+fn direct_report_with_a_jpeg_works_without_a_plan_and_never_hands_the_picture_back() {
     let s = setup("libivcs_report");
     let pic = jpeg(&s.dir);
     let out = s.run(Link::StaticAsan, &["report", &p(&pic)]);
@@ -380,7 +380,8 @@ fn the_example_firmware_builds_with_pkg_config_and_runs() {
     assert!(stdout.contains("iv_cs_init: 0"), "{stdout}");
     // No plan: the alarm becomes a direct report with the JPEG.
     assert!(stdout.contains("direct report: 0"), "{stdout}");
-    assert!(stdout.contains("picture_result_cb(0, err 0)"), "{stdout}");
+    // The direct report's picture stays the caller's: never handed back.
+    assert!(!stdout.contains("picture_result_cb"), "{stdout}");
     assert!(stdout.contains("iv_cs_exit: 0"), "{stdout}");
 }
 
@@ -432,9 +433,22 @@ fn run_flow_status(
     s: &mut Setup,
     args: &[String],
     extra_env: &[(&str, &str)],
+    act: impl FnMut(&str, &mut Setup),
+) -> (Vec<String>, std::process::ExitStatus, String) {
+    let program = compile("libivcs_flow", Link::Static);
+    run_program(s, &program, args, extra_env, act)
+}
+
+/// Runs a C test program speaking the flow protocol (`NEED X` answered
+/// `ok` after `act(X)`); returns stdout's lines, how it ended and stderr.
+fn run_program(
+    s: &mut Setup,
+    program: &Path,
+    args: &[String],
+    extra_env: &[(&str, &str)],
     mut act: impl FnMut(&str, &mut Setup),
 ) -> (Vec<String>, std::process::ExitStatus, String) {
-    let mut child = Command::new(compile("libivcs_flow", Link::Static))
+    let mut child = Command::new(program)
         .args(args)
         .envs(s.env.iter().map(|(k, v)| (k, v)))
         .envs(extra_env.iter().copied())
@@ -1418,4 +1432,179 @@ fn an_engine_published_to_a_device_is_downloaded_verified_and_swapped_while_it_p
     for w in ok.windows(2) {
         assert!(w[1].seq_a > w[0].seq_b, "overlapping segments: {w:?}");
     }
+}
+
+// ---- firmware habits: tests/c/firmware_habits.c calls libivcs as public firmware does ----
+
+/// Runs `tests/c/firmware_habits.c` under ASan; panics unless it succeeds
+/// with no sanitizer report.
+fn run_habits(s: &mut Setup, args: &[String], act: impl FnMut(&str, &mut Setup)) -> Vec<String> {
+    let program = compile("firmware_habits", Link::StaticAsan);
+    let (lines, status, stderr) = run_program(s, &program, args, &[], act);
+    assert!(
+        status.success() && !stderr.contains("Sanitizer") && !stderr.contains("runtime error"),
+        "{args:?} failed ({status})\n--- stdout ---\n{}\n--- stderr ---\n{stderr}",
+        lines.join("\n")
+    );
+    lines
+}
+
+/// The number after `KEY ` in the program's output.
+fn printed(lines: &[String], key: &str) -> u64 {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} line in {lines:#?}"))
+}
+
+/// The cloud's spans of channel 0 in `[a, b)` as (start ms, end ms).
+fn spans(s: &Setup, a: u64, b: u64) -> Vec<(u64, u64)> {
+    let token = s.cloud.token();
+    let t = s.cloud.app_get(
+        &format!(
+            "/v1/devices/{}/channels/0/timeline?start_ms={a}&end_ms={b}",
+            s.device
+        ),
+        Some(&token),
+    );
+    assert_eq!(t.status, 200, "{}", t.text());
+    t.json()["spans"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|x| {
+            (
+                x["start_ms"].as_u64().unwrap_or(0),
+                x["end_ms"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// Video frame hashes of the cloud's MP4 export of `[a, b)`.
+fn exported(s: &Setup, a: u64, b: u64) -> Vec<String> {
+    let token = s.cloud.token();
+    let e = s.cloud.app_get(
+        &format!(
+            "/v1/devices/{}/channels/0/export.mp4?start_ms={a}&end_ms={b}",
+            s.device
+        ),
+        Some(&token),
+    );
+    assert_eq!(e.status, 200, "{}", e.text());
+    let f = s.dir.join("export.mp4");
+    std::fs::write(&f, &e.body).expect("writing export.mp4");
+    framemd5::video_hashes(&["-i".into(), p(&f)])
+}
+
+/// The hashes of the first `n` video frames of the flow media.
+fn source_hashes(s: &Setup, n: usize) -> Vec<String> {
+    let m = media();
+    let src: Vec<u8> = (0..n)
+        .flat_map(|k| m.video[k % m.video.len()].1.clone())
+        .collect();
+    let f = s.dir.join("source.h264");
+    std::fs::write(&f, src).expect("writing source.h264");
+    framemd5::video_hashes(&["-f".into(), "h264".into(), "-i".into(), p(&f)])
+}
+
+#[test]
+fn firmware_that_frees_its_own_pictures_never_gets_one_back_twice_under_asan() {
+    let mut s = setup("habits_pictures");
+    let pic = jpeg(&s.dir);
+    let lines = run_habits(&mut s, &["pictures".into(), p(&pic)], |what, s| {
+        assert_eq!(what, "plan-event");
+        s.plan("event", "7");
+    });
+    assert!(lines.iter().any(|l| l == "pictures ok"), "{lines:#?}");
+    // The copies were uploaded: the cloud has both direct reports' pictures.
+    let token = s.cloud.token();
+    let now = s.cloud.now_ms();
+    let ev = s.cloud.app_get(
+        &format!(
+            "/v1/devices/{}/channels/0/events?start_ms={}&end_ms={}",
+            s.device,
+            now - 3_600_000,
+            now + 3_600_000
+        ),
+        Some(&token),
+    );
+    let events = ev.json()["events"].as_array().cloned().unwrap_or_default();
+    for id in [5, 6] {
+        let e = events
+            .iter()
+            .find(|e| e["event_id"] == id)
+            .unwrap_or_else(|| panic!("no event {id} in {events:?}"));
+        assert!(e["picture_id"].is_string(), "{e}");
+    }
+    assert!(!events.iter().any(|e| e["event_id"] == 7), "{events:?}");
+}
+
+#[test]
+fn exit_for_privacy_mode_loses_nothing_pushed_before_it() {
+    let mut s = setup("habits_exit");
+    s.plan("full-time", "7");
+    let started = s.cloud.now_ms();
+    let m = media();
+    let mut sp = Vec::new();
+    let lines = run_habits(&mut s, &["exit".into(), p(&m.file)], |what, s| {
+        assert_eq!(what, "drained");
+        // The library delivered what was pushed before exit, after exit
+        // returned, while the program still ran.
+        sp = spans(s, started - 60_000, s.cloud.now_ms() + 60_000);
+    });
+    assert!(lines.iter().any(|l| l == "exit ok"), "{lines:#?}");
+    // Exit returned at once: it waited for no upload (a bound, not a
+    // benchmark: its callback wait is 1 s).
+    let exit_line = lines
+        .iter()
+        .find(|l| l.starts_with("EXIT "))
+        .expect("EXIT line");
+    let ms: u64 = exit_line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
+    assert!(ms < 5_000, "{exit_line}");
+    assert_eq!(sp.len(), 1, "{sp:?}");
+    let (start, end) = sp[0];
+    assert!(end - start >= 29_960, "{sp:?}");
+    let got = exported(&s, start, start + 30_000);
+    let want = source_hashes(&s, m.video.len());
+    assert_eq!(got.len(), 750);
+    framemd5::compare("export after exit vs pushed frames", &want, &got)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn pre_record_replayed_by_firmware_lands_at_its_capture_times() {
+    let mut s = setup("habits_replay");
+    s.plan("event", "7");
+    let m = media();
+    let lines = run_habits(&mut s, &["replay".into(), p(&m.file)], |what, _| {
+        assert_eq!(what, "drained");
+    });
+    assert!(lines.iter().any(|l| l == "replay ok"), "{lines:#?}");
+    let (alarm, stop) = (printed(&lines, "ALARM "), printed(&lines, "STOP "));
+    // The video starts 4 s before the alarm (the first replayed IDR) and
+    // reaches the stop: every frame captured in [alarm - 4 s, stop).
+    let sp = spans(&s, alarm - 60_000, stop + 60_000);
+    assert_eq!(sp.len(), 1, "{sp:?}");
+    let (start, end) = sp[0];
+    assert!(
+        start.abs_diff(alarm - 4_000) < 40,
+        "video from {start}, alarm at {alarm}"
+    );
+    assert!(end.abs_diff(stop) <= 40, "video to {end}, stop at {stop}");
+    let got = exported(&s, alarm - 4_000, stop);
+    let captured = usize::try_from((stop - (alarm - 4_000)) / 40).unwrap_or(0);
+    assert!(
+        got.len().abs_diff(captured) <= 1,
+        "{} frames, {captured} captured",
+        got.len()
+    );
+    let want = source_hashes(&s, got.len());
+    framemd5::compare("export of the event window vs replayed frames", &want, &got)
+        .unwrap_or_else(|e| panic!("{e}"));
 }

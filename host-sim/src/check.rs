@@ -23,6 +23,8 @@
 //! 9. A live engine swap is invisible: it explains no loss, and in the
 //!    [`SWAP_QUIET_MS`] after it no push is refused and no slice fails
 //!    unless another fault hits the camera then.
+//! 10. An exit (privacy mode) loses nothing taken before it: only the dark
+//!     time itself, when nothing is pushed, is explained.
 
 use crate::camera::{CamShared, SWAP_QUIET_MS};
 use crate::cloud::CloudWorker;
@@ -335,8 +337,15 @@ fn max_event_s(scn: &Scenario) -> u64 {
 fn explained(scn: &Scenario, idx: u32, dark: &[(u64, u64)]) -> Vec<(u64, u64)> {
     let mut w: Vec<(u64, u64)> = dark.iter().map(|&(a, b)| (a, b + RECOVERY_MS)).collect();
     for fault in &scn.faults {
-        // Extra latency loses nothing; nor may a swap.
-        if !fault.hits(idx) || matches!(fault, Fault::Latency { .. } | Fault::Swap { .. }) {
+        // Extra latency loses nothing; nor may a swap, nor an exit (what was
+        // taken before it is delivered after it; the dark time itself is
+        // explained by `dark`).
+        if !fault.hits(idx)
+            || matches!(
+                fault,
+                Fault::Latency { .. } | Fault::Swap { .. } | Fault::Privacy { .. }
+            )
+        {
             continue;
         }
         let a = fault.at_s() * 1000;

@@ -6,8 +6,9 @@
 //! one).
 //!
 //! Jobs belong to a session (one `iv_cs_init` .. `iv_cs_exit`); `iv_cs_exit`
-//! drops the session's jobs that have not run yet, so firmware hears no
-//! push-start after it called exit. Picture releases and log lines belong to
+//! lets the session's queued jobs run for a bounded time (the last dump
+//! chunks of the segments it closed) and drops what is left, so firmware
+//! hears nothing of the session after exit returned. Picture releases and log lines belong to
 //! no session and always run: firmware must get its picture memory back.
 
 use std::collections::VecDeque;
@@ -80,9 +81,28 @@ pub fn post(session: Option<u64>, run: impl FnOnce() + Send + 'static) {
     QUEUE.changed.notify_all();
 }
 
-/// Drops the queued jobs of `session`.
-pub fn purge(session: u64) {
-    lock().jobs.retain(|j| j.session != Some(session));
+/// Lets the jobs queued for `session` run, for at most `wait`, then drops
+/// the rest (not from the callback thread, where they are dropped at once:
+/// a callback that waited for its own thread would never return).
+pub fn finish_session(session: u64, wait: std::time::Duration) {
+    let deadline = std::time::Instant::now() + wait;
+    let mut st = lock();
+    if st.thread_id != Some(std::thread::current().id()) {
+        while st.thread.is_some()
+            && (st.running > 0 || st.jobs.iter().any(|j| j.session == Some(session)))
+        {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            st = QUEUE
+                .changed
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+    st.jobs.retain(|j| j.session != Some(session));
 }
 
 /// True on the callback thread.

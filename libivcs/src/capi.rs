@@ -276,12 +276,22 @@ pub unsafe extern "C" fn iv_cs_init(p: *mut iv_cs_init_parm_s) -> c_int {
     })
 }
 
-/// `iv_cs_exit`: returns at once; uploads in flight are cancelled.
+/// Longest `iv_cs_exit` waits for the session's callbacks already queued
+/// (the dump of the segments it closed).
+pub const EXIT_CALLBACK_WAIT: Duration = Duration::from_secs(1);
+
+/// `iv_cs_exit`: returns promptly. The open segments close at their last
+/// frame and go on uploading with everything pending, in the background
+/// for a bounded time, without firmware callbacks; a later `iv_cs_init`
+/// adopts what is still pending.
 #[unsafe(no_mangle)]
 pub extern "C" fn iv_cs_exit() -> c_int {
     guard("iv_cs_exit", || {
         let svc = initialised()?;
-        answer(svc.call(|ctx| ctx.exit()))
+        if let Some(id) = answer(svc.call(|ctx| ctx.exit()))? {
+            crate::callbacks::finish_session(id, EXIT_CALLBACK_WAIT);
+        }
+        Ok(())
     })
 }
 

@@ -1497,20 +1497,24 @@ impl EngineCtx {
         r
     }
 
-    /// Ends the session: the engine's `exit`, then firmware hears nothing
-    /// more of it except picture releases.
-    pub fn exit(&mut self) -> Result<Result<(), wt::EngineError>, CallError> {
+    /// Ends the session: the engine's `exit` (the open segments close, what
+    /// is pending goes on uploading in the engine), and a tick whose events
+    /// (the closed segments' last dump chunks) still go to the session's
+    /// callbacks. Returns the session's id: the caller waits for those
+    /// callbacks ([`callbacks::finish_session`]); after that firmware hears
+    /// nothing more of the session except picture releases.
+    pub fn exit(&mut self) -> Result<Result<Option<u64>, wt::EngineError>, CallError> {
         let r = self.engine(|s, w| w.ivcs_engine_cs().call_exit(s));
-        if let Ok(Ok(())) = &r {
-            if let Some(s) = self.session.take() {
-                callbacks::purge(s.id);
-            }
-            self.svc.admission.close();
-            self.svc.frames.clear();
-            self.svc.initialised.store(false, Ordering::SeqCst);
-            self.changed();
-        }
-        r
+        let Ok(Ok(())) = r else {
+            return r.map(|r| r.map(|()| None));
+        };
+        self.svc.admission.close();
+        self.svc.frames.clear();
+        self.svc.initialised.store(false, Ordering::SeqCst);
+        self.tick();
+        let id = self.session.take().map(|s| s.id);
+        self.changed();
+        Ok(Ok(id))
     }
 
     /// New connection settings (cloud URL, device, CA) while no session

@@ -113,6 +113,12 @@ impl<H: Host> Engine<H> {
             );
         }
         if expired || d.data.retain_busy() {
+            if !expired {
+                self.out.log(
+                    LogLevel::Info,
+                    "exit: everything recorded before exit is delivered",
+                );
+            }
             self.drain = None;
             return None;
         }
