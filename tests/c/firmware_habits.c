@@ -109,9 +109,11 @@ static int on_stop(iv_cs_chn_e ch) {
 }
 
 static int on_capture(iv_cs_chn_e ch, int32_t event_id, uint8_t **pic, int32_t *size) {
-    uint8_t *buf = calloc(1, jpeg_len);
+    uint8_t *buf;
     (void)ch;
     (void)event_id;
+    if (jpeg == NULL) return -1; /* no snapshot: nothing handed over */
+    buf = calloc(1, jpeg_len);
     if (buf == NULL) return -1;
     memcpy(buf, jpeg, jpeg_len);
     *pic = buf;
