@@ -276,14 +276,8 @@ fn jpeg(dir: &Path) -> PathBuf {
     f
 }
 
-#[test]
-fn direct_report_with_a_jpeg_works_without_a_plan_and_never_hands_the_picture_back() {
-    let s = setup("libivcs_report");
-    let pic = jpeg(&s.dir);
-    let out = s.run(Link::StaticAsan, &["report", &p(&pic)]);
-    assert!(out.contains("report ok"), "{out}");
-    // The cloud has the event with its picture.
-    let token = s.cloud.token();
+/// Channel 0's events in the cloud within an hour of its now.
+fn cloud_events(s: &Setup) -> Vec<serde_json::Value> {
     let now = s.cloud.now_ms();
     let ev = s.cloud.app_get(
         &format!(
@@ -292,10 +286,20 @@ fn direct_report_with_a_jpeg_works_without_a_plan_and_never_hands_the_picture_ba
             now - 3_600_000,
             now + 3_600_000
         ),
-        Some(&token),
+        Some(&s.cloud.token()),
     );
     assert_eq!(ev.status, 200, "{}", ev.text());
-    let events = ev.json()["events"].as_array().cloned().unwrap_or_default();
+    ev.json()["events"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn direct_report_with_a_jpeg_works_without_a_plan_and_never_hands_the_picture_back() {
+    let s = setup("libivcs_report");
+    let pic = jpeg(&s.dir);
+    let out = s.run(Link::StaticAsan, &["report", &p(&pic)]);
+    assert!(out.contains("report ok"), "{out}");
+    // The cloud has the event with its picture.
+    let events = cloud_events(&s);
     let doorbell = events
         .iter()
         .find(|e| e["event_id"] == 7)
@@ -1519,18 +1523,7 @@ fn firmware_that_frees_its_own_pictures_never_gets_one_back_twice_under_asan() {
     });
     assert!(lines.iter().any(|l| l == "pictures ok"), "{lines:#?}");
     // The copies were uploaded: the cloud has both direct reports' pictures.
-    let token = s.cloud.token();
-    let now = s.cloud.now_ms();
-    let ev = s.cloud.app_get(
-        &format!(
-            "/v1/devices/{}/channels/0/events?start_ms={}&end_ms={}",
-            s.device,
-            now - 3_600_000,
-            now + 3_600_000
-        ),
-        Some(&token),
-    );
-    let events = ev.json()["events"].as_array().cloned().unwrap_or_default();
+    let events = cloud_events(&s);
     for id in [5, 6] {
         let e = events
             .iter()
