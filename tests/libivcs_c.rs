@@ -276,20 +276,14 @@ fn jpeg(dir: &Path) -> PathBuf {
     f
 }
 
-/// Channel 0's events in the cloud within an hour of its now.
-fn cloud_events(s: &Setup) -> Vec<serde_json::Value> {
-    let now = s.cloud.now_ms();
-    let ev = s.cloud.app_get(
-        &format!(
-            "/v1/devices/{}/channels/0/events?start_ms={}&end_ms={}",
-            s.device,
-            now - 3_600_000,
-            now + 3_600_000
-        ),
+/// `GET /v1/devices/{device}/channels/0/{what}` with an app token; 200.
+fn channel0(s: &Setup, what: &str) -> ivcs_tests::cloud::Answer {
+    let a = s.cloud.app_get(
+        &format!("/v1/devices/{}/channels/0/{what}", s.device),
         Some(&s.cloud.token()),
     );
-    assert_eq!(ev.status, 200, "{}", ev.text());
-    ev.json()["events"].as_array().cloned().unwrap_or_default()
+    assert_eq!(a.status, 200, "{what}: {}", a.text());
+    a
 }
 
 #[test]
@@ -299,7 +293,7 @@ fn direct_report_with_a_jpeg_works_without_a_plan_and_never_hands_the_picture_ba
     let out = s.run(Link::StaticAsan, &["report", &p(&pic)]);
     assert!(out.contains("report ok"), "{out}");
     // The cloud has the event with its picture.
-    let events = cloud_events(&s);
+    let events = s.events(&s.cloud.token());
     let doorbell = events
         .iter()
         .find(|e| e["event_id"] == 7)
@@ -645,7 +639,7 @@ fn full_time_flow_from_c_stores_segments_that_decode_frame_exact() {
     assert!(lines.iter().any(|l| l == "flow ok"), "{lines:?}");
     let ok = acknowledged_segments_are_stored(&s, &lines, &dump_dir);
     assert!(ok.len() >= 2, "{ok:?}");
-    recording_is_continuous_and_frame_exact(&s, &lines, &ok, m);
+    recording_is_continuous_and_frame_exact(&s, &lines, &ok);
 }
 
 /// The acknowledged segments start at the first frame and follow each
@@ -654,7 +648,7 @@ fn full_time_flow_from_c_stores_segments_that_decode_frame_exact() {
 /// pictures (the C camera loops the file: frame seq `k` is
 /// `m.video[k % len]`),
 /// frame-exact, with the AAC pushed alongside.
-fn recording_is_continuous_and_frame_exact(s: &Setup, lines: &[String], ok: &[Slice], m: &Media) {
+fn recording_is_continuous_and_frame_exact(s: &Setup, lines: &[String], ok: &[Slice]) {
     assert_eq!(ok[0].seq_a, 0, "recording starts at the first frame");
     for w in ok.windows(2) {
         assert_eq!(w[1].seq_a, w[0].seq_b + 1, "contiguous: {w:?}");
@@ -690,13 +684,8 @@ fn recording_is_continuous_and_frame_exact(s: &Setup, lines: &[String], ok: &[Sl
     }
     let cloud_ts = s.dir.join("cloud.ts");
     std::fs::write(&cloud_ts, &ts).expect("writing cloud.ts");
-    let source = s.dir.join("source.h264");
-    let src: Vec<u8> = (0..frames)
-        .flat_map(|k| m.video[k % m.video.len()].1.clone())
-        .collect();
-    std::fs::write(&source, src).expect("writing source.h264");
     let got = framemd5::video_hashes(&["-i".into(), p(&cloud_ts)]);
-    let want = framemd5::video_hashes(&["-f".into(), "h264".into(), "-i".into(), p(&source)]);
+    let want = source_hashes(s, frames);
     framemd5::compare("cloud playlist vs pushed frames", &want, &got)
         .unwrap_or_else(|e| panic!("{e}"));
     // The AAC pushed alongside is there too.
@@ -981,7 +970,7 @@ fn engine_update_mid_stream_refuses_bad_artifacts_then_swaps_without_refusing_a_
     // and no duplicate across the swap: frame-exact in ffmpeg.
     let ok = acknowledged_segments_are_stored(&s, &lines, &dump_dir);
     assert!(ok.len() >= 4, "{ok:?}");
-    recording_is_continuous_and_frame_exact(&s, &lines, &ok, m);
+    recording_is_continuous_and_frame_exact(&s, &lines, &ok);
     // The events open at the swap are in the cloud once each, finished.
     let events = s.events(&s.cloud.token());
     for id in [1, 7] {
@@ -1463,16 +1452,7 @@ fn printed(lines: &[String], key: &str) -> u64 {
 
 /// The cloud's spans of channel 0 in `[a, b)` as (start ms, end ms).
 fn spans(s: &Setup, a: u64, b: u64) -> Vec<(u64, u64)> {
-    let token = s.cloud.token();
-    let t = s.cloud.app_get(
-        &format!(
-            "/v1/devices/{}/channels/0/timeline?start_ms={a}&end_ms={b}",
-            s.device
-        ),
-        Some(&token),
-    );
-    assert_eq!(t.status, 200, "{}", t.text());
-    t.json()["spans"]
+    channel0(s, &format!("timeline?start_ms={a}&end_ms={b}")).json()["spans"]
         .as_array()
         .cloned()
         .unwrap_or_default()
@@ -1488,21 +1468,13 @@ fn spans(s: &Setup, a: u64, b: u64) -> Vec<(u64, u64)> {
 
 /// Video frame hashes of the cloud's MP4 export of `[a, b)`.
 fn exported(s: &Setup, a: u64, b: u64) -> Vec<String> {
-    let token = s.cloud.token();
-    let e = s.cloud.app_get(
-        &format!(
-            "/v1/devices/{}/channels/0/export.mp4?start_ms={a}&end_ms={b}",
-            s.device
-        ),
-        Some(&token),
-    );
-    assert_eq!(e.status, 200, "{}", e.text());
+    let e = channel0(s, &format!("export.mp4?start_ms={a}&end_ms={b}"));
     let f = s.dir.join("export.mp4");
     std::fs::write(&f, &e.body).expect("writing export.mp4");
     framemd5::video_hashes(&["-i".into(), p(&f)])
 }
 
-/// The hashes of the first `n` video frames of the flow media.
+/// The hashes of the first `n` video frames of the flow media (looped).
 fn source_hashes(s: &Setup, n: usize) -> Vec<String> {
     let m = media();
     let src: Vec<u8> = (0..n)
@@ -1523,7 +1495,7 @@ fn firmware_that_frees_its_own_pictures_never_gets_one_back_twice_under_asan() {
     });
     assert!(lines.iter().any(|l| l == "pictures ok"), "{lines:#?}");
     // The copies were uploaded: the cloud has both direct reports' pictures.
-    let events = cloud_events(&s);
+    let events = s.events(&s.cloud.token());
     for id in [5, 6] {
         let e = events
             .iter()

@@ -8,8 +8,9 @@
 //! Jobs belong to a session (one `iv_cs_init` .. `iv_cs_exit`); `iv_cs_exit`
 //! lets the session's queued jobs run for a bounded time (the last dump
 //! chunks of the segments it closed) and drops what is left, so firmware
-//! hears nothing of the session after exit returned. Picture releases and log lines belong to
-//! no session and always run: firmware must get its picture memory back.
+//! hears nothing of the session after exit returned. Picture releases and
+//! log lines belong to no session and always run: firmware must get its
+//! picture memory back.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -322,17 +322,17 @@ impl<H: Host> Engine<H> {
         // this call's events, before firmware's exit returns.
         s.data.exit(&mut io);
         let until = self.host.monotonic_ms().saturating_add(EXIT_DRAIN_MS);
-        let drain = match self.drain.take() {
+        let data = match self.drain.take() {
             Some(mut d) => {
                 d.data.absorb(s.data);
                 d.data
             }
             None => s.data,
         };
-        self.drain = Some(Drain { data: drain, until });
+        let (segs, bytes) = data.pending();
+        self.drain = Some(Drain { data, until });
         let why = Error::new(ErrorKind::NotInitialised, "cancelled by iv_cs_exit");
         self.cancel_ops(Kind::needs_init, &why);
-        let (segs, bytes) = self.drain.as_ref().map_or((0, 0), |d| d.data.pending());
         self.out.log(
             LogLevel::Info,
             format!("exit: iv_cs stopped; {segs} segment(s), {bytes} bytes still uploading"),

@@ -100,9 +100,7 @@ impl<H: Host> Engine<H> {
                 self.out.push(e);
             }
         }
-        let now = self.host.monotonic_ms();
-        let expired = now >= d.until;
-        if expired {
+        if self.host.monotonic_ms() >= d.until {
             let (segs, bytes) = d.data.pending();
             self.out.log(
                 LogLevel::Warn,
@@ -111,18 +109,16 @@ impl<H: Host> Engine<H> {
                     super::EXIT_DRAIN_MS / 1000
                 ),
             );
+        } else if d.data.retain_busy() {
+            self.out.log(
+                LogLevel::Info,
+                "exit: everything recorded before exit is delivered",
+            );
+        } else {
+            return wake.map(|w| w.min(d.until));
         }
-        if expired || d.data.retain_busy() {
-            if !expired {
-                self.out.log(
-                    LogLevel::Info,
-                    "exit: everything recorded before exit is delivered",
-                );
-            }
-            self.drain = None;
-            return None;
-        }
-        wake.map(|w| w.min(d.until))
+        self.drain = None;
+        None
     }
 
     fn poll_balance_requests(&mut self) {

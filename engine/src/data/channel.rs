@@ -1162,7 +1162,7 @@ impl<H: Host> Chan<H> {
     /// now, and what firmware was doing (pre-record, a backup) ends. The
     /// segments and events pending go on as a drain.
     pub(super) fn exit(&mut self, io: &mut Io<'_, H>) {
-        self.end_tail(io, "iv_cs_exit");
+        self.drop_tail();
         self.end_run(io, "iv_cs_exit");
         let now = io.host.now_utc_ms();
         let through = self.next_seg;
@@ -1293,12 +1293,11 @@ impl<H: Host> Chan<H> {
             // Pre-record: the first event of a set starts the video at
             // `stream_start_time_s`, from the last IDR at or before it.
             let frames = self.ring.take_from(ev.stream_utc_ms);
-            let now_utc = io.host.now_utc_ms();
             if frames.is_empty() && self.run.is_none() {
                 // Nothing held: firmware replays its own pre-record, with
                 // the frames' capture PTS, from the stated stream start.
-                self.replay_utc_ms =
-                    (ev.stream_utc_ms.saturating_add(1000) <= now_utc).then_some(ev.stream_utc_ms);
+                let asked = ev.stream_utc_ms.saturating_add(1000) <= io.host.now_utc_ms();
+                self.replay_utc_ms = asked.then_some(ev.stream_utc_ms);
             }
             let mut replayed = 0usize;
             for h in &frames {
