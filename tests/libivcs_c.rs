@@ -936,7 +936,7 @@ fn artifacts(dir: &Path) -> Artifacts {
 
 #[test]
 fn engine_update_mid_stream_refuses_bad_artifacts_then_swaps_without_refusing_a_push() {
-    let mut s = setup_alone("libivcs_swap");
+    let mut s = setup("libivcs_swap");
     s.plan("full-time", "7");
     let m = media();
     let dump_dir = s.dir.join("dumps");

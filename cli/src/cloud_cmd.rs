@@ -275,6 +275,7 @@ async fn plan(app: Arc<App>, cmd: PlanCmd) -> Result<()> {
                 trial_ms: trial_seconds.saturating_mul(1000),
                 trial_used_ms: 0,
                 expires_ms,
+                replaced: None,
             };
             if app.repo.device_secret(&device).await?.is_none() {
                 bail!("no device {device}");

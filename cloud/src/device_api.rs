@@ -254,7 +254,16 @@ fn check_codec(codec: &str) -> Result<()> {
 }
 
 /// Whether the channel's plan lets this segment in.
-async fn check_plan(app: &App, device: &str, channel: u32, event: bool) -> Result<()> {
+/// Whether the plan lets a segment of `channel` that started at `start_ms`
+/// (device clock) be stored now ([`Plan::for_segment`]: video in flight
+/// when the plan ended is still taken, up to the backup window later).
+async fn check_plan(
+    app: &App,
+    device: &str,
+    channel: u32,
+    event: bool,
+    start_ms: u64,
+) -> Result<()> {
     let rows = app.repo.plans(device).await?;
     let now = app.now_ms();
     let Some(p) = plan_for(&rows, channel) else {
@@ -263,7 +272,7 @@ async fn check_plan(app: &App, device: &str, channel: u32, event: bool) -> Resul
             "the channel has no cloud storage plan",
         ));
     };
-    match p.effective(now) {
+    match p.for_segment(now, start_ms, app.cfg.backup_window_s * 1000) {
         PlanType::None => Err(Error::new(
             ErrorKind::NoService,
             "the channel has no cloud storage plan",
@@ -354,7 +363,7 @@ async fn segment_put(
         // Idempotent: the bytes are already stored; the body is not read.
         return Ok((StatusCode::OK, Json(SegmentAnswer::of(&old, true))).into_response());
     }
-    check_plan(&app, &device, q.channel, q.event != 0).await?;
+    check_plan(&app, &device, q.channel, q.event != 0, q.utc_start_ms).await?;
     let declared = header_str(&parts.headers, header::CONTENT_LENGTH.as_str())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > app.cfg.max_segment_bytes) {

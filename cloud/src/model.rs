@@ -47,6 +47,17 @@ string_enum! {
 }
 
 impl PlanType {
+    /// Whether this type stores video that `other` refuses: full-time
+    /// stores everything; event and trial store event video, none nothing.
+    pub fn records_more_than(self, other: PlanType) -> bool {
+        let rank = |k: PlanType| match k {
+            PlanType::None => 0,
+            PlanType::Event | PlanType::Trial => 1,
+            PlanType::FullTime => 2,
+        };
+        rank(self) > rank(other)
+    }
+
     /// `iv_cs_type_e` value.
     pub fn c_value(self) -> i32 {
         match self {
@@ -198,7 +209,18 @@ pub struct Plan {
     pub trial_used_ms: u64,
     /// End of the plan, ms since 1970 (none: open-ended).
     pub expires_ms: Option<u64>,
+    /// The type this row had before the last `plan set` that changed it,
+    /// and when (service ms): what video in flight at the change was
+    /// recorded under. Kept by the store, never set by writers.
+    #[serde(skip)]
+    pub replaced: Option<(PlanType, u64)>,
 }
+
+/// A segment that started at most this long after its channel's plan ended
+/// (device clock against the service's, ms) was recorded under it: the
+/// signature freshness window, within which the protocol deems clocks in
+/// step.
+pub const PLAN_END_SLACK_MS: u64 = 300_000;
 
 impl Plan {
     /// No plan.
@@ -209,7 +231,34 @@ impl Plan {
             trial_ms: 0,
             trial_used_ms: 0,
             expires_ms: None,
+            replaced: None,
         }
+    }
+
+    /// The plan a segment that started at `start_ms` (device clock) and
+    /// arrives at `now_ms` is judged by: the plan in force, unless the plan
+    /// it was recorded under ended (expired, or was replaced by a type that
+    /// records less) before the segment started plus [`PLAN_END_SLACK_MS`]
+    /// and at most `grace_ms` ago. Video in flight when a plan ends (the
+    /// open segment, the upload buffer, a backup) was recorded under it.
+    pub fn for_segment(&self, now_ms: u64, start_ms: u64, grace_ms: u64) -> PlanType {
+        let now = self.effective(now_ms);
+        let recorded_under = |kind: PlanType, ended_ms: u64| {
+            (now_ms <= ended_ms.saturating_add(grace_ms)
+                && start_ms < ended_ms.saturating_add(PLAN_END_SLACK_MS)
+                && kind.records_more_than(now))
+            .then_some(kind)
+        };
+        let expired = match self.expires_ms {
+            Some(t) if t <= now_ms => recorded_under(self.kind, t),
+            _ => None,
+        };
+        expired
+            .or_else(|| {
+                self.replaced
+                    .and_then(|(kind, at)| recorded_under(kind, at))
+            })
+            .unwrap_or(now)
     }
 
     /// Trial time left, ms.
@@ -432,6 +481,62 @@ mod tests {
         p.expires_ms = Some(1000);
         assert_eq!(p.effective(999), PlanType::FullTime);
         assert_eq!(p.effective(1000), PlanType::None);
+    }
+
+    /// Video in flight when a plan ends was recorded under it: taken up to
+    /// the grace after the end if it started before the end (plus the
+    /// clock slack); video started later, or arriving later, is not.
+    #[test]
+    fn a_segment_is_judged_by_the_plan_it_was_recorded_under() {
+        const GRACE: u64 = 1_800_000;
+        let end = 10_000_000;
+        let mut cancelled = Plan::none();
+        cancelled.replaced = Some((PlanType::FullTime, end));
+        assert_eq!(
+            cancelled.for_segment(end + 5_000, end - 8_000, GRACE),
+            PlanType::FullTime
+        );
+        assert_eq!(
+            cancelled.for_segment(end + GRACE, end - 8_000, GRACE),
+            PlanType::FullTime
+        );
+        assert_eq!(
+            cancelled.for_segment(end + GRACE + 1, end - 8_000, GRACE),
+            PlanType::None
+        );
+        let late_start = end + PLAN_END_SLACK_MS;
+        assert_eq!(
+            cancelled.for_segment(end + 5_000, late_start, GRACE),
+            PlanType::None
+        );
+        // A downgrade keeps what the new plan allows and what the old one
+        // allowed for video in flight; an upgrade is the new plan.
+        let mut event = Plan::none();
+        event.kind = PlanType::Event;
+        event.replaced = Some((PlanType::FullTime, end));
+        assert_eq!(
+            event.for_segment(end + 1, end - 1, GRACE),
+            PlanType::FullTime
+        );
+        let mut full = Plan::none();
+        full.kind = PlanType::FullTime;
+        full.replaced = Some((PlanType::Event, end));
+        assert_eq!(
+            full.for_segment(end + 1, end - 1, GRACE),
+            PlanType::FullTime
+        );
+        // Expiry ends a plan the same way.
+        let mut expiring = Plan::none();
+        expiring.kind = PlanType::Event;
+        expiring.expires_ms = Some(end);
+        assert_eq!(
+            expiring.for_segment(end + 1, end - 1, GRACE),
+            PlanType::Event
+        );
+        assert_eq!(
+            expiring.for_segment(end + 1, late_start, GRACE),
+            PlanType::None
+        );
     }
 
     #[test]

@@ -35,13 +35,17 @@ const SEGMENT_ENTRIES_SQL: &str = "SELECT json_group_array(json_array(segment_id
 
 /// Upgrade steps: `UPGRADES[n - 1]` takes a version-`n` database to `n + 1`.
 /// `schema.sql` alone creates the current version.
-const UPGRADES: [&str; 2] = [
+const UPGRADES: [&str; 3] = [
     // 1 -> 2: the covering index of listings (see schema.sql).
     "CREATE INDEX segments_listing ON segments(device_id, channel, utc_start_ms, utc_end_ms,
        segment_id, container, codec, bytes, init_bytes, state, deleted_ms)
      WHERE state = 'complete' AND deleted_ms IS NULL;",
     // 2 -> 3: admin tokens and engine releases (see schema.sql).
     UPGRADE_ENGINE_RELEASES,
+    // 3 -> 4: the plan type a plan row replaced, and when.
+    "ALTER TABLE plans ADD COLUMN replaced_type TEXT
+       CHECK (replaced_type IN ('none', 'full-time', 'event', 'trial'));
+     ALTER TABLE plans ADD COLUMN replaced_ms INTEGER;",
 ];
 
 /// [`UPGRADES`] 2 -> 3: the same statements as the end of schema.sql.
@@ -354,7 +358,11 @@ impl Repo {
              VALUES (?, ?, ?, ?, ?, 0, ?, ?)
              ON CONFLICT (device_id, channel) DO UPDATE SET type = excluded.type,
                days = excluded.days, trial_ms = excluded.trial_ms, trial_used_ms = 0,
-               expires_ms = excluded.expires_ms, updated_ms = excluded.updated_ms",
+               expires_ms = excluded.expires_ms, updated_ms = excluded.updated_ms,
+               replaced_type = CASE WHEN plans.type <> excluded.type THEN plans.type
+                                    ELSE plans.replaced_type END,
+               replaced_ms = CASE WHEN plans.type <> excluded.type THEN excluded.updated_ms
+                                  ELSE plans.replaced_ms END",
         )
         .bind(device)
         .bind(channel.map_or(-1, i64::from))
@@ -371,8 +379,8 @@ impl Repo {
     /// Plan rows of the device: (channel or None for the default, plan).
     pub async fn plans(&self, device: &str) -> Result<Vec<(Option<u32>, Plan)>> {
         let rows = sqlx::query(
-            "SELECT channel, type, days, trial_ms, trial_used_ms, expires_ms FROM plans
-             WHERE device_id = ? ORDER BY channel",
+            "SELECT channel, type, days, trial_ms, trial_used_ms, expires_ms, replaced_type,
+               replaced_ms FROM plans WHERE device_id = ? ORDER BY channel",
         )
         .bind(device)
         .fetch_all(&self.pool)
@@ -389,6 +397,15 @@ impl Repo {
                         trial_ms: u64_of(r.try_get("trial_ms")?),
                         trial_used_ms: u64_of(r.try_get("trial_used_ms")?),
                         expires_ms: r.try_get::<Option<i64>, _>("expires_ms")?.map(u64_of),
+                        replaced: match (
+                            r.try_get::<Option<String>, _>("replaced_type")?,
+                            r.try_get::<Option<i64>, _>("replaced_ms")?,
+                        ) {
+                            (Some(k), Some(at)) => {
+                                Some((PlanType::from_str(&k).map_err(Error::internal)?, u64_of(at)))
+                            }
+                            _ => None,
+                        },
                     },
                 ))
             })
@@ -1366,6 +1383,29 @@ mod tests {
         );
     }
 
+    /// A plan set that changes the type remembers the type it replaced and
+    /// when; one that keeps the type keeps the memory.
+    #[tokio::test]
+    async fn a_plan_change_remembers_the_type_it_replaced() {
+        let repo = Repo::open(&fresh_db("replaced"), false).await.unwrap();
+        repo.add_device("cam1", "s", 0).await.unwrap();
+        let mut p = Plan::none();
+        p.kind = PlanType::FullTime;
+        p.days = 7;
+        repo.set_plan("cam1", None, &p, 1_000).await.unwrap();
+        assert_eq!(repo.plans("cam1").await.unwrap()[0].1.replaced, None);
+        repo.set_plan("cam1", None, &Plan::none(), 2_000)
+            .await
+            .unwrap();
+        let want = Some((PlanType::FullTime, 2_000));
+        assert_eq!(repo.plans("cam1").await.unwrap()[0].1.replaced, want);
+        repo.set_plan("cam1", None, &Plan::none(), 3_000)
+            .await
+            .unwrap();
+        assert_eq!(repo.plans("cam1").await.unwrap()[0].1.replaced, want);
+        repo.close().await;
+    }
+
     /// A version-1 database (no listing index) is upgraded in place, and
     /// the listing query then reads the index alone.
     #[tokio::test]
@@ -1381,7 +1421,8 @@ mod tests {
             sqlx::raw_sql(
                 "DROP INDEX segments_listing; DROP TABLE engine_status;
                  DROP TABLE engine_release_devices; DROP TABLE engine_releases;
-                 ALTER TABLE tokens DROP COLUMN admin; PRAGMA user_version = 1",
+                 ALTER TABLE tokens DROP COLUMN admin; ALTER TABLE plans DROP COLUMN replaced_type;
+                 ALTER TABLE plans DROP COLUMN replaced_ms; PRAGMA user_version = 1",
             )
             .execute(&repo.pool)
             .await

@@ -1,4 +1,4 @@
--- ivcs cloud metadata, schema version 3 (PRAGMA user_version; SCHEMA_VERSION in
+-- ivcs cloud metadata, schema version 4 (PRAGMA user_version; SCHEMA_VERSION in
 -- repo.rs). Documented table by table and column by column, with indexes and
 -- versioning, in docs/design/schema.md. Times are ms since 1970-01-01 UTC; sizes
 -- are bytes; plans.channel -1 is the device default. Objects are written before
@@ -22,6 +22,8 @@ CREATE TABLE plans (
     trial_used_ms    INTEGER NOT NULL,
     expires_ms       INTEGER,
     updated_ms       INTEGER NOT NULL,
+    replaced_type    TEXT CHECK (replaced_type IN ('none', 'full-time', 'event', 'trial')),
+    replaced_ms      INTEGER,
     PRIMARY KEY (device_id, channel)
 );
 

@@ -846,36 +846,68 @@ fn wrong_secret_is_reported_as_service_wrong_once() {
     assert_eq!(w.count(notify(0, NotifyKind::ConnectFail)), 0);
 }
 
-#[test]
-fn a_device_clock_far_off_still_authenticates() {
-    // This cloud runs on the system clock (no clock file), as in production,
-    // so its Date header and its freshness check agree.
-    let mut w = World::new("clock-off");
+fn logged(w: &World, text: &str) -> bool {
+    w.events
+        .iter()
+        .any(|e| matches!(e, HostEvent::Log(l) if l.message.contains(text)))
+}
+
+/// A world whose cloud runs on the system clock (no clock file), as in
+/// production, so its Date header and its freshness check agree.
+fn world_on_system_time(name: &str) -> World {
+    let w = World::new(name);
     w.set_plan(Some(0), "full-time", None);
     std::fs::remove_file(w.dir().join("clock")).unwrap();
+    w
+}
+
+#[test]
+fn a_device_clock_far_off_from_boot_still_authenticates() {
     let real_now = ivcs_cloud::clock::system_now_ms();
-    for (what, device_utc) in [
-        ("an hour behind", real_now - 3_600_000),
-        ("unset (1970)", 5_000),
+    for (what, name, device_utc) in [
+        ("an hour behind", "clock-behind", real_now - 3_600_000),
+        ("unset (1970)", "clock-unset", 5_000),
     ] {
+        let mut w = world_on_system_time(name);
+        // Off before the engine's first look: nothing to see a step in,
+        // so the first request is refused and corrects the offset.
         w.engine.host_mut().utc_ms = device_utc;
         let id = w.engine.query_balance(0).unwrap();
         match w.wait_op(id) {
             OpResult::Balance(b) => assert_eq!(b.plan, PlanType::FullTime, "{what}"),
             other => panic!("{what}: {other:?}"),
         }
-        assert!(
-            w.events.iter().any(|e| matches!(e,
-                HostEvent::Log(l) if l.message.contains("signing with cloud time"))),
-            "{what}"
-        );
+        assert!(logged(&w, "signing with cloud time"), "{what}");
+        // Once learned, the offset is used from the first attempt: init
+        // works without another refusal.
         w.events.clear();
+        w.engine.init(init_params(&[0])).unwrap();
+        w.run_until("push-start", push_start(0));
+        assert_eq!(w.count(notify(0, NotifyKind::ServiceWrong)), 0, "{what}");
+        assert!(!logged(&w, "signing with cloud time"), "{what}");
     }
-    // Once learned, the offset is used from the first attempt: init works
-    // without another refusal.
-    w.engine.init(init_params(&[0])).unwrap();
-    w.run_until("push-start", push_start(0));
-    assert_eq!(w.count(notify(0, NotifyKind::ServiceWrong)), 0);
-    assert!(!w.events.iter().any(|e| matches!(e,
-        HostEvent::Log(l) if l.message.contains("signing with cloud time"))));
+}
+
+/// NTP or a restored RTC steps the device clock while the engine runs: the
+/// engine sees UTC move against monotonic time and keeps cloud time
+/// unchanged, so no request is refused for a stale timestamp.
+#[test]
+fn a_device_clock_step_keeps_cloud_time_and_costs_no_refusal() {
+    let mut w = world_on_system_time("clock-step");
+    w.engine.host_mut().utc_ms = ivcs_cloud::clock::system_now_ms();
+    let id = w.engine.query_balance(0).unwrap();
+    assert!(matches!(w.wait_op(id), OpResult::Balance(_)));
+    for step in [3_600_000_i64, -7_200_000] {
+        w.events.clear();
+        let host = w.engine.host_mut();
+        host.utc_ms = host.utc_ms.saturating_add_signed(step);
+        let id = w.engine.query_balance(0).unwrap();
+        match w.wait_op(id) {
+            OpResult::Balance(b) => assert_eq!(b.plan, PlanType::FullTime, "step {step}"),
+            other => panic!("step {step}: {other:?}"),
+        }
+        assert!(logged(&w, &format!("device clock stepped {step:+} ms")), "step {step}");
+        assert!(!logged(&w, "signing with cloud time"), "step {step}");
+        assert_eq!(w.count(notify(0, NotifyKind::ServiceWrong)), 0);
+    }
 }

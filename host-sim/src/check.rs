@@ -25,6 +25,9 @@
 //!    unless another fault hits the camera then.
 //! 10. An exit (privacy mode) loses nothing taken before it: only the dark
 //!     time itself, when nothing is pushed, is explained.
+//! 11. A step of the device clock loses nothing: cloud time (signing, plan
+//!     validity) runs on unchanged through it. Nor does a plan change: video
+//!     recorded under a plan is stored even when it arrives after the end.
 
 use crate::camera::{CamShared, SWAP_QUIET_MS};
 use crate::cloud::CloudWorker;
@@ -337,13 +340,18 @@ fn max_event_s(scn: &Scenario) -> u64 {
 fn explained(scn: &Scenario, idx: u32, dark: &[(u64, u64)]) -> Vec<(u64, u64)> {
     let mut w: Vec<(u64, u64)> = dark.iter().map(|&(a, b)| (a, b + RECOVERY_MS)).collect();
     for fault in &scn.faults {
-        // Extra latency loses nothing; nor may a swap, nor an exit (what was
-        // taken before it is delivered after it; the dark time itself is
-        // explained by `dark`).
+        // Extra latency loses nothing; nor may a swap, a step of the device
+        // clock, a plan change (what was recorded under a plan is stored),
+        // nor an exit (what was taken before it is delivered after it; the
+        // dark time itself is explained by `dark`).
         if !fault.hits(idx)
             || matches!(
                 fault,
-                Fault::Latency { .. } | Fault::Swap { .. } | Fault::Privacy { .. }
+                Fault::Latency { .. }
+                    | Fault::Swap { .. }
+                    | Fault::ClockStep { .. }
+                    | Fault::PlanChange { .. }
+                    | Fault::Privacy { .. }
             )
         {
             continue;

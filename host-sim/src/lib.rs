@@ -207,6 +207,7 @@ fn plan_of(kind: &str, trial_s: u64) -> Plan {
         trial_ms: trial_s * 1000,
         trial_used_ms: 0,
         expires_ms: None,
+        replaced: None,
     }
 }
 

@@ -19,7 +19,7 @@ pub mod request;
 pub mod retry;
 pub mod sign;
 
-use crate::events::Outbox;
+use crate::events::{LogLevel, Outbox};
 use crate::host::Host;
 use link::Link;
 use retry::Rng;
@@ -35,6 +35,11 @@ pub const DEFAULT_REPLY_TIMEOUT_MS: u32 = 10_000;
 /// signs with corrects the clock offset, ms (below the cloud's 300 s
 /// freshness window, above `Date`'s one-second resolution and any delay).
 pub const CLOCK_FIX_MS: u64 = 120_000;
+/// A change of device UTC minus monotonic time larger than this between
+/// two looks is a step of the device clock (NTP, an RTC restored, a zone
+/// fixed), ms: above the jitter of reading two clocks, far below the
+/// cloud's 300 s freshness window.
+pub const CLOCK_STEP_MS: u64 = 2_000;
 
 /// Largest timeout `set-trans-time` accepts, ms.
 pub const MAX_TRANS_TIMEOUT_MS: u32 = 600_000;
@@ -69,6 +74,11 @@ pub struct Client {
     /// timestamps use cloud time so a device with a wrong clock still
     /// passes the cloud's freshness check.
     clock_offset_ms: i64,
+    /// Device UTC minus monotonic time at the last look, ms: a jump in it
+    /// is a step of the device clock, which the offset absorbs so cloud
+    /// time runs on unchanged. Not handed over: a successor may run after
+    /// a reboot, on another monotonic clock; it takes its own first look.
+    utc_minus_mono_ms: Option<i64>,
     /// Reachability.
     pub link: Link,
 }
@@ -81,6 +91,7 @@ impl Default for Client {
             rng: Rng::seeded(&[]),
             nonces: 0,
             clock_offset_ms: 0,
+            utc_minus_mono_ms: None,
             link: Link::default(),
         }
     }
@@ -143,16 +154,46 @@ impl Client {
         self.clock_offset_ms
     }
 
-    /// After a 401: if the cloud's `Date` (`server_ms`) says the offset in
-    /// use is off by more than [`CLOCK_FIX_MS`], adopts the cloud's time and
-    /// returns the new offset (the refusal was probably a stale timestamp).
-    pub fn correct_clock(&mut self, server_ms: u64, device_utc_ms: u64) -> Option<i64> {
-        let off = i64::try_from(i128::from(server_ms) - i128::from(device_utc_ms)).ok()?;
-        if off.abs_diff(self.clock_offset_ms) <= CLOCK_FIX_MS {
+    /// The offset in use (cloud minus device time, ms).
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.clock_offset_ms
+    }
+
+    /// Looks at both device clocks: when UTC moved against monotonic time
+    /// by more than [`CLOCK_STEP_MS`] since the last look, the device clock
+    /// stepped; the offset takes the step back so that cloud time (signing,
+    /// plan validity, the backup window) runs on unchanged, and the step
+    /// (ms, positive forward) is returned.
+    pub fn observe_clocks(&mut self, device_utc_ms: u64, mono_ms: u64) -> Option<i64> {
+        let d = i64::try_from(i128::from(device_utc_ms) - i128::from(mono_ms)).ok()?;
+        let last = self.utc_minus_mono_ms.replace(d)?;
+        let step = d.saturating_sub(last);
+        if step.unsigned_abs() <= CLOCK_STEP_MS {
             return None;
         }
-        self.clock_offset_ms = off;
-        Some(off)
+        self.clock_offset_ms = self.clock_offset_ms.saturating_sub(step);
+        Some(step)
+    }
+
+    /// After a 401 to a request signed with offset `signed_offset_ms`: if
+    /// the cloud's `Date` (`server_ms`) says that offset was off by more
+    /// than [`CLOCK_FIX_MS`], the refusal was probably a stale timestamp:
+    /// adopts the cloud's time (unless another answer already corrected
+    /// it) and returns the offset to sign with now.
+    pub fn correct_clock(
+        &mut self,
+        server_ms: u64,
+        device_utc_ms: u64,
+        signed_offset_ms: i64,
+    ) -> Option<i64> {
+        let off = i64::try_from(i128::from(server_ms) - i128::from(device_utc_ms)).ok()?;
+        if off.abs_diff(signed_offset_ms) <= CLOCK_FIX_MS {
+            return None;
+        }
+        if off.abs_diff(self.clock_offset_ms) > CLOCK_FIX_MS {
+            self.clock_offset_ms = off;
+        }
+        Some(self.clock_offset_ms)
     }
 
     /// Signing headers for one attempt: fresh timestamp and nonce.
@@ -200,4 +241,59 @@ pub struct Io<'a, H: Host> {
     pub client: &'a mut Client,
     /// Host events.
     pub out: &'a mut Outbox,
+}
+
+impl<H: Host> Io<'_, H> {
+    /// Looks at the device clocks ([`Client::observe_clocks`]) and logs a
+    /// step: before every request is signed and at every tick.
+    pub fn watch_clock(&mut self) {
+        let utc = self.host.now_utc_ms();
+        let mono = self.host.monotonic_ms();
+        if let Some(step) = self.client.observe_clocks(utc, mono) {
+            self.out.log(
+                LogLevel::Warn,
+                format!(
+                    "the device clock stepped {step:+} ms; cloud time goes on unchanged (offset now {} s)",
+                    self.client.clock_offset_ms / 1000
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_of_the_device_clock_is_taken_back_by_the_offset() {
+        let mut c = Client::default();
+        assert_eq!(c.observe_clocks(1_000_000, 5_000), None);
+        // Drift and reading jitter below the threshold are no step.
+        assert_eq!(c.observe_clocks(1_011_500, 15_000), None);
+        assert_eq!(c.clock_offset_ms(), 0);
+        // One hour forward: cloud time stays where it was.
+        let before = c.cloud_now_ms(1_011_500);
+        assert_eq!(c.observe_clocks(4_611_500, 15_000), Some(3_600_000));
+        assert_eq!(c.cloud_now_ms(4_611_500), before);
+        // And back.
+        assert_eq!(c.observe_clocks(1_011_600, 15_100), Some(-3_600_000));
+        assert_eq!(c.clock_offset_ms(), 0);
+    }
+
+    #[test]
+    fn a_401_is_judged_against_the_offset_the_request_was_signed_with() {
+        let mut c = Client::default();
+        let hour: i64 = 3_600_000;
+        let (cloud, device) = (36_000_000_u64, 39_600_000_u64);
+        // Signed an hour off: a stale timestamp, corrected.
+        assert_eq!(c.correct_clock(cloud, device, 0), Some(-hour));
+        // Another request signed with the old offset is refused after the
+        // correction: still a stale timestamp (retry with the new offset),
+        // and the offset stays.
+        assert_eq!(c.correct_clock(cloud, device, 0), Some(-hour));
+        assert_eq!(c.clock_offset_ms(), -hour);
+        // Signed with the right offset: a real refusal.
+        assert_eq!(c.correct_clock(cloud, device, -hour), None);
+    }
 }

@@ -293,6 +293,8 @@ pub struct SavedCall {
     batch: usize,
     clock_retried: bool,
     server_date_ms: Option<u64>,
+    #[serde(default)]
+    signed_offset_ms: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -314,6 +316,10 @@ pub struct Call<X> {
     server_date_ms: Option<u64>,
     /// One immediate retry after correcting the clock was made.
     clock_retried: bool,
+    /// The clock offset the attempt in flight was signed with: a 401 is a
+    /// stale timestamp when the cloud's `Date` disagrees with it, even if
+    /// another answer corrected the offset meanwhile.
+    signed_offset_ms: i64,
     /// When the streamed bytes held back (less than a batch) go anyway.
     flush_at: Option<u64>,
     /// The host took nothing at the last write (its buffer is full): the
@@ -349,6 +355,7 @@ impl<X> Call<X> {
             last: None,
             server_date_ms: None,
             clock_retried: false,
+            signed_offset_ms: 0,
             flush_at: None,
             write_stalled: false,
             batch: IO_CHUNK,
@@ -402,6 +409,7 @@ impl<X> Call<X> {
             batch: self.batch,
             clock_retried: self.clock_retried,
             server_date_ms: self.server_date_ms,
+            signed_offset_ms: self.signed_offset_ms,
         })
     }
 
@@ -438,6 +446,7 @@ impl<X> Call<X> {
             last: None,
             server_date_ms: saved.server_date_ms,
             clock_retried: saved.clock_retried,
+            signed_offset_ms: saved.signed_offset_ms,
             flush_at: saved.flush_at,
             write_stalled: saved.write_stalled,
             batch: saved.batch.clamp(1, IO_CHUNK),
@@ -554,6 +563,8 @@ impl<X> Call<X> {
         self.attempts = self.attempts.saturating_add(1);
         self.flush_at = None;
         self.write_stalled = false;
+        io.watch_clock();
+        self.signed_offset_ms = io.client.clock_offset_ms();
         let utc = io.host.now_utc_ms();
         let method = self.spec.method.as_str();
         let Some(mut headers) =
@@ -817,7 +828,10 @@ impl<X> Call<X> {
                     && let Some(server_ms) = self.server_date_ms.take()
                 {
                     let utc = io.host.now_utc_ms();
-                    if let Some(off) = io.client.correct_clock(server_ms, utc) {
+                    if let Some(off) =
+                        io.client
+                            .correct_clock(server_ms, utc, self.signed_offset_ms)
+                    {
                         self.clock_retried = true;
                         io.out.log(
                             LogLevel::Warn,

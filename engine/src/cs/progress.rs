@@ -19,6 +19,12 @@ use crate::host::Host;
 impl<H: Host> Engine<H> {
     /// `tick`: advances everything; returns host events and the next wake.
     pub fn tick(&mut self) -> TickResult {
+        Io {
+            host: &mut self.host,
+            client: &mut self.client,
+            out: &mut self.out,
+        }
+        .watch_clock();
         self.poll_feed();
         self.poll_ops();
         let data_wake = self.poll_data();

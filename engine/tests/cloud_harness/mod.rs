@@ -392,6 +392,7 @@ impl World {
             },
             trial_used_ms: 0,
             expires_ms,
+            replaced: None,
         };
         let app = &self.cloud.app;
         self.cloud
