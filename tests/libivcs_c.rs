@@ -17,7 +17,7 @@ use ivcs_tests::{fixtures, framemd5, frames_file};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, OnceLock};
 
 /// How a test program links libivcs.
 #[derive(Clone, Copy, Debug)]
@@ -95,31 +95,9 @@ struct Setup {
     env: Vec<(String, String)>,
     device: String,
     dir: PathBuf,
-    _turn: Turn,
-}
-
-/// The engine-update flow pushes flat out from a second thread and times
-/// every push: run beside the other flows on two cores it made them (and
-/// itself) miss their timing, so it runs alone and the others share.
-static TURNS: RwLock<()> = RwLock::new(());
-
-enum Turn {
-    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
-    Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
 }
 
 fn setup(name: &str) -> Setup {
-    let turn = Turn::Shared(TURNS.read().unwrap_or_else(PoisonError::into_inner));
-    setup_with(name, turn)
-}
-
-/// [`setup`] for a flow that runs while no other does.
-fn setup_alone(name: &str) -> Setup {
-    let turn = Turn::Alone(TURNS.write().unwrap_or_else(PoisonError::into_inner));
-    setup_with(name, turn)
-}
-
-fn setup_with(name: &str, turn: Turn) -> Setup {
     let dir = scratch_dir(name);
     let cloud = Cloud::start(&dir.join("data"), &[]);
     let device = format!("cam-{name}").replace('_', "-");
@@ -139,7 +117,6 @@ fn setup_with(name: &str, turn: Turn) -> Setup {
         env,
         device,
         dir,
-        _turn: turn,
     }
 }
 
@@ -1107,7 +1084,7 @@ fn hostile_updates_are_refused_before_anything_stops() {
 /// containing `reason`, pushes keep being answered and the previous engine
 /// records on. Returns the program's lines.
 fn contained(name: &str, kind: &str, env: &[(&str, &str)], reason: &str) -> Vec<String> {
-    let mut s = setup_alone(name);
+    let mut s = setup(name);
     s.plan("full-time", "7");
     let m = media();
     let (key, keys) = release_key(&s.dir);
@@ -1342,7 +1319,7 @@ fn device_status(s: &Setup, token: &str, release: &str) -> serde_json::Value {
 
 #[test]
 fn an_engine_published_to_a_device_is_downloaded_verified_and_swapped_while_it_pushes() {
-    let mut s = setup_alone("libivcs_deliver");
+    let mut s = setup("libivcs_deliver");
     s.plan("full-time", "7");
     let m = media();
     let dump_dir = s.dir.join("dumps");

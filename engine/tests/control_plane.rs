@@ -906,7 +906,10 @@ fn a_device_clock_step_keeps_cloud_time_and_costs_no_refusal() {
             OpResult::Balance(b) => assert_eq!(b.plan, PlanType::FullTime, "step {step}"),
             other => panic!("step {step}: {other:?}"),
         }
-        assert!(logged(&w, &format!("device clock stepped {step:+} ms")), "step {step}");
+        assert!(
+            logged(&w, &format!("device clock stepped {step:+} ms")),
+            "step {step}"
+        );
         assert!(!logged(&w, "signing with cloud time"), "step {step}");
         assert_eq!(w.count(notify(0, NotifyKind::ServiceWrong)), 0);
     }

@@ -380,6 +380,9 @@ fn stalled_network_raises_watermarks_then_drops_to_the_next_idr_within_the_budge
     let mut cam = Camera::new();
     film(&mut w, &mut cam, 0, 1_000);
     w.cloud.stop();
+    // NTP steps the device clock an hour forward meanwhile: recording and
+    // the lost span stay on the stream's timeline (checked at the end).
+    w.step_device_clock(3_600_000);
     // Nothing leaves: the buffer fills, crossing each watermark once.
     let refused = film(&mut w, &mut cam, 0, 20_000);
     assert!(!refused.is_empty(), "the budget overflowed");
@@ -450,6 +453,17 @@ fn stalled_network_raises_watermarks_then_drops_to_the_next_idr_within_the_budge
     assert!(lost[0].total_size > 0);
     assert!(lost[0].seq_end > lost[0].seq_start);
     assert!(w.engine.data_channel(0).unwrap().peak <= u64::from(BUDGET));
+    // Every slice, the lost span's too, is dated on the stream's timeline:
+    // in seq order they follow each other to the second (firmware finds a
+    // failed slice's dump by these seconds).
+    let mut all = slices(&w, 0);
+    all.sort_by_key(|s| s.seq_start);
+    for p in all.windows(2) {
+        assert!(
+            p[1].utc_start_s.abs_diff(p[0].utc_end_s) <= 1,
+            "not contiguous: {p:#?}"
+        );
+    }
 }
 
 // ---- events --------------------------------------------------------------------
@@ -776,6 +790,39 @@ fn a_restored_engine_tells_firmware_its_buffer_drained_after_watermark_high() {
     w.tick();
     assert_eq!(w.engine.buffer_levels()[0].backlog, 0);
     assert_eq!(watermarks(&w, 0).last(), Some(&NotifyKind::WatermarkLow));
+}
+
+/// More than ten slices in one tick (a restart with many segments
+/// buffered through an outage) reach firmware as several notifies of at
+/// most ten (`MAX_UPLOAD_INFO_NUM`), none dropped, each segment once.
+#[test]
+fn more_than_ten_slices_at_once_are_split_into_notifies_of_ten() {
+    const BUDGET: u32 = 8 << 20;
+    let mut w = start_full_time("many-slices", params(&[video_channel(0, BUDGET)], false));
+    let mut cam = Camera::new();
+    film(&mut w, &mut cam, 0, 1_000);
+    w.cloud.stop();
+    let refused = film(&mut w, &mut cam, 0, 200_000);
+    assert!(refused.is_empty(), "{refused:?}");
+    let before = w.events.len();
+    take_over(&mut w, false);
+    w.tick();
+    let notifies: Vec<&Vec<UploadSlice>> = w.events[before..]
+        .iter()
+        .filter_map(|e| match e {
+            HostEvent::Notify(n) if n.kind == NotifyKind::UploadState => Some(&n.slices),
+            _ => None,
+        })
+        .collect();
+    let sizes: Vec<usize> = notifies.iter().map(|n| n.len()).collect();
+    let all: Vec<&UploadSlice> = notifies.iter().flat_map(|n| n.iter()).collect();
+    assert!(all.len() > 10, "{sizes:?}");
+    assert!(sizes.iter().all(|&n| (1..=10).contains(&n)), "{sizes:?}");
+    let mut seqs: Vec<u32> = all.iter().map(|s| s.seq_start).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), all.len(), "each segment once: {all:#?}");
+    assert!(all.iter().all(|s| s.state == UploadState::Err));
 }
 
 /// Films 25 s (three segments: 10 + 10 + 5 s, the last closed by the idle

@@ -35,8 +35,9 @@ use std::time::Duration;
 const CH: u8 = 0;
 /// Video starts this long after boot, mid-GOP (see the module docs).
 const VIDEO_START_MS: u64 = 200;
-/// Export the engine state at most this often while only frames change it.
-const EXPORT_EVERY_MS: u64 = 5_000;
+/// Export the engine state at most this often while only frames change it
+/// (libivcs's `EXPORT_EVERY`).
+const EXPORT_EVERY_MS: u64 = 1_000;
 /// Frames wait at most this long for a tick (libivcs's `TICK_EVERY`).
 const TICK_EVERY_MS: u64 = 100;
 /// After a swap, this long with no refused push and no failed slice (the

@@ -43,33 +43,42 @@ pub fn post(s: &Session, ev: wt::HostEvent, svc: &Arc<Service>) {
                 wt::NotifyKind::WatermarkHigh => IV_CS_AV_UPLOAD_WATERMARK_HIGH,
                 wt::NotifyKind::ServiceWrong => IV_CS_COS_SERVICE_WRONG,
             };
-            let mut info = Box::new(abi::iv_cs_upload_info_s::default());
-            for (slot, sl) in info.slice_info.iter_mut().zip(n.slices.iter()) {
-                *slot = abi::iv_cs_upload_slice_info_s {
-                    utc_sec_a: sl.utc_start_s,
-                    utc_sec_b: sl.utc_end_s,
-                    pts_ms_a: sl.pts_start_ms,
-                    pts_ms_b: sl.pts_end_ms,
-                    frame_seq_a: sl.seq_start,
-                    frame_seq_b: sl.seq_end,
-                    upload_size: sl.upload_size,
-                    total_size: sl.total_size,
-                    state: match sl.state {
-                        wt::UploadState::Ok => 0,
-                        wt::UploadState::Err => 1,
-                    },
-                };
-            }
-            info.num = n.slices.len().min(abi::MAX_UPLOAD_INFO_NUM) as i32;
             let ch = u32::from(n.channel);
-            callbacks::post(sid, move || {
-                let mut info = info;
-                // Always a valid pointer (num 0 outside upload-state).
-                let mut data = abi::iv_cs_notify_msg_data {
-                    av_result_info: &mut *info,
-                };
-                unsafe { cb(ch, kind, &mut data) };
-            });
+            // At most MAX_UPLOAD_INFO_NUM slices fit one callback; an engine
+            // sends no more, but a longer list is split, never cut.
+            let groups: Vec<&[wt::UploadSlice]> = if n.slices.is_empty() {
+                vec![&[]]
+            } else {
+                n.slices.chunks(abi::MAX_UPLOAD_INFO_NUM).collect()
+            };
+            for group in groups {
+                let mut info = Box::new(abi::iv_cs_upload_info_s::default());
+                for (slot, sl) in info.slice_info.iter_mut().zip(group) {
+                    *slot = abi::iv_cs_upload_slice_info_s {
+                        utc_sec_a: sl.utc_start_s,
+                        utc_sec_b: sl.utc_end_s,
+                        pts_ms_a: sl.pts_start_ms,
+                        pts_ms_b: sl.pts_end_ms,
+                        frame_seq_a: sl.seq_start,
+                        frame_seq_b: sl.seq_end,
+                        upload_size: sl.upload_size,
+                        total_size: sl.total_size,
+                        state: match sl.state {
+                            wt::UploadState::Ok => 0,
+                            wt::UploadState::Err => 1,
+                        },
+                    };
+                }
+                info.num = group.len() as i32;
+                callbacks::post(sid, move || {
+                    let mut info = info;
+                    // Always a valid pointer (num 0 outside upload-state).
+                    let mut data = abi::iv_cs_notify_msg_data {
+                        av_result_info: &mut *info,
+                    };
+                    unsafe { cb(ch, kind, &mut data) };
+                });
+            }
         }
         wt::HostEvent::EventResult(r) => {
             let Some(cb) = fw.iv_cs_event_report_result_cb else {

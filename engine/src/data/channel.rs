@@ -644,8 +644,9 @@ impl<H: Host> Chan<H> {
         if self.dropping.is_some() {
             let fits = self.fits(f.data.len(), &cb);
             if !key || !fits {
+                let u = self.timeline_utc(f, utc);
                 if let Some(lost) = &mut self.dropping {
-                    lost.add(f, utc);
+                    lost.add(f, u);
                 }
                 if f.kind == StreamKind::Video
                     && let Some(u) = self.continued_utc(f)
@@ -675,8 +676,9 @@ impl<H: Host> Chan<H> {
                 );
             }
             self.end_run(io, "the buffer overflowed");
-            let mut lost = Lost::new(f, utc, self.last_video.map(|(_, seq, _)| seq));
-            lost.add(f, utc);
+            let u = self.timeline_utc(f, utc);
+            let mut lost = Lost::new(f, u, self.last_video.map(|(_, seq, _)| seq));
+            lost.add(f, u);
             io.out.log(
                 LogLevel::Warn,
                 format!(
@@ -749,6 +751,21 @@ impl<H: Host> Chan<H> {
             .checked_sub(pts)
             .filter(|&d| d > 0 && d <= MAX_FRAME_GAP_MS)?;
         Some(u.saturating_add(d))
+    }
+
+    /// UTC of a frame on the last video frame's timeline (PTS within
+    /// [`MAX_FRAME_GAP_MS`] of it either way), else the clock's: dropped
+    /// frames are dated like recorded ones, so a lost span's slice lines up
+    /// with the segments around it (firmware finds dumps by these seconds).
+    fn timeline_utc(&self, f: &Frame<'_>, clock_utc: u64) -> u64 {
+        let Some((pts, _, u)) = self.last_video else {
+            return clock_utc;
+        };
+        let d = i128::from(f.pts_ms) - i128::from(pts);
+        if d.unsigned_abs() > u128::from(MAX_FRAME_GAP_MS) {
+            return clock_utc;
+        }
+        u64::try_from(i128::from(u) + d).unwrap_or(clock_utc)
     }
 
     /// UTC of the frame that starts a run: the stream start an event stated

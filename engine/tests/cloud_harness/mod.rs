@@ -183,6 +183,8 @@ pub struct World {
     /// Every host event returned so far, in order.
     pub events: Vec<HostEvent>,
     clock_file: PathBuf,
+    /// Device clock minus cloud clock, ms ([`World::step_device_clock`]).
+    device_skew_ms: i64,
     dir: PathBuf,
 }
 
@@ -225,6 +227,7 @@ impl World {
             token,
             events: Vec::new(),
             clock_file,
+            device_skew_ms: 0,
             dir,
         }
     }
@@ -244,12 +247,20 @@ impl World {
         let h = self.engine.host_mut();
         h.utc_ms += ms;
         h.mono_ms += ms;
-        let now = h.utc_ms;
+        let now = h.utc_ms.saturating_add_signed(-self.device_skew_ms);
         // Atomically: the cloud reads the file concurrently, and a reader
         // that sees it truncated falls back to the system clock.
         let tmp = self.clock_file.with_extension("tmp");
         std::fs::write(&tmp, now.to_string()).unwrap();
         std::fs::rename(&tmp, &self.clock_file).unwrap();
+    }
+
+    /// Steps the device's wall clock by `ms` (NTP, an RTC restored); the
+    /// cloud's clock and monotonic time go on unchanged.
+    pub fn step_device_clock(&mut self, ms: i64) {
+        let h = self.engine.host_mut();
+        h.utc_ms = h.utc_ms.saturating_add_signed(ms);
+        self.device_skew_ms += ms;
     }
 
     /// One tick; its events are recorded and returned.
