@@ -61,6 +61,13 @@ pub struct Config {
     /// Lifetime of the capability token in an engine offer's download and
     /// report URLs, seconds (every plan view hands out a fresh one).
     pub engine_token_ttl_s: u64,
+    /// How long a shutdown (SIGTERM, SIGINT) lets requests in flight
+    /// finish, seconds. New connections are refused at once; at the
+    /// deadline the request bodies still arriving are cut (a stalled upload
+    /// is stored as partial), and what is still open 2 s later is dropped,
+    /// so the process exits at most about this + 7 s after the signal,
+    /// whatever the clients do (docs/ref/config.md).
+    pub shutdown_grace_s: u64,
     /// Keyring file (engine `.pub` files concatenated): when set, a release
     /// whose signature does not verify under one of its keys is refused at
     /// upload. Devices verify either way.
@@ -88,6 +95,7 @@ impl Default for Config {
             clock_file: None,
             max_engine_bytes: 64 << 20,
             engine_token_ttl_s: 7 * 86_400,
+            shutdown_grace_s: 10,
             engine_keys: None,
         }
     }

@@ -9,12 +9,15 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use futures_util::StreamExt;
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
 use std::future::IntoFuture;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// The whole HTTP surface.
 pub fn router(app: Arc<App>) -> Router {
@@ -100,13 +103,93 @@ async fn retention_job(app: Arc<App>) {
     }
 }
 
-/// How long a shutdown waits for requests in flight.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+/// How long a shutdown waits, after the deadline cut the request bodies
+/// still arriving, for the requests to answer and their connections to
+/// close; then they are dropped where they wait. (What is left then is a
+/// client that never finished its request head, or a response body its
+/// client stopped reading.)
+const CUT_GRACE: Duration = Duration::from_secs(2);
 /// How long a shutdown waits for the database's connections to come back.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
+/// Where a shutdown is, as the requests see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Serving normally.
+    Serving,
+    /// A signal came: no new connections, requests in flight finish.
+    Draining,
+    /// The deadline passed: request bodies still arriving are cut.
+    Cut,
+}
+
+/// The shutdown state every request carries (see [`cut_at_deadline`]).
+struct Deadline {
+    phase: watch::Receiver<Phase>,
+    /// Requests whose handlers are running.
+    running: AtomicUsize,
+}
+
+/// Counts a running request for as long as it lives.
+struct Running<'a>(&'a AtomicUsize);
+
+impl<'a> Running<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        Running(n)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Waits for the deadline (forever if the service dropped its sender).
+async fn until_cut(phase: &mut watch::Receiver<Phase>) {
+    if phase.wait_for(|p| *p == Phase::Cut).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Hands the request on with a body that breaks off at the shutdown
+/// deadline, as if its client had gone: an upload whose client stalls or
+/// trickles then stores what arrived as a partial segment and answers, the
+/// way it does for a dropped connection, and the handler's own work (rows,
+/// trial debit, event status) completes instead of being dropped halfway.
+async fn cut_at_deadline(
+    State(d): State<Arc<Deadline>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let _running = Running::new(&d.running);
+    let (parts, body) = req.into_parts();
+    let chunks = futures_util::stream::unfold(
+        Some((body.into_data_stream(), d.phase.clone())),
+        |state| async move {
+            let (mut data, mut phase) = state?;
+            tokio::select! {
+                chunk = data.next() => Some((chunk?, Some((data, phase)))),
+                () = until_cut(&mut phase) => {
+                    Some((Err(axum::Error::new("the service is shutting down")), None))
+                }
+            }
+        },
+    );
+    let req = axum::extract::Request::from_parts(parts, axum::body::Body::from_stream(chunks));
+    next.run(req).await
+}
+
 /// Serves until SIGINT/SIGTERM. Prints `listening on ADDR` once bound, so a
 /// caller that asked for port 0 learns the port.
+///
+/// The shutdown is bounded: at the signal the listener closes and waiting
+/// long polls answer; requests in flight get `shutdown_grace_s` to finish;
+/// then the request bodies still arriving are cut ([`cut_at_deadline`]),
+/// and whatever is still open [`CUT_GRACE`] later is dropped. A client
+/// that stopped sending mid-body (a camera losing power without a FIN) or
+/// trickles bytes cannot hold the process.
 pub async fn serve(app: Arc<App>) -> Result<()> {
     let _lock = lock_data_dir(&app.cfg.data)?;
     app.objects.sweep_staging()?;
@@ -114,6 +197,7 @@ pub async fn serve(app: Arc<App>) -> Result<()> {
     if orphans > 0 {
         tracing::info!(objects = orphans, "removed objects without rows");
     }
+    let signal = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(app.cfg.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data = %app.cfg.data.display(), "listening");
@@ -136,28 +220,50 @@ pub async fn serve(app: Arc<App>) -> Result<()> {
     }
     let poller = tokio::spawn(change_poller(app.clone()));
     let retention = tokio::spawn(retention_job(app.clone()));
-    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
-    let serving = axum::serve(listener, router(app.clone()))
-        .with_graceful_shutdown({
-            let app = app.clone();
-            async move {
-                shutdown_signal().await;
-                app.feed.close();
-                let _ = stopping_tx.send(true);
-            }
-        })
+    let (phase_tx, phase_rx) = watch::channel(Phase::Serving);
+    let deadline = Arc::new(Deadline {
+        phase: phase_rx.clone(),
+        running: AtomicUsize::new(0),
+    });
+    let service = router(app.clone()).layer(axum::middleware::from_fn_with_state(
+        deadline.clone(),
+        cut_at_deadline,
+    ));
+    let draining = {
+        let mut phase = phase_rx;
+        async move {
+            let _ = phase.wait_for(|p| *p != Phase::Serving).await;
+        }
+    };
+    let serving = axum::serve(listener, service)
+        .with_graceful_shutdown(draining)
         .into_future();
-    // Requests in flight get SHUTDOWN_GRACE to finish; a connection whose
-    // client vanished without a FIN (a camera losing power mid-upload) must
-    // not keep the service from stopping.
+    tokio::pin!(serving);
     let result = tokio::select! {
-        r = serving => r,
-        () = async {
-            let _ = stopping.wait_for(|s| *s).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still running at shutdown; dropped");
-            Ok(())
+        // Serving ends by itself only on an error.
+        r = &mut serving => r,
+        () = signal => {
+            app.feed.close();
+            phase_tx.send_replace(Phase::Draining);
+            let grace = Duration::from_secs(app.cfg.shutdown_grace_s);
+            match tokio::time::timeout(grace, &mut serving).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(
+                        requests = deadline.running.load(Ordering::Relaxed),
+                        ?grace,
+                        "requests still running at the shutdown deadline; their bodies are cut"
+                    );
+                    phase_tx.send_replace(Phase::Cut);
+                    match tokio::time::timeout(CUT_GRACE, &mut serving).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            tracing::warn!("connections still open after the deadline; dropped");
+                            Ok(())
+                        }
+                    }
+                }
+            }
         }
     };
     poller.abort();
@@ -196,18 +302,18 @@ fn lock_data_dir(data: &Path) -> Result<Flock<File>> {
     })
 }
 
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Registers the SIGTERM and SIGINT handlers now, so a signal that comes
+/// before the serving loop first waits is not met by the default action
+/// (death without cleanup), and returns the wait for the first of them.
+fn shutdown_signal() -> Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }

@@ -185,6 +185,12 @@ impl Cloud {
     /// SIGTERM, then waits for the exit (a graceful shutdown) and returns
     /// its status; panics if the service has not exited within `limit`.
     pub fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
+        self.sigterm().wait(limit)
+    }
+
+    /// Sends SIGTERM and hands back the exiting process, so a test can act
+    /// while the service shuts down (see [`Stopping::wait`]).
+    pub fn sigterm(&mut self) -> Stopping {
         let mut c = self.child.take().expect("the service is running");
         let pid = c.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status();
@@ -193,9 +199,10 @@ impl Cloud {
         std::thread::spawn(move || {
             let _ = tx.send(c.wait());
         });
-        rx.recv_timeout(limit)
-            .unwrap_or_else(|_| panic!("the service did not exit within {limit:?} of SIGTERM"))
-            .expect("waiting for the service")
+        Stopping {
+            exited: rx,
+            signalled: std::time::Instant::now(),
+        }
     }
 
     /// SIGKILL, no cleanup.
@@ -273,6 +280,25 @@ impl Cloud {
     /// An app request with a JSON body (a fresh connection).
     pub fn app_send(&self, method: &str, path: &str, token: &str, body: &str) -> Answer {
         self.app(Some(token)).send(method, path, body)
+    }
+}
+
+/// A service that was sent SIGTERM ([`Cloud::sigterm`]).
+pub struct Stopping {
+    exited: std::sync::mpsc::Receiver<std::io::Result<std::process::ExitStatus>>,
+    /// When the signal was sent.
+    pub signalled: std::time::Instant,
+}
+
+impl Stopping {
+    /// Waits for the exit and returns its status; panics if the service
+    /// has not exited within `limit` of the signal.
+    pub fn wait(self, limit: Duration) -> std::process::ExitStatus {
+        let left = limit.saturating_sub(self.signalled.elapsed());
+        self.exited
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("the service did not exit within {limit:?} of SIGTERM"))
+            .expect("waiting for the service")
     }
 }
 
