@@ -83,13 +83,43 @@ h264() {
         -b:v "$rate" -maxrate "$rate" -bufsize "$rate" \
         -g "$gop" -keyint_min "$gop" -sc_threshold 0 -bf 0 "$@" -f h264
 }
-# h265 NAME SIZE FPS GOP_FRAMES SECONDS BITRATE
+# h265 NAME SIZE FPS GOP_FRAMES SECONDS BITRATE [extra x265 params, a:b]
 h265() {
-    local name=$1 size=$2 fps=$3 gop=$4 secs=$5 rate=$6
+    local name=$1 size=$2 fps=$3 gop=$4 secs=$5 rate=$6 extra=${7:-}
     gen "$name" -t "$secs" -f lavfi -i "testsrc2=size=$size:rate=$fps" \
         -c:v libx265 -preset ultrafast -profile:v main -pix_fmt yuv420p -b:v "$rate" \
-        -x265-params "keyint=$gop:min-keyint=$gop:scenecut=0:open-gop=0:bframes=0:log-level=error" \
+        -x265-params "keyint=$gop:min-keyint=$gop:scenecut=0:open-gop=0:bframes=0:log-level=error${extra:+:$extra}" \
         -f hevc
+}
+# h264_res_change NAME FPS GOP_FRAMES SECONDS_EACH BITRATE SIZE...: one
+# H.264 stream per SIZE, concatenated (each starts with SPS/PPS + IDR), as a
+# camera that changes resolution without restarting the stream sends it.
+h264_res_change() {
+    local name=$1 fps=$2 gop=$3 secs=$4 rate=$5
+    shift 5
+    local dst="$OUT/$name"
+    if [[ -s "$dst" && "$FORCE" != 1 ]]; then
+        kept=$((kept + 1))
+        return 0
+    fi
+    local tmp="$OUT/.tmp.$$.$name" part="$OUT/.tmp.$$.part.$name" size
+    : >"$tmp"
+    for size in "$@"; do
+        if ! "$FFMPEG" -hide_banner -nostdin -loglevel error -y -t "$secs" \
+            -f lavfi -i "testsrc2=size=$size:rate=$fps" \
+            -c:v libx264 -preset veryfast -profile:v main -pix_fmt yuv420p \
+            -b:v "$rate" -maxrate "$rate" -bufsize "$rate" \
+            -g "$gop" -keyint_min "$gop" -sc_threshold 0 -bf 0 -f h264 "$part"; then
+            rm -f "$tmp" "$part"
+            echo "gen-fixtures: ffmpeg failed for $name ($size)" >&2
+            exit 1
+        fi
+        cat "$part" >>"$tmp"
+    done
+    rm -f "$part"
+    mv -f "$tmp" "$dst"
+    made=$((made + 1))
+    printf 'gen-fixtures: %-36s %9d bytes\n' "$name" "$(stat -c %s "$dst")"
 }
 
 h264 h264_main_640x360_25fps_gop2s_24s.h264 640x360 25 50 24 300k
@@ -104,6 +134,17 @@ h265 h265_main_640x360_25fps_gop2s_60s.h265 640x360 25 50 60 300k
 # Negative input: B-frames (decode order != display order).
 h264 h264_main_bframes_640x360_25fps_gop2s_10s.h264 640x360 25 50 10 300k -bf 2
 
+# --- stream habits of real cameras (testdata/README.md, "Stream habits") ------
+# An AUD (type 9) and SEI (type 6) in every access unit: x264's aud=1, and
+# nal-hrd=vbr for buffering-period/picture-timing SEI on every frame.
+h264 h264_aud_sei_640x360_25fps_gop2s_12s.h264 640x360 25 50 12 300k \
+    -x264-params aud=1:nal-hrd=vbr
+# Four slices per picture.
+h264 h264_4slices_640x360_25fps_gop2s_12s.h264 640x360 25 50 12 300k -x264-params slices=4
+h265 h265_4slices_640x360_25fps_gop2s_12s.h265 640x360 25 50 12 300k slices=4
+# A resolution change mid-stream: 6 s at 640x360, then 6 s at 1280x720.
+h264_res_change h264_res_change_360p_to_720p_25fps_gop1s_12s.h264 25 25 6 600k 640x360 1280x720
+
 # --- audio (60 s, deterministic tones) ---------------------------------------
 # Distinct tone frequencies per fixture, so a test can tell they survived.
 gen aac_lc_48000_mono_60s.aac -t 60 -f lavfi -i "sine=frequency=440:sample_rate=48000" \
@@ -116,6 +157,9 @@ gen g711a_8000_mono_60s.alaw -t 60 -f lavfi -i "sine=frequency=600:sample_rate=8
 gen g711u_8000_mono_60s.ulaw -t 60 -f lavfi -i "sine=frequency=800:sample_rate=8000" \
     -c:a pcm_mulaw -f mulaw
 gen pcm16_16000_mono_60s.s16le -t 60 -f lavfi -i "sine=frequency=1000:sample_rate=16000" \
+    -c:a pcm_s16le -f s16le
+# 8 kHz PCM, the rate cameras' microphones run at (pushed in 160/320-sample packs).
+gen pcm16_8000_mono_60s.s16le -t 60 -f lavfi -i "sine=frequency=300:sample_rate=8000" \
     -c:a pcm_s16le -f s16le
 gen pcm16_48000_stereo_60s.s16le -t 60 -f lavfi \
     -i "aevalsrc=0.25*sin(2*PI*500*t)|0.25*sin(2*PI*700*t):s=48000:c=stereo" \

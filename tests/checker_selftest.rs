@@ -357,6 +357,74 @@ fn fixtures_match_their_catalogue() {
             assert!(f.unwrap_or(0.0) > 0.95, "{} channel {c}: {f:?}", a.file);
         }
     }
+    for h in STREAM_HABITS {
+        stream_habit_is_in_every_access_unit(h);
+    }
+}
+
+/// A stream-habit fixture does what its catalogue entry says, in every
+/// access unit (as ivcs-media splits them).
+fn stream_habit_is_in_every_access_unit(h: &HabitFixture) {
+    let v = h.video;
+    let h265 = v.codec == ivcs_tests::VideoCodec::H265;
+    let units = ivcs_tests::frames_file::video_units(&v.path(), h265);
+    assert_eq!(units.len(), v.frames as usize, "{}: access units", v.file);
+    let types = |au: &[u8]| -> Vec<u8> {
+        annexb::nal_units(au)
+            .iter()
+            .map(|n| annexb::nal_type(v.codec, n))
+            .collect()
+    };
+    match h.habit {
+        Habit::AudSei => {
+            for (i, (_, au)) in units.iter().enumerate() {
+                let t = types(au);
+                assert!(
+                    t.first() == Some(&9) && t.contains(&6),
+                    "{} frame {i}: NAL types {t:?}",
+                    v.file
+                );
+            }
+        }
+        Habit::Slices(n) => {
+            for (i, (_, au)) in units.iter().enumerate() {
+                let t = types(au);
+                let slices = t
+                    .iter()
+                    .filter(|&&t| if h265 { t < 32 } else { (1..=5).contains(&t) })
+                    .count();
+                assert_eq!(slices, n, "{} frame {i}: NAL types {t:?}", v.file);
+            }
+        }
+        Habit::ResolutionChange { at, width, height } => {
+            assert!(units[at as usize].0, "{}: frame {at} is an IDR", v.file);
+            let j = tools::ffprobe_json(
+                [
+                    v.ffmpeg_input(),
+                    ["-v", "error", "-show_entries", "frame=width,height"]
+                        .map(String::from)
+                        .to_vec(),
+                ]
+                .concat(),
+            );
+            let sizes: Vec<(u64, u64)> = j["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| (f["width"].as_u64().unwrap(), f["height"].as_u64().unwrap()))
+                .collect();
+            let want: Vec<(u64, u64)> = (0..v.frames)
+                .map(|i| {
+                    if i < at {
+                        (v.width.into(), v.height.into())
+                    } else {
+                        (width.into(), height.into())
+                    }
+                })
+                .collect();
+            assert!(sizes == want, "{}: frame sizes {sizes:?}", v.file);
+        }
+    }
 }
 
 /// The SPS parser's codec string equals the one built from the avcC/hvcC

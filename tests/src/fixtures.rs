@@ -186,6 +186,12 @@ video!(H265_720P_GOP1_12S, "h265_main_1280x720_25fps_gop1s_12s.h265", H265, 1280
 video!(H265_240P_GOP4_24S, "h265_main_320x240_25fps_gop4s_24s.h265", H265, 320 x 240, 25 fps, gop 100, 600 frames, bframes false);
 video!(H265_360P_GOP2_60S, "h265_main_640x360_25fps_gop2s_60s.h265", H265, 640 x 360, 25 fps, gop 50, 1500 frames, bframes false);
 video!(H264_BFRAMES_10S, "h264_main_bframes_640x360_25fps_gop2s_10s.h264", H264, 640 x 360, 25 fps, gop 50, 250 frames, bframes true);
+// Stream habits of real cameras (`STREAM_HABITS` says what each models).
+video!(H264_AUD_SEI_12S, "h264_aud_sei_640x360_25fps_gop2s_12s.h264", H264, 640 x 360, 25 fps, gop 50, 300 frames, bframes false);
+video!(H264_4SLICES_12S, "h264_4slices_640x360_25fps_gop2s_12s.h264", H264, 640 x 360, 25 fps, gop 50, 300 frames, bframes false);
+video!(H265_4SLICES_12S, "h265_4slices_640x360_25fps_gop2s_12s.h265", H265, 640 x 360, 25 fps, gop 50, 300 frames, bframes false);
+// Width and height are the first half's; `STREAM_HABITS` has the second.
+video!(H264_RES_CHANGE_12S, "h264_res_change_360p_to_720p_25fps_gop1s_12s.h264", H264, 640 x 360, 25 fps, gop 25, 300 frames, bframes false);
 
 /// `aac_lc_48000_mono_60s.aac`: ADTS AAC-LC, 48 kHz mono, 440 Hz.
 pub static AAC_48K_MONO: AudioFixture = AudioFixture {
@@ -232,6 +238,15 @@ pub static PCM16_16K_MONO: AudioFixture = AudioFixture {
     seconds: 60,
     tones: &[1000.0],
 };
+/// `pcm16_8000_mono_60s.s16le`: PCM s16le, 8 kHz mono, 300 Hz.
+pub static PCM16_8K_MONO: AudioFixture = AudioFixture {
+    file: "pcm16_8000_mono_60s.s16le",
+    format: AudioFormat::Pcm16,
+    sample_rate: 8000,
+    channels: 1,
+    seconds: 60,
+    tones: &[300.0],
+};
 /// `pcm16_48000_stereo_60s.s16le`: PCM s16le, 48 kHz stereo, 500/700 Hz.
 pub static PCM16_48K_STEREO: AudioFixture = AudioFixture {
     file: "pcm16_48000_stereo_60s.s16le",
@@ -270,8 +285,66 @@ pub fn dir() -> PathBuf {
     .clone()
 }
 
+/// What a stream-habit fixture does that the plain fixtures do not, as its
+/// NAL units show it (checked by the fixtures' self-test).
+#[derive(Debug)]
+pub enum Habit {
+    /// Every access unit starts with an AUD (type 9) and carries SEI (type 6).
+    AudSei,
+    /// Every picture is coded as this many slices.
+    Slices(usize),
+    /// From frame `at` (an IDR with new SPS/PPS) the pictures are
+    /// `width` x `height`.
+    ResolutionChange {
+        /// First frame at the new size.
+        at: u32,
+        /// New width.
+        width: u32,
+        /// New height.
+        height: u32,
+    },
+}
+
+/// A video fixture modelling one habit of real camera streams.
+#[derive(Debug)]
+pub struct HabitFixture {
+    /// The stream (also in [`ALL_VIDEO`]).
+    pub video: &'static VideoFixture,
+    /// What it models.
+    pub habit: Habit,
+}
+
+/// AUD + SEI in every access unit.
+pub static AUD_SEI: HabitFixture = HabitFixture {
+    video: &H264_AUD_SEI_12S,
+    habit: Habit::AudSei,
+};
+/// H.264, four slices per picture.
+pub static H264_4SLICES: HabitFixture = HabitFixture {
+    video: &H264_4SLICES_12S,
+    habit: Habit::Slices(4),
+};
+/// H.265, four slices per picture.
+pub static H265_4SLICES: HabitFixture = HabitFixture {
+    video: &H265_4SLICES_12S,
+    habit: Habit::Slices(4),
+};
+/// 640x360 for 6 s, then 1280x720 for 6 s.
+pub static RES_CHANGE: HabitFixture = HabitFixture {
+    video: &H264_RES_CHANGE_12S,
+    habit: Habit::ResolutionChange {
+        at: 150,
+        width: 1280,
+        height: 720,
+    },
+};
+
+/// Every stream-habit fixture.
+pub static STREAM_HABITS: [&HabitFixture; 4] =
+    [&AUD_SEI, &H264_4SLICES, &H265_4SLICES, &RES_CHANGE];
+
 /// Every video fixture of the catalogue.
-pub static ALL_VIDEO: [&VideoFixture; 10] = [
+pub static ALL_VIDEO: [&VideoFixture; 14] = [
     &H264_360P_GOP2_24S,
     &H264_720P_GOP1_12S,
     &H264_240P_GOP4_24S,
@@ -282,15 +355,20 @@ pub static ALL_VIDEO: [&VideoFixture; 10] = [
     &H265_240P_GOP4_24S,
     &H265_360P_GOP2_60S,
     &H264_BFRAMES_10S,
+    &H264_AUD_SEI_12S,
+    &H264_4SLICES_12S,
+    &H265_4SLICES_12S,
+    &H264_RES_CHANGE_12S,
 ];
 
 /// Every audio fixture of the catalogue.
-pub static ALL_AUDIO: [&AudioFixture; 6] = [
+pub static ALL_AUDIO: [&AudioFixture; 7] = [
     &AAC_48K_MONO,
     &AAC_44K_STEREO,
     &G711A_8K,
     &G711U_8K,
     &PCM16_16K_MONO,
+    &PCM16_8K_MONO,
     &PCM16_48K_STEREO,
 ];
 
