@@ -197,13 +197,26 @@ fn every_invalid_init_parameter_is_602() {
             }),
         ),
         (
-            "stereo G.711 with 1024 samples",
+            // Any pack size is repacked (160 and 320 are common), but
+            // none at all, or more than a second, is a mistake.
+            "G.711 with 0 samples per pack",
             Box::new(|p| {
                 if let Some(a) = &mut p.channels[0].av.audio {
                     a.codec = AudioCodec::G711a;
                     a.sample_rate = 8000;
                     a.channels = 2;
-                    a.samples_per_frame = 1024;
+                    a.samples_per_frame = 0;
+                }
+            }),
+        ),
+        (
+            "G.711 with more than a second per pack",
+            Box::new(|p| {
+                if let Some(a) = &mut p.channels[0].av.audio {
+                    a.codec = AudioCodec::G711a;
+                    a.sample_rate = 8000;
+                    a.channels = 1;
+                    a.samples_per_frame = 8001;
                 }
             }),
         ),

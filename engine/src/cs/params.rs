@@ -213,15 +213,18 @@ fn check_channel(c: &ChannelParams) -> Result<()> {
     if let Some(a) = c.av.audio
         && a.codec != AudioCodec::Aac
     {
-        // The spec: G.711 and PCM come as 1024 samples per pack (2048
-        // interleaved for stereo).
-        let want = 1024 * u32::from(a.channels);
-        if a.samples_per_frame != want {
+        // The spec asks for packs of 1024 samples per channel; cameras send
+        // 160 or 320 (20/40 ms at 8 kHz). The encoder repacks any whole
+        // number of samples into 1024-sample AAC frames, so the declared
+        // size is only checked for sense: from one sample to one second.
+        let most = a.sample_rate.saturating_mul(u32::from(a.channels));
+        if a.samples_per_frame == 0 || a.samples_per_frame > most {
             bail!(
                 InvalidArgument,
-                "init: channel {ch}: u32SampleNumPerFrame {} must be {want} for {:?} with {} channel(s)",
+                "init: channel {ch}: u32SampleNumPerFrame {} must be 1..={most} for {:?} at {} Hz with {} channel(s) (any pack size is repacked)",
                 a.samples_per_frame,
                 a.codec,
+                a.sample_rate,
                 a.channels
             );
         }
@@ -273,6 +276,14 @@ mod tests {
     #[test]
     fn valid_params_pass() {
         assert!(check_init(&params(vec![chan(0), chan(4)])).is_ok());
+        // Cameras' G.711 packs: 20 and 40 ms at 8 kHz.
+        for spf in [160, 320] {
+            let mut c = chan(2);
+            if let Some(a) = &mut c.av.audio {
+                a.samples_per_frame = spf;
+            }
+            assert!(check_init(&params(vec![c])).is_ok(), "{spf} samples");
+        }
         let mut c = chan(1);
         c.congestion = Congestion {
             enable: false,
@@ -316,10 +327,18 @@ mod tests {
                 }),
             ),
             (
-                "spf",
+                "spf 0",
                 Box::new(|c| {
                     if let Some(a) = &mut c.av.audio {
-                        a.samples_per_frame = 160
+                        a.samples_per_frame = 0
+                    }
+                }),
+            ),
+            (
+                "spf over a second",
+                Box::new(|c| {
+                    if let Some(a) = &mut c.av.audio {
+                        a.samples_per_frame = 8001
                     }
                 }),
             ),
