@@ -9,6 +9,8 @@
 //!
 //! - [`pipeline`]: one channel's media path: frame checks, PTS→UTC, the
 //!   segmenter and the container muxers.
+//! - [`pts_clock`]: what firmware's PTS mean (µs by mistake, 32-bit wraps),
+//!   decided before anything reads them.
 //! - [`cs`]: the iv_cs control plane ([`cs::Engine`]): init, plans and the
 //!   change feed, operations, reachability, and the seam
 //!   ([`cs::data`]) the data plane plugs into.
@@ -44,6 +46,7 @@ pub mod error;
 pub mod events;
 pub mod host;
 pub mod pipeline;
+pub mod pts_clock;
 pub mod state;
 pub mod types;
 

@@ -23,6 +23,7 @@ use crate::events::{
 };
 use crate::host::Host;
 use crate::pipeline::{MAX_FRAME_GAP_MS, Output, Pipeline, SegmentInfo};
+use crate::pts_clock::PtsClock;
 use crate::types::{Frame, PushGate, StreamKind};
 use ivcs_media::video::is_key;
 use serde_json::json;
@@ -246,6 +247,10 @@ pub struct SavedChannel {
     /// none).
     #[serde(default)]
     pub watermark: Band,
+    /// What the channel's PTS turned out to mean (absent in older state:
+    /// decided again).
+    #[serde(default)]
+    pub pts: PtsClock,
     /// Hand-over only: the open recording and the buffered media, whose
     /// bytes follow in the `MDIA` section (`state.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -365,6 +370,8 @@ pub struct Chan<H: Host> {
     dump_unflushed: u64,
     acked: VecDeque<String>,
     gate: Option<Gate>,
+    /// Firmware PTS to milliseconds (µs by mistake, 32-bit wraps).
+    pts: PtsClock,
     /// Highest fill seen, bytes (tests and logs).
     pub peak: u64,
 }
@@ -407,6 +414,7 @@ impl<H: Host> Chan<H> {
             dump_unflushed: 0,
             acked: VecDeque::new(),
             gate: None,
+            pts: PtsClock::default(),
             peak: 0,
         }
     }
@@ -540,6 +548,13 @@ impl<H: Host> Chan<H> {
 
     /// A pushed frame (the control plane checked the session and plan).
     pub(super) fn push(&mut self, io: &mut Io<'_, H>, gate: Gate, f: &Frame<'_>) -> Result<()> {
+        // Everything below reads milliseconds (crate::pts_clock).
+        let (pts_ms, note) = self.pts.map(f.kind, f.pts_ms, self.params.av.framerate);
+        if let Some(n) = note {
+            io.out
+                .log(LogLevel::Warn, format!("channel {}: {n}", self.ch()));
+        }
+        let f = &Frame { pts_ms, ..*f };
         let mono = io.host.monotonic_ms();
         let utc = io.host.now_utc_ms();
         self.gate = Some(gate);
@@ -1590,6 +1605,7 @@ impl<H: Host> Chan<H> {
             unacked: self.segs.iter().map(Seg::slice).collect(),
             events: self.events.iter().map(|e| e.meta.clone()).collect(),
             watermark: self.wm.band(),
+            pts: self.pts.clone(),
             media: media.then(|| self.save_media(host)),
         }
     }
@@ -1676,6 +1692,7 @@ impl<H: Host> Chan<H> {
         self.last_video = s.last_video;
         self.acked = s.acked.into();
         self.dumps = s.dumps;
+        self.pts = s.pts;
         let m = s.media.unwrap_or_default();
         // Firmware was told this band: the next update compares the fill
         // with it (without media the bytes are gone, so it says the
