@@ -1550,3 +1550,538 @@ fn pre_record_replayed_by_firmware_lands_at_its_capture_times() {
     framemd5::compare("export of the event window vs replayed frames", &want, &got)
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+// ---- real stream habits: tests/c/firmware_habits.c `stream` pushes them ----------
+
+/// Audio a habit stream carries: a raw G.711/PCM fixture cut into packs of
+/// `samples` samples (per channel), as cameras push it.
+#[derive(Clone, Copy)]
+struct Packs {
+    fixture: &'static fixtures::AudioFixture,
+    samples: usize,
+}
+
+impl Packs {
+    /// The C program's AUDIO argument.
+    fn codec(&self) -> &'static str {
+        match self.fixture.format {
+            fixtures::AudioFormat::G711a => "g711a",
+            fixtures::AudioFormat::G711u => "g711u",
+            fixtures::AudioFormat::Pcm16 => "pcm16",
+            fixtures::AudioFormat::Aac => "aac",
+        }
+    }
+}
+
+/// A stream as a camera with a habit pushes it: the frames file, and what
+/// the checks compare the cloud's copy with.
+struct HabitStream {
+    file: PathBuf,
+    /// Video access units in push order.
+    video: Vec<(bool, Vec<u8>)>,
+    /// Audio samples pushed (per channel).
+    audio_samples: usize,
+}
+
+/// The first `frames` pictures of `v` (25 fps) and, with `packs`, the
+/// audio of the same span, interleaved in capture order and stamped by
+/// `stamp` (capture ms from the first frame → the PTS firmware pushes).
+fn habit_stream(
+    s: &Setup,
+    v: &fixtures::VideoFixture,
+    frames: usize,
+    packs: Option<Packs>,
+    stamp: fn(u64) -> u64,
+) -> HabitStream {
+    let h265 = v.codec == ivcs_tests::VideoCodec::H265;
+    let mut video = frames_file::video_units(&v.path(), h265);
+    video.truncate(frames);
+    let fps = u64::from(v.fps);
+    let span_ms = video.len() as u64 * 1000 / fps;
+    let mut all: Vec<(u64, frames_file::Frame)> = video
+        .iter()
+        .enumerate()
+        .map(|(n, (idr, au))| {
+            let ms = n as u64 * 1000 / fps;
+            let f = frames_file::Frame {
+                kind: 1,
+                frame_type: u8::from(!idr),
+                pts_ms: stamp(ms),
+                data: au.clone(),
+            };
+            (ms, f)
+        })
+        .collect();
+    let mut audio_samples = 0;
+    if let Some(pk) = packs {
+        let a = pk.fixture;
+        let raw = std::fs::read(a.path()).expect("the audio fixture");
+        let width = if a.format == fixtures::AudioFormat::Pcm16 {
+            2
+        } else {
+            1
+        };
+        let pack = pk.samples * width * a.channels as usize;
+        for (k, bytes) in raw.chunks_exact(pack).enumerate() {
+            let ms = (k * pk.samples) as u64 * 1000 / u64::from(a.sample_rate);
+            if ms >= span_ms {
+                break;
+            }
+            audio_samples += pk.samples;
+            let f = frames_file::Frame {
+                kind: 0,
+                frame_type: 0,
+                pts_ms: stamp(ms),
+                data: bytes.to_vec(),
+            };
+            all.push((ms, f));
+        }
+    }
+    // Capture order; at equal times video first (what the flows do).
+    all.sort_by_key(|(ms, f)| (*ms, 1 - f.kind));
+    let frames: Vec<frames_file::Frame> = all.into_iter().map(|(_, f)| f).collect();
+    let file = s.dir.join("habit.frames");
+    frames_file::write(&file, &frames);
+    HabitStream {
+        file,
+        video,
+        audio_samples,
+    }
+}
+
+/// A segment of the cloud's playlist, fetched.
+struct Stored {
+    file: PathBuf,
+    secs: f64,
+    discontinuity: bool,
+}
+
+/// The cloud's HLS playlist of channel 0 over `[a, b)` and its segments,
+/// each fetched into its own file.
+fn stored_segments(s: &Setup, a: u64, b: u64) -> Vec<Stored> {
+    let pl = channel0(s, &format!("playlist.m3u8?start_ms={a}&end_ms={b}")).text();
+    let (mut out, mut secs, mut disc) = (Vec::new(), 0.0, false);
+    for line in pl.lines() {
+        if line == "#EXT-X-DISCONTINUITY" {
+            disc = true;
+        } else if let Some(d) = line.strip_prefix("#EXTINF:") {
+            secs = d.trim_end_matches(',').parse().expect("EXTINF seconds");
+        } else if !line.starts_with('#') && !line.trim().is_empty() {
+            let got = s.cloud.app_get(line, None);
+            assert_eq!(got.status, 200, "{line}");
+            let ext = if got.body.get(4..8) == Some(b"ftyp") {
+                "mp4"
+            } else {
+                "ts"
+            };
+            let file = s.dir.join(format!("stored_{}.{ext}", out.len()));
+            std::fs::write(&file, &got.body).expect("writing a stored segment");
+            out.push(Stored {
+                file,
+                secs,
+                discontinuity: std::mem::take(&mut disc),
+            });
+        }
+    }
+    assert!(!out.is_empty(), "no segments in\n{pl}");
+    out
+}
+
+/// Pushes `h` through libivcs from C (`stream`, full-time, `pace` x real
+/// time, `container` segments), exit and drain; returns the program's
+/// lines and the cloud's segments of the recording.
+fn push_habit(
+    s: &mut Setup,
+    h: &HabitStream,
+    v: &fixtures::VideoFixture,
+    packs: Option<Packs>,
+    pace: &str,
+    container: &str,
+) -> (Vec<String>, Vec<Stored>) {
+    s.plan("full-time", "7");
+    let from = s.cloud.now_ms() - 60_000;
+    let (audio, rate, channels, samples) = match packs {
+        Some(pk) => (
+            pk.codec(),
+            pk.fixture.sample_rate.to_string(),
+            pk.fixture.channels.to_string(),
+            pk.samples.to_string(),
+        ),
+        None => ("none", "0".into(), "0".into(), "0".into()),
+    };
+    let codec = match v.codec {
+        ivcs_tests::VideoCodec::H264 => "h264",
+        ivcs_tests::VideoCodec::H265 => "h265",
+    };
+    let args: Vec<String> = [
+        "stream",
+        &p(&h.file),
+        codec,
+        &v.width.to_string(),
+        &v.height.to_string(),
+        audio,
+        &rate,
+        &channels,
+        &samples,
+        pace,
+        container,
+    ]
+    .map(String::from)
+    .to_vec();
+    let lines = run_habits(s, &args, |what, _| assert_eq!(what, "drained"));
+    assert!(lines.iter().any(|l| l == "stream ok"), "{lines:#?}");
+    let stored = stored_segments(s, from, s.cloud.now_ms() + 120_000);
+    (lines, stored)
+}
+
+/// The `PUSHED` counts of the C camera: (video refused, audio refused).
+fn refused(lines: &[String]) -> (u64, u64) {
+    let l = lines
+        .iter()
+        .find(|l| l.starts_with("PUSHED "))
+        .unwrap_or_else(|| panic!("no PUSHED line in {lines:#?}"));
+    let n = |k: &str| -> u64 {
+        l.split_whitespace()
+            .find_map(|f| f.strip_prefix(k)?.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {l}"))
+    };
+    (n("video_refused="), n("audio_refused="))
+}
+
+/// Every stored segment decodes on its own, and together they are the
+/// pushed pictures in order, frame-exact. `runs` splits the source where
+/// it restarts with new parameter sets (decoded separately, as a player
+/// given one segment at a time sees them). Each segment lasts at most the
+/// 10 s target plus a GOP.
+fn stored_frames_are_the_pushed_ones(
+    s: &Setup,
+    stored: &[Stored],
+    h: &HabitStream,
+    v: &fixtures::VideoFixture,
+    runs: &[usize],
+) {
+    let mut got = Vec::new();
+    for st in stored {
+        let max = 10.0 + v.gop_ms() as f64 / 1000.0;
+        assert!(
+            st.secs > 0.0 && st.secs <= max + 0.001,
+            "{}: {} s (target 10 s + GOP)",
+            st.file.display(),
+            st.secs
+        );
+        got.extend(framemd5::video_hashes(&["-i".into(), p(&st.file)]));
+    }
+    let mut want = Vec::new();
+    let mut bounds = vec![0];
+    bounds.extend_from_slice(runs);
+    bounds.push(h.video.len());
+    for (k, w) in bounds.windows(2).enumerate() {
+        let f = s.dir.join(format!("source_{k}"));
+        let bytes: Vec<u8> = h.video[w[0]..w[1]]
+            .iter()
+            .flat_map(|(_, au)| au.clone())
+            .collect();
+        std::fs::write(&f, bytes).expect("writing the source");
+        want.extend(framemd5::video_hashes(&[
+            "-f".into(),
+            v.codec.ffmpeg_format().into(),
+            "-i".into(),
+            p(&f),
+        ]));
+    }
+    assert_eq!(want.len(), h.video.len(), "the source decodes whole");
+    framemd5::compare("stored segments vs pushed frames", &want, &got)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The library's warnings and errors the C program printed.
+fn warnings(lines: &[String]) -> Vec<&str> {
+    log_lines(lines)
+}
+
+/// Pushes 12 s of 640x360 H.264 with `fixture`'s audio in packs of
+/// `samples`, and checks that the stored AAC holds every pushed sample,
+/// without a gap, as the pushed tone.
+fn audio_packs_survive(name: &str, fixture: &'static fixtures::AudioFixture, samples: usize) {
+    let mut s = setup(name);
+    let v = &fixtures::H264_360P_GOP2_24S;
+    let packs = Packs { fixture, samples };
+    let h = habit_stream(&s, v, 300, Some(packs), |ms| 1000 + ms);
+    let (lines, stored) = push_habit(&mut s, &h, v, Some(packs), "8", "ts");
+    assert_eq!(refused(&lines), (0, 0), "{lines:#?}");
+    stored_frames_are_the_pushed_ones(&s, &stored, &h, v, &[]);
+    // The TS segments one after another: one AAC stream.
+    let mut ts = Vec::new();
+    for st in &stored {
+        ts.extend(std::fs::read(&st.file).expect("a stored segment"));
+    }
+    let all = s.dir.join("stored.ts");
+    std::fs::write(&all, ts).expect("writing stored.ts");
+    let rate = fixture.sample_rate;
+    let pcm = ivcs_tests::audio::decode_f32(&["-i".into(), p(&all)], &[]);
+    let decoded = pcm.len();
+    // AAC frames hold 1024 samples: the last one is padded.
+    let pushed = h.audio_samples;
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "{name}: {pushed} samples pushed in packs of {samples}, {decoded} decoded ({} AAC frames)",
+            decoded / 1024
+        );
+    }
+    assert!(
+        decoded >= pushed && decoded < pushed + 2 * 1024,
+        "{decoded} samples decoded, {pushed} pushed"
+    );
+    // No gap: every AAC frame starts 1024 samples after the one before.
+    let probe = tools::ffprobe_json([
+        "-v",
+        "error",
+        "-select_streams",
+        "a:0",
+        "-show_entries",
+        "packet=pts",
+        "-of",
+        "json",
+        &p(&all),
+    ]);
+    let pts: Vec<i64> = probe["packets"]
+        .as_array()
+        .expect("packets")
+        .iter()
+        .filter_map(|x| x["pts"].as_i64())
+        .collect();
+    let step = 1024 * 90_000 / i64::from(rate);
+    for w in pts.windows(2) {
+        assert!(
+            (w[1] - w[0] - step).abs() <= 1,
+            "audio gap or overlap: {} -> {} (want +{step})",
+            w[0],
+            w[1]
+        );
+    }
+    assert_eq!(pts.len(), decoded / 1024, "one packet per AAC frame");
+    let tone = ivcs_tests::audio::tone_fraction_windows(&pcm, 1, 0, rate, fixture.tones[0]);
+    assert!(tone.unwrap_or(0.0) > 0.9, "tone {:?}", tone);
+}
+
+#[test]
+fn g711a_in_160_sample_packs_is_repacked_to_aac_without_losing_a_sample() {
+    audio_packs_survive("habit_g711a_160", &fixtures::G711A_8K, 160);
+}
+
+#[test]
+fn g711u_in_320_sample_packs_is_repacked_to_aac_without_losing_a_sample() {
+    audio_packs_survive("habit_g711u_320", &fixtures::G711U_8K, 320);
+}
+
+#[test]
+fn pcm_in_160_sample_packs_is_repacked_to_aac_without_losing_a_sample() {
+    audio_packs_survive("habit_pcm_160", &fixtures::PCM16_8K_MONO, 160);
+}
+
+#[test]
+fn pcm_in_320_sample_packs_is_repacked_to_aac_without_losing_a_sample() {
+    audio_packs_survive("habit_pcm_320", &fixtures::PCM16_8K_MONO, 320);
+}
+
+/// Pushes a whole habit fixture (video only) and checks it frame-exact.
+fn habit_video_records_frame_exact(name: &str, habit: &fixtures::HabitFixture, container: &str) {
+    let mut s = setup(name);
+    let v = habit.video;
+    let h = habit_stream(&s, v, v.frames as usize, None, |ms| 1000 + ms);
+    let (lines, stored) = push_habit(&mut s, &h, v, None, "8", container);
+    assert_eq!(refused(&lines), (0, 0), "{lines:#?}");
+    stored_frames_are_the_pushed_ones(&s, &stored, &h, v, &[]);
+}
+
+#[test]
+fn h264_with_aud_and_sei_in_every_access_unit_records_frame_exact() {
+    habit_video_records_frame_exact("habit_aud_sei", &fixtures::AUD_SEI, "ts");
+}
+
+#[test]
+fn h264_with_four_slices_per_picture_records_frame_exact() {
+    habit_video_records_frame_exact("habit_h264_slices", &fixtures::H264_4SLICES, "ts");
+}
+
+#[test]
+fn h265_with_four_slices_per_picture_records_frame_exact() {
+    habit_video_records_frame_exact("habit_h265_slices", &fixtures::H265_4SLICES, "fmp4");
+}
+
+#[test]
+fn a_resolution_change_mid_stream_starts_a_segment_with_new_parameters_and_a_discontinuity() {
+    let fixtures::Habit::ResolutionChange { at, width, height } = fixtures::RES_CHANGE.habit else {
+        panic!("the resolution-change fixture");
+    };
+    let v = fixtures::RES_CHANGE.video;
+    for container in ["ts", "fmp4"] {
+        let mut s = setup(&format!("habit_res_change_{container}"));
+        let h = habit_stream(&s, v, v.frames as usize, None, |ms| 1000 + ms);
+        let (lines, stored) = push_habit(&mut s, &h, v, None, "8", container);
+        assert_eq!(refused(&lines), (0, 0), "{lines:#?}");
+        // Both halves, each decoded as its own segments: frame-exact.
+        stored_frames_are_the_pushed_ones(&s, &stored, &h, v, &[at as usize]);
+        // Each segment has one size; the first at 720p follows a
+        // discontinuity, and nothing else does.
+        let mut frames = 0;
+        for (k, st) in stored.iter().enumerate() {
+            let j = tools::ffprobe_json([
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-count_frames",
+                "-show_entries",
+                "stream=width,height,nb_read_frames",
+                "-of",
+                "json",
+                &p(&st.file),
+            ]);
+            let st0 = &j["streams"][0];
+            let size = (st0["width"].as_u64(), st0["height"].as_u64());
+            let want = if frames < at as usize {
+                (Some(u64::from(v.width)), Some(u64::from(v.height)))
+            } else {
+                (Some(u64::from(width)), Some(u64::from(height)))
+            };
+            assert_eq!(size, want, "{container} segment {k}");
+            assert_eq!(
+                st.discontinuity,
+                frames == at as usize,
+                "{container} segment {k} (from frame {frames}): discontinuity"
+            );
+            frames += st0["nb_read_frames"]
+                .as_str()
+                .and_then(|n| n.parse::<usize>().ok())
+                .expect("nb_read_frames");
+        }
+        assert_eq!(frames, v.frames as usize);
+    }
+}
+
+/// A G.711 camera (160-sample packs) stamping with `stamp`, paced at real
+/// time (a new run is dated by the clock); checks every frame is stored,
+/// frame-exact, in sane segments, and that the library warned with
+/// `warning`.
+fn pts_habit(name: &str, stamp: fn(u64) -> u64, warning: &str, max_audio_refused: u64) {
+    let mut s = setup(name);
+    let v = &fixtures::H264_360P_GOP2_24S;
+    let packs = Packs {
+        fixture: &fixtures::G711A_8K,
+        samples: 160,
+    };
+    let h = habit_stream(&s, v, 300, Some(packs), stamp);
+    let (lines, stored) = push_habit(&mut s, &h, v, Some(packs), "1", "ts");
+    let (video_refused, audio_refused) = refused(&lines);
+    assert_eq!(video_refused, 0, "{lines:#?}");
+    assert!(audio_refused <= max_audio_refused, "{lines:#?}");
+    let warned = warnings(&lines);
+    assert!(
+        warned.iter().any(|l| l.contains(warning)),
+        "no warning with {warning:?}: {warned:#?}"
+    );
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "{name}: segments {:?} s; warnings {warned:?}",
+            stored.iter().map(|x| x.secs).collect::<Vec<_>>()
+        );
+    }
+    stored_frames_are_the_pushed_ones(&s, &stored, &h, v, &[]);
+}
+
+#[test]
+fn pts_in_microseconds_are_recorded_as_milliseconds_with_a_warning() {
+    // Two hours after boot, in µs: the audio pack between the first two
+    // video frames is 20 "s" ahead and refused (the unit is decided at the
+    // second video frame).
+    pts_habit(
+        "habit_pts_us",
+        |ms| 7_200_000_000 + ms * 1000,
+        "microseconds",
+        1,
+    );
+}
+
+#[test]
+fn a_32_bit_pts_wrap_mid_gop_continues_the_recording_with_a_warning() {
+    // A 32-bit millisecond counter 5.02 s before it wraps: mid-GOP, audio
+    // first.
+    pts_habit(
+        "habit_pts_wrap",
+        |ms| (ms + (1 << 32) - 5_020) % (1 << 32),
+        "wrapped",
+        0,
+    );
+}
+
+#[test]
+fn pts_going_back_to_zero_at_an_idr_starts_a_new_run_with_a_warning() {
+    // The encoder restarts its clock at the IDR 6 s in.
+    pts_habit(
+        "habit_pts_reset",
+        |ms| if ms < 6_000 { 500_000 + ms } else { ms - 6_000 },
+        "new recording run",
+        0,
+    );
+}
+
+#[test]
+fn pushes_right_after_init_on_an_event_plan_feed_the_pre_record_before_the_plan_is_known() {
+    let mut s = setup("habit_early_push");
+    s.plan("event", "7");
+    let m = media();
+    let upstream = s
+        .cloud
+        .base
+        .strip_prefix("http://")
+        .and_then(|a| a.parse().ok())
+        .expect("the cloud's address");
+    let shaper = Shaper::start(upstream);
+    for (k, v) in &mut s.env {
+        if k == "IVCS_CLOUD_URL" {
+            *v = shaper.url();
+        }
+    }
+    // Nothing reaches the cloud until the program has pushed 3 s.
+    shaper.set_rate(Some(0));
+    let lines = run_habits(
+        &mut s,
+        &["early".into(), p(&m.file)],
+        |what, _| match what {
+            "release" => shaper.set_rate(None),
+            "drained" => {}
+            other => panic!("unexpected NEED {other}"),
+        },
+    );
+    assert!(lines.iter().any(|l| l == "early ok"), "{lines:#?}");
+    // The plan was not known while the first 3 s were pushed.
+    let early: i64 = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("EARLY_BALANCE ")?.parse().ok())
+        .unwrap_or_else(|| panic!("no EARLY_BALANCE in {lines:#?}"));
+    assert_eq!(early, -605, "the plan was not known yet: {lines:#?}");
+    let (alarm, stop) = (printed(&lines, "ALARM "), printed(&lines, "STOP "));
+    let events = s.events(&s.cloud.token());
+    let e = events
+        .iter()
+        .find(|e| e["event_id"] == 1)
+        .unwrap_or_else(|| panic!("no event 1 in {events:?}"));
+    assert_eq!(e["status"], "finished", "{e}");
+    // The video starts at the first IDR, pushed 4 s before the alarm (the
+    // pre-record asked for 6 s): frame-exact from there to the stop.
+    let sp = spans(&s, alarm - 60_000, stop + 60_000);
+    assert_eq!(sp.len(), 1, "{sp:?}");
+    let (start, end) = sp[0];
+    assert!(
+        start.abs_diff(alarm - 4_000) < 200,
+        "video from {start}, alarm at {alarm}"
+    );
+    let got = exported(&s, start, end);
+    assert!(got.len() >= 175, "{} frames", got.len());
+    let want = source_hashes(&s, got.len());
+    framemd5::compare("event export vs frames pushed from init on", &want, &got)
+        .unwrap_or_else(|e| panic!("{e}"));
+}

@@ -27,9 +27,26 @@
  *                   after exit returned
  *   replay FRAMES   event plan: 4 s of pre-record replayed as above; prints
  *                   ALARM and STOP (UTC ms) for the driver's export check
+ *   stream FRAMES VCODEC WIDTH HEIGHT AUDIO RATE CHANNELS SAMPLES PACE FORMAT
+ *                   full-time: the frames file pushed once, as it is (the
+ *                   driver wrote the habit into it: G.711/PCM packs of 160 or
+ *                   320 samples, AUD/SEI, slices, a resolution change, PTS
+ *                   in microseconds or wrapping), 25 fps at PACE x real
+ *                   time, into FORMAT (ts or fmp4) segments; a refused
+ *                   frame makes the camera drop P frames until the next I
+ *                   frame; then iv_cs_exit and NEED drained. VCODEC h264 or
+ *                   h265; AUDIO none, aac, g711a, g711u or pcm16, declared
+ *                   with RATE, CHANNELS and SAMPLES (u32SampleNumPerFrame)
+ *   early FRAMES    event plan, with the cloud unreachable (the driver holds
+ *                   its traffic): pushes from iv_cs_init on without asking
+ *                   for the balance, NEED release, then an alarm whose
+ *                   pre-record reaches back before the first frame; prints
+ *                   EARLY_BALANCE (the cached read's result while held),
+ *                   ALARM and STOP
  *
- * stdout lines: `EXIT rc ms`, `ALARM ms`, `STOP ms`, `NEED what` (answered
- * `ok` on stdin), `... ok` at the end.
+ * stdout lines: `EXIT rc ms`, `ALARM ms`, `STOP ms`, `PUSHED ...`, `LOG
+ * level message` (warnings and errors), `NEED what` (answered `ok` on
+ * stdin), `... ok` at the end.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -154,8 +171,8 @@ static int on_dump(iv_cs_chn_e ch, iv_cs_up_bk_state_e st, uint64_t a, uint64_t 
 
 /* The library's log (not a firmware callback: it may run after exit). */
 static void on_log(int level, const char *message, void *user) {
-    (void)level;
     (void)user;
+    if (level <= IVCS_LOG_WARN) printf("LOG %d %s\n", level, message);
     if (strstr(message, "everything recorded before exit is delivered") == NULL) return;
     pthread_mutex_lock(&mu);
     delivered++;
@@ -334,12 +351,141 @@ static void scenario_replay(size_t n) {
     printf("replay ok\n");
 }
 
+static iv_cm_venc_type_e venc_type(const char *name) {
+    if (strcmp(name, "h264") == 0) return IV_CM_VENC_TYPE_H264;
+    CHECK(strcmp(name, "h265") == 0);
+    return IV_CM_VENC_TYPE_H265;
+}
+
+static iv_cm_aenc_type_e aenc_type(const char *name) {
+    if (strcmp(name, "aac") == 0) return IV_CM_AENC_TYPE_AAC;
+    if (strcmp(name, "g711a") == 0) return IV_CM_AENC_TYPE_G711A;
+    if (strcmp(name, "g711u") == 0) return IV_CM_AENC_TYPE_G711U;
+    CHECK(strcmp(name, "pcm16") == 0);
+    return IV_CM_AENC_TYPE_PCM;
+}
+
+/* The frames file once, as firmware's capture thread pushes it: video at
+   25 fps (PTS are whatever the file says: the camera's clock), audio packs
+   in between, `pace` times real time; after a refused frame P frames are
+   dropped until the next I frame. Prints PUSHED with the counts. */
+static void push_all(size_t n, double pace) {
+    uint64_t t0 = mono_ms();
+    uint32_t vseq = 0, aseq = 0, video = 0;
+    int v_ok = 0, v_refused = 0, v_dropped = 0, a_ok = 0, a_refused = 0, need_i = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        const frame_t *f = &frames[i];
+        int rc;
+        if (f->kind == 1) {
+            sleep_until_mono(t0 + (uint64_t)((double)video * 40.0 / pace));
+            video++;
+            if (need_i && f->type != 0) {
+                vseq++;
+                v_dropped++;
+                continue;
+            }
+            rc = push(f, f->pts, vseq++);
+            if (rc == 0) v_ok++, need_i = 0;
+            else v_refused++, need_i = 1;
+        } else {
+            rc = push(f, f->pts, aseq++);
+            if (rc == 0) a_ok++;
+            else a_refused++;
+        }
+    }
+    printf("PUSHED video_ok=%d video_refused=%d video_dropped=%d audio_ok=%d audio_refused=%d\n",
+           v_ok, v_refused, v_dropped, a_ok, a_refused);
+}
+
+static void scenario_stream(size_t n, char **argv) {
+    iv_cs_init_parm_s p = params(4u << 20);
+    iv_cm_av_data_info_s *av = &chan.av_fmt;
+    av->eVideoType = venc_type(argv[3]);
+    av->u32VideoWidth = (uint32_t)atoi(argv[4]);
+    av->u32VideoHeight = (uint32_t)atoi(argv[5]);
+    if (strcmp(argv[6], "none") == 0) {
+        av->eAudioType = IV_CM_AENC_TYPE_BUTT; /* video only */
+    } else {
+        av->eAudioType = aenc_type(argv[6]);
+        av->eAudioSampleRate = (iv_cm_aenc_sample_rate_e)atoi(argv[7]);
+        av->eAudioMode = atoi(argv[8]) == 2 ? IV_CM_AENC_MODE_STEREO : IV_CM_AENC_MODE_MONO;
+        av->u32SampleNumPerFrame = (uint32_t)atoi(argv[9]);
+    }
+    chan.cs_fmt = strcmp(argv[11], "fmp4") == 0 ? IV_CS_FORMAT_FMP4 : IV_CS_FORMAT_TS;
+    EXPECT(iv_cs_init(&p), IV_ERR_NONE);
+    CHECK(wait_count(&started, 1, 60));
+    push_all(n, atof(argv[10]));
+    EXPECT(iv_cs_exit(), IV_ERR_NONE);
+    wait_delivered();
+    need("drained");
+    EXPECT(ivcs_host_shutdown(), IV_ERR_NONE);
+    printf("stream ok\n");
+}
+
+static void scenario_early(size_t n) {
+    iv_cs_init_parm_s p = params(2u << 20);
+    iv_cs_balance_info_s b;
+    uint64_t t0, alarm, stop = 0, pts0 = frames[0].pts;
+    uint32_t vseq = 0, aseq = 0;
+    size_t i;
+    int rc;
+    /* No balance query first: init, then push at once, in real time. */
+    EXPECT(iv_cs_init(&p), IV_ERR_NONE);
+    t0 = mono_ms();
+    for (i = 0; i < n && frames[i].pts - pts0 < 3000; i++) {
+        sleep_until_mono(t0 + (frames[i].pts - pts0));
+        EXPECT(push(&frames[i], 1000 + frames[i].pts, frames[i].kind == 1 ? vseq++ : aseq++),
+               IV_ERR_NONE);
+    }
+    /* The plan is still unknown here (the cloud is held): what a cached
+       read says (firmware that did not ask first would not know either). */
+    rc = iv_cs_get_balance_info(CS_SINGLE_CH, &b, 0);
+    printf("EARLY_BALANCE %d\n", rc);
+    need("release");
+    for (; i < n && frames[i].pts - pts0 < 4000; i++) {
+        sleep_until_mono(t0 + (frames[i].pts - pts0));
+        EXPECT(push(&frames[i], 1000 + frames[i].pts, frames[i].kind == 1 ? vseq++ : aseq++),
+               IV_ERR_NONE);
+    }
+    /* The alarm, 4 s after the first frame, asks for 6 s of pre-record:
+       everything since the first frame. */
+    alarm = utc_ms();
+    EXPECT(iv_cs_event_start_ext(CS_SINGLE_CH, 1, "motion", 0, 6), IV_ERR_NONE);
+    printf("ALARM %llu\n", (unsigned long long)alarm);
+    CHECK(wait_count(&started, 1, 60));
+    for (; i < n; i++) {
+        int done;
+        sleep_until_mono(t0 + (frames[i].pts - pts0));
+        if (stop == 0 && frames[i].pts - pts0 >= 7000) {
+            stop = utc_ms();
+            EXPECT(iv_cs_event_stop_ext(CS_SINGLE_CH, 1, "motion", 0, 0), IV_ERR_NONE);
+            printf("STOP %llu\n", (unsigned long long)stop);
+        }
+        pthread_mutex_lock(&mu);
+        done = stopped > 0;
+        pthread_mutex_unlock(&mu);
+        if (done) break;
+        /* Until the stop every frame is taken; after it, once the event's
+           video reached the stop time, P frames wait for an IDR (-611). */
+        rc = push(&frames[i], 1000 + frames[i].pts, frames[i].kind == 1 ? vseq++ : aseq++);
+        if (stop == 0) EXPECT(rc, IV_ERR_NONE);
+    }
+    CHECK(stop != 0 && i < n);
+    EXPECT(iv_cs_exit(), IV_ERR_NONE);
+    wait_delivered();
+    need("drained");
+    EXPECT(ivcs_host_shutdown(), IV_ERR_NONE);
+    printf("early ok\n");
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
     size_t n;
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 3) {
-        fprintf(stderr, "usage: %s pictures JPEG | exit FRAMES | replay FRAMES\n", argv[0]);
+        fprintf(stderr, "usage: %s pictures JPEG | exit FRAMES | replay FRAMES | early FRAMES |\n"
+                        "       stream FRAMES VCODEC W H AUDIO RATE CHANNELS SAMPLES PACE FORMAT\n", argv[0]);
         return 2;
     }
     if (strcmp(mode, "pictures") == 0) {
@@ -356,6 +502,10 @@ int main(int argc, char **argv) {
         scenario_exit(n);
     } else if (strcmp(mode, "replay") == 0) {
         scenario_replay(n);
+    } else if (strcmp(mode, "stream") == 0 && argc > 11) {
+        scenario_stream(n, argv);
+    } else if (strcmp(mode, "early") == 0) {
+        scenario_early(n);
     } else {
         fprintf(stderr, "unknown scenario %s\n", mode);
         return 2;
