@@ -1018,3 +1018,129 @@ fn the_openapi_document_is_served_without_authentication() {
     assert!(doc["paths"]["/v1/device/segments/{id}"]["put"].is_object());
     assert!(doc["paths"]["/v1/devices/{d}/channels/{c}/playlist.m3u8"]["get"].is_object());
 }
+
+/// Uploads the muxed 24 s recording on `channel` as recorded from `at`
+/// (RFC 3339): its six 4 s segments, streamed and committed.
+fn upload_recording_at(dev: &Device, dir: &Path, index: &Index, channel: u32, at: &str) {
+    let at_ms = ivcs_cloud::time::parse_rfc3339(at).expect("RFC 3339");
+    for s in &index.segments {
+        let shift = |t: u64| t - START_UTC_MS + at_ms;
+        let (start, end) = (shift(s.utc_start_ms), shift(s.utc_end_ms));
+        let data = std::fs::read(dir.join(&s.file)).expect("segment");
+        let query = format!(
+            "channel={channel}&container={}&codec={}&utc_start_ms={start}&pts_start_ms={}&seq_start={}&init_bytes={}",
+            index.container, s.codec, s.pts_start_ms, s.seq_start, s.init_bytes
+        );
+        let mut commit = commit_body(&data, s);
+        commit["utc_end_ms"] = json!(end);
+        let id = format!("{channel}-{start}-{}", s.seq_start);
+        let a = dev.upload_segment(&id, &query, &data, &commit);
+        assert_eq!(a.status, 200, "{id}: {}", a.text());
+        assert_eq!(a.json()["state"], "complete", "{id}: {}", a.text());
+    }
+}
+
+#[test]
+fn days_follow_local_midnights_across_the_march_and_october_changes() {
+    let (dir, index) = mux("cloud-days-dst", Container::Ts);
+    let cloud = start("cloud-days-dst", &[]);
+    let dev = cloud.add_device("cam1");
+    plan(&cloud, "cam1", &["--type", "full-time", "--days", "7"]);
+    // Europe/Berlin: +01:00 in winter, +02:00 in summer; 2025-03-30 has
+    // 23 hours (02:00 CET is 03:00 CEST), 2025-10-26 has 25 (03:00 CEST is
+    // 02:00 CET). Each channel holds one 24 s recording near a local
+    // midnight right before or right after a change.
+    let recordings = [
+        // March: across 2025-03-30 00:00 CET (the last midnight before).
+        (0, "2025-03-29T22:59:50Z"),
+        // Across 2025-03-31 00:00 CEST (the first midnight after).
+        (1, "2025-03-30T21:59:50Z"),
+        // 00:10 CEST on 2025-03-31: 23:10 on the 30th at the month's +01:00.
+        (2, "2025-03-30T22:10:00Z"),
+        // October: across 2025-10-26 00:00 CEST (the last midnight before).
+        (0, "2025-10-25T21:59:50Z"),
+        // Across 2025-10-27 00:00 CET (the first midnight after).
+        (1, "2025-10-26T22:59:50Z"),
+        // 23:30 CET on 2025-10-26: 00:30 on the 27th at the month's +02:00.
+        (2, "2025-10-26T22:30:00Z"),
+    ];
+    for (channel, at) in recordings {
+        upload_recording_at(&dev, &dir, &index, channel, at);
+    }
+    let token = cloud.token();
+    let app = cloud.app(Some(&token));
+    let days = |channel: u32, query: &str| -> serde_json::Value {
+        let a = app.get(&format!("/v1/devices/cam1/channels/{channel}/days?{query}"));
+        assert_eq!(a.status, 200, "{query}: {}", a.text());
+        a.json()["days"].clone()
+    };
+    let berlin = |month: &str| format!("month={month}&tz=Europe/Berlin");
+    // Local midnight to local midnight in the zone: a recording across one
+    // is on both days, one just after it on the next day only.
+    assert_eq!(
+        days(0, &berlin("2025-03")),
+        json!(["2025-03-29", "2025-03-30"])
+    );
+    assert_eq!(
+        days(1, &berlin("2025-03")),
+        json!(["2025-03-30", "2025-03-31"])
+    );
+    assert_eq!(days(2, &berlin("2025-03")), json!(["2025-03-31"]));
+    assert_eq!(
+        days(0, &berlin("2025-10")),
+        json!(["2025-10-25", "2025-10-26"])
+    );
+    assert_eq!(
+        days(1, &berlin("2025-10")),
+        json!(["2025-10-26", "2025-10-27"])
+    );
+    assert_eq!(days(2, &berlin("2025-10")), json!(["2025-10-26"]));
+    // Names are case-insensitive, as in the tz database.
+    assert_eq!(
+        days(2, "month=2025-10&tz=europe/berlin"),
+        json!(["2025-10-26"])
+    );
+    // A fixed offset is one offset for the whole month, as before: the
+    // month's first-day offset puts the days after a change an hour off.
+    assert_eq!(
+        days(1, "month=2025-03&tz_offset_min=60"),
+        json!(["2025-03-30"])
+    );
+    assert_eq!(
+        days(2, "month=2025-03&tz_offset_min=60"),
+        json!(["2025-03-30"])
+    );
+    assert_eq!(
+        days(2, "month=2025-10&tz_offset_min=120"),
+        json!(["2025-10-27"])
+    );
+    // No zone is UTC; a month without video is empty.
+    assert_eq!(days(2, "month=2025-03"), json!(["2025-03-30"]));
+    assert_eq!(days(2, "month=2025-03&tz=UTC"), json!(["2025-03-30"]));
+    assert_eq!(days(0, &berlin("2025-04")), json!([]));
+
+    // Bad zones and mixed parameters are 400 with a message that says why.
+    for (query, says) in [
+        (
+            "month=2025-03&tz=Mars/Olympus_Mons",
+            "unknown time zone \"Mars/Olympus_Mons\"",
+        ),
+        ("month=2025-03&tz=", "IANA time zone name"),
+        (
+            "month=2025-03&tz=Europe%2FBerlin%2F..%2F..",
+            "unknown time zone",
+        ),
+        (
+            "month=2025-03&tz=Europe/Berlin&tz_offset_min=60",
+            "not both",
+        ),
+        ("month=2025-03&tz_offset_min=900", "-840..840"),
+        ("month=2025-13&tz=Europe/Berlin", "YYYY-MM"),
+    ] {
+        let a = app.get(&format!("/v1/devices/cam1/channels/0/days?{query}"));
+        assert_eq!(a.status, 400, "{query}: {}", a.text());
+        assert_eq!(a.json()["error"]["code"], "bad_request", "{query}");
+        let msg = a.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(msg.contains(says), "{query}: {msg}");
+    }
+}

@@ -137,9 +137,11 @@ async fn devices(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Resp
 struct DaysQuery {
     /// `YYYY-MM`.
     month: String,
-    /// Viewer's offset from UTC, minutes (e.g. 480 for UTC+8).
-    #[serde(default)]
-    tz_offset_min: i64,
+    /// The viewer's IANA time zone (`Europe/Berlin`): days follow its
+    /// offsets, daylight saving time included.
+    tz: Option<String>,
+    /// Or a fixed offset east of UTC, minutes (480 for UTC+8). Neither: UTC.
+    tz_offset_min: Option<i64>,
 }
 
 async fn days(
@@ -150,30 +152,32 @@ async fn days(
 ) -> Result<Response> {
     bearer(&app, &headers).await?;
     device_channel(&d, c)?;
-    let bad = || Error::bad_request("month must be YYYY-MM");
+    let bad = || Error::bad_request("month must be YYYY-MM, year 1970-9998");
     let (y, m) = q.month.split_once('-').ok_or_else(bad)?;
-    let (y, m): (i64, u32) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    if !(1..=12).contains(&m) || !(1970..=9999).contains(&y) || q.tz_offset_min.abs() > 14 * 60 {
+    let (y, m): (i16, i8) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if !(1..=12).contains(&m) || !(1970..=9998).contains(&y) {
         return Err(bad());
     }
-    let first = time::days_from_civil(y, m, 1);
-    let next = if m == 12 {
-        time::days_from_civil(y + 1, 1, 1)
-    } else {
-        time::days_from_civil(y, m + 1, 1)
-    };
-    let off = q.tz_offset_min * 60_000;
-    let start = (first * 86_400_000 - off).max(0) as u64;
-    let end = (next * 86_400_000 - off).max(0) as u64;
+    let tz = match (&q.tz, q.tz_offset_min) {
+        (Some(_), Some(_)) => {
+            return Err(Error::bad_request("give tz or tz_offset_min, not both"));
+        }
+        (Some(name), None) => time::zone_named(name),
+        (None, Some(off)) => time::zone_fixed(off),
+        (None, None) => Ok(jiff::tz::TimeZone::UTC),
+    }
+    .map_err(|e| Error::bad_request(e.0))?;
+    let starts = time::local_day_starts(y, m, &tz)
+        .ok_or_else(|| Error::bad_request("the month has no local days in this time zone"))?;
+    // Before 1970 there is no video: those starts clamp to 0.
+    let starts: Vec<u64> = starts.iter().map(|&t| t.max(0) as u64).collect();
+    // Day i of the list is day i + 1 of the month.
     let days: Vec<String> = app
         .repo
-        .days_with_video(&d, c, start, end, off)
+        .days_with_video(&d, c, &starts)
         .await?
         .into_iter()
-        .map(|day| {
-            let (y, m, dd) = time::civil_from_days(day);
-            format!("{y:04}-{m:02}-{dd:02}")
-        })
+        .map(|i| format!("{y:04}-{m:02}-{:02}", i + 1))
         .collect();
     Ok(Json(json!({ "month": q.month, "days": days })).into_response())
 }

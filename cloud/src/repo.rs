@@ -687,28 +687,43 @@ impl Repo {
         Ok(r.rows_affected())
     }
 
-    /// Days (as UTC day numbers since 1970) with complete video between
-    /// `start_ms` and `end_ms`, shifted by `tz_offset_ms`.
+    /// Which of the days `[starts[i], starts[i + 1])` (ms since 1970 UTC;
+    /// local midnights, so 23, 24 or 25 h apart) have video: a complete
+    /// segment overlapping the day, as the day's timeline would show it.
+    /// Ascending indexes `i`. One query: each day is a range probe of the
+    /// listing index that stops at its first segment.
     pub async fn days_with_video(
         &self,
         device: &str,
         channel: u32,
-        start_ms: u64,
-        end_ms: u64,
-        tz_offset_ms: i64,
-    ) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT (utc_start_ms + ?) / 86400000 FROM segments
-             WHERE device_id = ? AND channel = ? AND state = 'complete' AND deleted_ms IS NULL
-               AND utc_start_ms >= ? AND utc_start_ms < ? ORDER BY 1",
+        starts: &[u64],
+    ) -> Result<Vec<usize>> {
+        if starts.len() < 2 {
+            return Ok(Vec::new());
+        }
+        // The starts go in as one JSON array; a segment overlapping a day
+        // started at most MAX_SEGMENT_MS before it, which bounds each probe
+        // to the left.
+        let starts = serde_json::to_string(starts)
+            .map_err(|e| Error::internal(format!("day starts: {e}")))?;
+        let days: Vec<i64> = sqlx::query_scalar(
+            "WITH b(i, t) AS (SELECT key, value FROM json_each(?)),
+                  day(i, s, e) AS (SELECT b.i, b.t, n.t FROM b JOIN b AS n ON n.i = b.i + 1)
+             SELECT i FROM day WHERE EXISTS (SELECT 1 FROM segments
+               WHERE device_id = ? AND channel = ? AND state = 'complete' AND deleted_ms IS NULL
+                 AND utc_start_ms >= day.s - ? AND utc_start_ms < day.e AND utc_end_ms > day.s)
+             ORDER BY i",
         )
-        .bind(tz_offset_ms)
+        .bind(starts)
         .bind(device)
         .bind(i64::from(channel))
-        .bind(i64_of(start_ms))
-        .bind(i64_of(end_ms))
+        .bind(i64_of(crate::model::MAX_SEGMENT_MS))
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(days
+            .into_iter()
+            .filter_map(|i| usize::try_from(i).ok())
+            .collect())
     }
 
     /// Channels that have any segment or plan, per device.
@@ -1381,6 +1396,51 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// A day has video when a complete live segment overlaps it, also one
+    /// that started the day before; days may be 23 or 25 h long.
+    #[tokio::test]
+    async fn days_with_video_are_the_days_segments_overlap() {
+        let repo = Repo::open(&fresh_db("days"), false).await.unwrap();
+        repo.add_device("cam1", "s", 0).await.unwrap();
+        const H: u64 = 3_600_000;
+        // Four days of 24, 23, 25 and 24 h from t = 100 h.
+        let starts = [100 * H, 124 * H, 147 * H, 172 * H, 196 * H];
+        let complete = SegmentState::Complete;
+        for s in [
+            // Across the boundary of days 1 and 2: both have video.
+            segment("across", 147 * H - 5_000, Some(147 * H + 5_000), complete),
+            // Ends exactly where day 1 starts: day 0 only (ends are exclusive).
+            segment("to-edge", 124 * H - 10_000, Some(124 * H), complete),
+            // Day 3: partial, received and deleted rows are not video.
+            segment("part", 180 * H, None, SegmentState::Partial),
+            segment("recv", 181 * H, None, SegmentState::Received),
+            segment("gone", 182 * H, Some(182 * H + 10_000), complete),
+            // Before the month, after it, on another channel.
+            segment("before", 90 * H, Some(90 * H + 10_000), complete),
+            segment("after", 196 * H, Some(196 * H + 10_000), complete),
+        ] {
+            repo.put_segment(&s).await.unwrap();
+        }
+        repo.tombstone_segments("cam1", &[("gone".into(), "k".into())], 1)
+            .await
+            .unwrap();
+        let days = repo.days_with_video("cam1", 0, &starts).await.unwrap();
+        assert_eq!(days, [0, 1, 2]);
+        assert!(
+            repo.days_with_video("cam1", 1, &starts)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            repo.days_with_video("cam1", 0, &starts[..1])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        repo.close().await;
     }
 
     /// A plan set that changes the type remembers the type it replaced and

@@ -32,6 +32,12 @@ async function main() {
   const shot = async (name) => page.screenshot({ path: join(OUT, `viewer-${name}.png`), fullPage: true });
 
   // ---- token from the fragment, devices, day --------------------------------
+  // The calendar's `days` requests: which zone they name.
+  const daysZones = [];
+  page.on("request", (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.endsWith("/days")) daysZones.push(u.searchParams.get("tz"));
+  });
   await page.goto(X.url);
   await page.waitForFunction(() => !location.hash.includes("token="), null, WAIT);
   assert.equal(await page.evaluate(() => localStorage.getItem("ivcs.viewer.token")), X.token);
@@ -46,6 +52,8 @@ async function main() {
   const marked = await page.$$eval(".day.has-video", (bs) => bs.map((b) => b.dataset.day));
   assert.deepEqual(marked, [X.day], "days with video in the month");
   pass(`calendar marks exactly ${X.day} (local) as a day with video`);
+  assert.ok(daysZones.length > 0 && daysZones.every((z) => z === X.timezone), `days asked in ${JSON.stringify(daysZones)}`);
+  pass(`the calendar asks for days in the browser's zone (tz=${X.timezone})`);
 
   // ---- timeline: spans, gap, event marker ---------------------------------------
   await page.waitForFunction((n) => document.querySelectorAll("#timeline rect.span").length === n, X.spans.length, WAIT);

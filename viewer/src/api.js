@@ -56,8 +56,9 @@ export class Api {
     return this.request("GET", "/v1/devices", "Listing devices");
   }
 
-  days(d, c, month, tz) {
-    return this.request("GET", `${base(d, c)}/days?month=${month}&tz_offset_min=${tz}`, "Loading the calendar");
+  /** `zone`: `tz=ZONE` or `tz_offset_min=N` (time.js `zoneQuery`). */
+  days(d, c, month, zone) {
+    return this.request("GET", `${base(d, c)}/days?month=${month}&${zone}`, "Loading the calendar");
   }
 
   timeline(d, c, start, end) {

@@ -7,7 +7,7 @@ import { Calendar } from "./calendar.js";
 import { Timeline } from "./timeline.js";
 import { Player } from "./player.js";
 import { download, save } from "./export.js";
-import { clock, dateTime, dayKey, dayRange, duration, monthKey, parseClock, parseDay, tzOffsetMin } from "./time.js";
+import { browserZone, clock, dateTime, dayKey, dayRange, duration, monthKey, parseClock, parseDay, zoneQuery } from "./time.js";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "ivcs.viewer.token";
@@ -189,9 +189,22 @@ let monthSeq = 0;
 /** Shows month `d` in the calendar, unless another month was asked for meanwhile. */
 async function loadMonth(d) {
   const seq = ++monthSeq;
-  const days = await state.api.days(state.device, state.channel, monthKey(d), tzOffsetMin(d.getFullYear(), d.getMonth()));
+  const days = await monthDays(d);
   if (seq === monthSeq) calendar.show(d, days.days);
   return days.days;
+}
+
+/** The month's days with video in the browser's time zone. */
+async function monthDays(d) {
+  const [y, m, zone] = [d.getFullYear(), d.getMonth(), browserZone()];
+  try {
+    return await state.api.days(state.device, state.channel, monthKey(d), zoneQuery(y, m, zone));
+  } catch (e) {
+    // A zone the service's tz database does not know (400): one offset
+    // for the month, right except after a DST change inside it.
+    if (!zone || !(e instanceof ApiError) || e.status !== 400) throw e;
+    return state.api.days(state.device, state.channel, monthKey(d), zoneQuery(y, m, null));
+  }
 }
 
 /**

@@ -33,12 +33,29 @@ export function dayRange(day) {
 }
 
 /**
- * The `tz_offset_min` to send for a month: minutes east of UTC at its
- * first day (the API takes one offset per month; a DST change inside the
- * month moves the day boundary of its later days by an hour).
+ * Minutes east of UTC at the first day of a month (the fallback of
+ * `zoneQuery`: one offset for the whole month).
  */
 export function tzOffsetMin(year, month0) {
   return -new Date(year, month0, 1).getTimezoneOffset();
+}
+
+/** The browser's IANA time zone (`Europe/Berlin`), or null if it has none. */
+export function browserZone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The time-zone part of a `days` query for a month: `tz=ZONE`, so the
+ * service counts days from local midnight to local midnight across DST
+ * changes; without a zone name, `tz_offset_min` of the month's first day.
+ */
+export function zoneQuery(year, month0, zone = browserZone()) {
+  return zone ? `tz=${encodeURIComponent(zone)}` : `tz_offset_min=${tzOffsetMin(year, month0)}`;
 }
 
 /** `HH:MM:SS` (local). */

@@ -2,7 +2,7 @@
 // and TZ=America/New_York are worth a run: `TZ=... node --test test/`).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { dayKey, dayRange, parseDay, parseClock, duration, tzOffsetMin } from "../src/time.js";
+import { browserZone, dayKey, dayRange, parseDay, parseClock, duration, tzOffsetMin, zoneQuery } from "../src/time.js";
 
 test("days parse, print and span their local day", () => {
   const d = parseDay("2023-11-15");
@@ -28,4 +28,13 @@ test("durations and offsets", () => {
   assert.equal(duration(200_000), "3 min 20 s");
   assert.equal(duration(7_500_000), "2 h 5 min");
   assert.equal(tzOffsetMin(2023, 10), -new Date(2023, 10, 1).getTimezoneOffset());
+});
+
+test("days queries carry the browser's zone, else the month's offset", () => {
+  const zone = browserZone();
+  // TZ=... node --test: node resolves the zone the variable names.
+  if (process.env.TZ) assert.equal(zone, process.env.TZ);
+  assert.equal(zoneQuery(2025, 2), `tz=${encodeURIComponent(zone)}`);
+  assert.equal(zoneQuery(2025, 2, "Europe/Berlin"), "tz=Europe%2FBerlin");
+  assert.equal(zoneQuery(2025, 2, null), `tz_offset_min=${tzOffsetMin(2025, 2)}`);
 });
