@@ -9,7 +9,7 @@ use ivcs_tests::cli::{Mux, START_UTC_MS};
 use ivcs_tests::cloud::{Answer, Cloud, Device, admin};
 use ivcs_tests::fixtures::{self, AAC_48K_MONO, H264_360P_GOP2_24S};
 use ivcs_tests::index::{Index, Segment};
-use ivcs_tests::paths::scratch_dir;
+use ivcs_tests::paths::{files_under as walk, scratch_dir};
 use ivcs_tests::{framemd5, tools};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -554,24 +554,6 @@ fn resource_destroy_leaves_no_object_and_no_row() {
         Some(&token),
     );
     assert_eq!(ev.json()["events"], json!([]));
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
 }
 
 #[test]

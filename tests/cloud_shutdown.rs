@@ -16,11 +16,11 @@ use ivcs_tests::cli::{Mux, START_UTC_MS};
 use ivcs_tests::cloud::{Cloud, Device, admin};
 use ivcs_tests::fixtures::{self, AAC_48K_MONO, H264_360P_GOP2_24S};
 use ivcs_tests::index::{Index, Segment};
-use ivcs_tests::paths::scratch_dir;
+use ivcs_tests::paths::{files_under as walk, scratch_dir};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -154,25 +154,6 @@ impl RawUpload {
         }
         String::from_utf8_lossy(&got).into_owned()
     }
-}
-
-/// Files under `dir`, recursively.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
 }
 
 /// Staging files of uploads being written (`name#N`, object_store's).

@@ -121,6 +121,23 @@ fn setup(name: &str) -> Setup {
 }
 
 impl Setup {
+    /// A shaping proxy in front of the cloud; the library is pointed at it.
+    fn through_shaper(&mut self) -> Shaper {
+        let upstream = self
+            .cloud
+            .base
+            .strip_prefix("http://")
+            .and_then(|a| a.parse().ok())
+            .expect("the cloud's address");
+        let shaper = Shaper::start(upstream);
+        for (k, v) in &mut self.env {
+            if k == "IVCS_CLOUD_URL" {
+                *v = shaper.url();
+            }
+        }
+        shaper
+    }
+
     fn plan(&self, kind: &str, days: &str) {
         admin(
             &self.cloud.data,
@@ -838,18 +855,7 @@ fn a_bandwidth_cap_raises_low_warn_high_and_draining_reports_low() {
     let mut s = setup("libivcs_marks");
     s.plan("full-time", "7");
     let m = media();
-    let upstream = s
-        .cloud
-        .base
-        .strip_prefix("http://")
-        .and_then(|a| a.parse().ok())
-        .expect("the cloud's address");
-    let shaper = Shaper::start(upstream);
-    for (k, v) in &mut s.env {
-        if k == "IVCS_CLOUD_URL" {
-            *v = shaper.url();
-        }
-    }
+    let shaper = s.through_shaper();
     let lines = run_flow(
         &mut s,
         &["watermarks".into(), p(&m.file)],
@@ -2033,18 +2039,7 @@ fn pushes_right_after_init_on_an_event_plan_feed_the_pre_record_before_the_plan_
     let mut s = setup("habit_early_push");
     s.plan("event", "7");
     let m = media();
-    let upstream = s
-        .cloud
-        .base
-        .strip_prefix("http://")
-        .and_then(|a| a.parse().ok())
-        .expect("the cloud's address");
-    let shaper = Shaper::start(upstream);
-    for (k, v) in &mut s.env {
-        if k == "IVCS_CLOUD_URL" {
-            *v = shaper.url();
-        }
-    }
+    let shaper = s.through_shaper();
     // Nothing reaches the cloud until the program has pushed 3 s.
     shaper.set_rate(Some(0));
     let lines = run_habits(
