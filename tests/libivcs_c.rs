@@ -1971,7 +1971,15 @@ fn a_resolution_change_mid_stream_starts_a_segment_with_new_parameters_and_a_dis
 /// time (a new run is dated by the clock); checks every frame is stored,
 /// frame-exact, in sane segments, and that the library warned with
 /// `warning`.
-fn pts_habit(name: &str, stamp: fn(u64) -> u64, warning: &str, max_audio_refused: u64) {
+/// `runs`: recording runs the stream makes; each after the first is a
+/// discontinuity in the playlist (its timestamps start again).
+fn pts_habit(
+    name: &str,
+    stamp: fn(u64) -> u64,
+    warning: &str,
+    max_audio_refused: u64,
+    runs: usize,
+) {
     let mut s = setup(name);
     let v = &fixtures::H264_360P_GOP2_24S;
     let packs = Packs {
@@ -1995,6 +2003,8 @@ fn pts_habit(name: &str, stamp: fn(u64) -> u64, warning: &str, max_audio_refused
             stored.iter().map(|x| x.secs).collect::<Vec<_>>()
         );
     }
+    let disc = stored.iter().filter(|x| x.discontinuity).count();
+    assert_eq!(disc + 1, runs, "discontinuities in the playlist");
     stored_frames_are_the_pushed_ones(&s, &stored, &h, v, &[]);
 }
 
@@ -2008,6 +2018,7 @@ fn pts_in_microseconds_are_recorded_as_milliseconds_with_a_warning() {
         |ms| 7_200_000_000 + ms * 1000,
         "microseconds",
         1,
+        1,
     );
 }
 
@@ -2020,6 +2031,7 @@ fn a_32_bit_pts_wrap_mid_gop_continues_the_recording_with_a_warning() {
         |ms| (ms + (1 << 32) - 5_020) % (1 << 32),
         "wrapped",
         0,
+        1,
     );
 }
 
@@ -2031,6 +2043,7 @@ fn pts_going_back_to_zero_at_an_idr_starts_a_new_run_with_a_warning() {
         |ms| if ms < 6_000 { 500_000 + ms } else { ms - 6_000 },
         "new recording run",
         0,
+        2,
     );
 }
 

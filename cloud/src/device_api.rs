@@ -179,6 +179,8 @@ struct SegmentQuery {
     event: u8,
     #[serde(default)]
     backup: u8,
+    #[serde(default)]
+    discontinuity: u8,
     // Not `#[serde(flatten)]`: flattening makes query numbers strings.
     utc_end_ms: Option<u64>,
     pts_end_ms: Option<u64>,
@@ -385,6 +387,7 @@ async fn segment_put(
         codec: q.codec,
         event: q.event != 0,
         backup,
+        discontinuity: q.discontinuity != 0,
         utc_start_ms: q.utc_start_ms,
         utc_end_ms: None,
         pts_start_ms: q.pts_start_ms,

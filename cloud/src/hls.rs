@@ -1,6 +1,7 @@
 //! HLS VOD playlists for a time range of stored segments (RFC 8216):
-//! EXT-X-PROGRAM-DATE-TIME on every segment, EXT-X-DISCONTINUITY at gaps
-//! and wherever the codec or container changes, and for fMP4 an EXT-X-MAP
+//! EXT-X-PROGRAM-DATE-TIME on every segment, EXT-X-DISCONTINUITY at gaps,
+//! wherever the codec or container changes and before a segment that starts
+//! a recording run (its timestamps start again), and for fMP4 an EXT-X-MAP
 //! before every segment naming the init part of that segment's own object by
 //! byte range: segments are self-contained, and two segments' init parts may
 //! differ (a resolution change keeps the codec string), so sharing one map
@@ -50,7 +51,7 @@ pub fn playlist(segs: &[SegmentEntry], mut url: impl FnMut(&SegmentEntry, &mut S
         url(s, &mut u);
         if let Some(p) = prev {
             let gap = s.utc_start_ms.saturating_sub(p.utc_end_ms) > GAP_MS;
-            if gap || p.codec != s.codec || p.container != s.container {
+            if gap || s.discontinuity || p.codec != s.codec || p.container != s.container {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
             }
         }
@@ -99,11 +100,33 @@ mod tests {
             utc_end_ms: start_ms + 10_000,
             bytes: 1000,
             init_bytes: 0,
+            discontinuity: false,
         }
     }
 
     /// A range that switches codec names both, and the switch is a
     /// discontinuity even without a time gap.
+    /// A segment that starts a recording run (a resolution change, a PTS
+    /// reset) is a discontinuity even with the same codec and no gap.
+    #[test]
+    fn a_new_recording_run_is_a_discontinuity() {
+        let mut b = entry("b", "avc1.64001f", 10_000);
+        b.discontinuity = true;
+        let segs = [
+            entry("a", "avc1.64001f", 0),
+            b,
+            entry("c", "avc1.64001f", 20_000),
+        ];
+        let text = playlist(&segs, |s, out| out.push_str(&s.segment_id));
+        assert!(
+            text.contains(
+                "#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:10.000Z\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY").count(), 1, "{text}");
+    }
+
     #[test]
     fn every_codec_of_the_range_is_announced() {
         let segs = [

@@ -29,13 +29,14 @@ const SCHEMA_VERSION: i64 = UPGRADES.len() as i64 + 1;
 /// one JSON array whose elements list `SegmentEntry`'s fields in order. The
 /// `segments_listing` index covers it (a test checks the plan).
 const SEGMENT_ENTRIES_SQL: &str = "SELECT json_group_array(json_array(segment_id, container, codec,
-     utc_start_ms, utc_end_ms, bytes, init_bytes))
+     utc_start_ms, utc_end_ms, bytes, init_bytes,
+     CASE WHEN discontinuity THEN json('true') ELSE json('false') END))
    FROM segments WHERE device_id = ? AND channel = ? AND state = 'complete'
      AND deleted_ms IS NULL AND utc_start_ms >= ? AND utc_start_ms < ? AND utc_end_ms > ?";
 
 /// Upgrade steps: `UPGRADES[n - 1]` takes a version-`n` database to `n + 1`.
 /// `schema.sql` alone creates the current version.
-const UPGRADES: [&str; 3] = [
+const UPGRADES: [&str; 4] = [
     // 1 -> 2: the covering index of listings (see schema.sql).
     "CREATE INDEX segments_listing ON segments(device_id, channel, utc_start_ms, utc_end_ms,
        segment_id, container, codec, bytes, init_bytes, state, deleted_ms)
@@ -46,6 +47,12 @@ const UPGRADES: [&str; 3] = [
     "ALTER TABLE plans ADD COLUMN replaced_type TEXT
        CHECK (replaced_type IN ('none', 'full-time', 'event', 'trial'));
      ALTER TABLE plans ADD COLUMN replaced_ms INTEGER;",
+    // 4 -> 5: segments that start a recording run, in the listing index.
+    "ALTER TABLE segments ADD COLUMN discontinuity INTEGER NOT NULL DEFAULT 0;
+     DROP INDEX segments_listing;
+     CREATE INDEX segments_listing ON segments(device_id, channel, utc_start_ms, utc_end_ms,
+       segment_id, container, codec, bytes, init_bytes, discontinuity, state, deleted_ms)
+     WHERE state = 'complete' AND deleted_ms IS NULL;",
 ];
 
 /// [`UPGRADES`] 2 -> 3: the same statements as the end of schema.sql.
@@ -456,10 +463,10 @@ impl Repo {
         retire_replaced_object(&mut tx, RETIRE_SEGMENT_OBJECT, row, s.uploaded_ms).await?;
         sqlx::query(
             "INSERT OR REPLACE INTO segments (device_id, segment_id, channel, state, container,
-               codec, event, backup, utc_start_ms, utc_end_ms, pts_start_ms, pts_end_ms,
-               seq_start, seq_end, bytes, init_bytes, video_frames, audio_frames, sha256,
-               object_key, uploaded_ms, deleted_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+               codec, event, backup, discontinuity, utc_start_ms, utc_end_ms, pts_start_ms,
+               pts_end_ms, seq_start, seq_end, bytes, init_bytes, video_frames, audio_frames,
+               sha256, object_key, uploaded_ms, deleted_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
         )
         .bind(&s.device_id)
         .bind(&s.segment_id)
@@ -469,6 +476,7 @@ impl Repo {
         .bind(&s.codec)
         .bind(s.event)
         .bind(s.backup)
+        .bind(s.discontinuity)
         .bind(i64_of(s.utc_start_ms))
         .bind(s.utc_end_ms.map(i64_of))
         .bind(i64_of(s.pts_start_ms))
@@ -1268,6 +1276,7 @@ fn segment_of(r: &SqliteRow) -> Result<SegmentRow> {
         codec: r.try_get("codec")?,
         event: r.try_get("event")?,
         backup: r.try_get("backup")?,
+        discontinuity: r.try_get("discontinuity")?,
         utc_start_ms: u64_of(r.try_get("utc_start_ms")?),
         utc_end_ms: r.try_get::<Option<i64>, _>("utc_end_ms")?.map(u64_of),
         pts_start_ms: u64_of(r.try_get("pts_start_ms")?),
@@ -1324,6 +1333,7 @@ mod tests {
             codec: "avc1.640028".into(),
             event: false,
             backup: false,
+            discontinuity: false,
             utc_start_ms: start,
             utc_end_ms: end,
             pts_start_ms: 0,
@@ -1388,6 +1398,7 @@ mod tests {
                 utc_end_ms: 20_000,
                 bytes: 1000,
                 init_bytes: 0,
+                discontinuity: false,
             }
         );
         assert!(
@@ -1482,7 +1493,8 @@ mod tests {
                 "DROP INDEX segments_listing; DROP TABLE engine_status;
                  DROP TABLE engine_release_devices; DROP TABLE engine_releases;
                  ALTER TABLE tokens DROP COLUMN admin; ALTER TABLE plans DROP COLUMN replaced_type;
-                 ALTER TABLE plans DROP COLUMN replaced_ms; PRAGMA user_version = 1",
+                 ALTER TABLE plans DROP COLUMN replaced_ms;
+                 ALTER TABLE segments DROP COLUMN discontinuity; PRAGMA user_version = 1",
             )
             .execute(&repo.pool)
             .await

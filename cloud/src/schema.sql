@@ -1,4 +1,4 @@
--- ivcs cloud metadata, schema version 4 (PRAGMA user_version; SCHEMA_VERSION in
+-- ivcs cloud metadata, schema version 5 (PRAGMA user_version; SCHEMA_VERSION in
 -- repo.rs). Documented table by table and column by column, with indexes and
 -- versioning, in docs/design/schema.md. Times are ms since 1970-01-01 UTC; sizes
 -- are bytes; plans.channel -1 is the device default. Objects are written before
@@ -36,6 +36,7 @@ CREATE TABLE segments (
     codec         TEXT NOT NULL,
     event         INTEGER NOT NULL,
     backup        INTEGER NOT NULL,
+    discontinuity INTEGER NOT NULL DEFAULT 0,
     utc_start_ms  INTEGER NOT NULL,
     utc_end_ms    INTEGER,
     pts_start_ms  INTEGER NOT NULL,
@@ -56,9 +57,10 @@ CREATE INDEX segments_time ON segments(device_id, channel, utc_start_ms);
 -- Listings of complete segments (playlists): every column they read or
 -- test, so a day of 8,640 segments is read from this index alone, never the
 -- table (state and deleted_ms too: SQLite does not infer them from the
--- partial index's WHERE). Added in version 2 (repo.rs UPGRADES).
+-- partial index's WHERE). Added in version 2, discontinuity in 5 (repo.rs
+-- UPGRADES).
 CREATE INDEX segments_listing ON segments(device_id, channel, utc_start_ms, utc_end_ms,
-    segment_id, container, codec, bytes, init_bytes, state, deleted_ms)
+    segment_id, container, codec, bytes, init_bytes, discontinuity, state, deleted_ms)
     WHERE state = 'complete' AND deleted_ms IS NULL;
 
 CREATE TABLE events (

@@ -33,6 +33,10 @@ pub struct DumpRecord {
     pub codec: String,
     /// Event segment (`event=1`).
     pub event: bool,
+    /// The first segment of a recording run: its media timestamps do not
+    /// continue the previous segment's (`discontinuity=1`).
+    #[serde(default)]
+    pub discontinuity: bool,
     /// UTC start, ms.
     pub utc_start_ms: u64,
     /// UTC end (exclusive), ms.
@@ -76,6 +80,9 @@ impl DumpRecord {
         );
         if self.event {
             q.push_str("&event=1");
+        }
+        if self.discontinuity {
+            q.push_str("&discontinuity=1");
         }
         if with_end {
             q.push_str(&format!(
