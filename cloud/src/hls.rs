@@ -1,9 +1,9 @@
 //! HLS VOD playlists for a time range of stored segments (RFC 8216):
 //! EXT-X-PROGRAM-DATE-TIME on every segment, EXT-X-DISCONTINUITY at gaps,
-//! wherever the codec or container changes and before a segment that starts
-//! a recording run (its timestamps start again), and for fMP4 an EXT-X-MAP
-//! before every segment naming the init part of that segment's own object by
-//! byte range: segments are self-contained, and two segments' init parts may
+//! wherever the codec or container changes and before a segment the device
+//! marked (a new recording run or new encoding parameters), and for fMP4 an
+//! EXT-X-MAP before every segment naming the init part of that segment's own
+//! object by byte range: segments are self-contained, and two segments' init parts may
 //! differ (a resolution change keeps the codec string), so sharing one map
 //! would be a guess.
 
@@ -106,8 +106,8 @@ mod tests {
 
     /// A range that switches codec names both, and the switch is a
     /// discontinuity even without a time gap.
-    /// A segment that starts a recording run (a resolution change, a PTS
-    /// reset) is a discontinuity even with the same codec and no gap.
+    /// A segment the device marked (a new recording run, a resolution
+    /// change) is a discontinuity even with the same codec and no gap.
     #[test]
     fn a_new_recording_run_is_a_discontinuity() {
         let mut b = entry("b", "avc1.64001f", 10_000);

@@ -303,8 +303,9 @@ pub struct SegmentRow {
     pub event: bool,
     /// Arrived as a backup upload.
     pub backup: bool,
-    /// Starts a recording run: its media timestamps do not continue the
-    /// previous segment's (`discontinuity=1` on upload).
+    /// Its timestamps or encoding parameters do not continue the previous
+    /// segment's (`discontinuity=1` on upload: a new recording run, a
+    /// resolution change).
     pub discontinuity: bool,
     /// UTC of the first frame, ms.
     pub utc_start_ms: u64,
@@ -353,7 +354,7 @@ pub struct SegmentEntry {
     pub bytes: u64,
     /// fMP4: bytes of the init part at the start; TS: 0.
     pub init_bytes: u32,
-    /// Starts a recording run (an `EXT-X-DISCONTINUITY` before it).
+    /// Marked by the device (an `EXT-X-DISCONTINUITY` before it).
     pub discontinuity: bool,
 }
 

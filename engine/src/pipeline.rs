@@ -62,6 +62,12 @@ pub struct PipelineConfig {
 pub struct SegmentInfo {
     /// 0, 1, 2, ... per pipeline.
     pub index: u32,
+    /// Its timestamps or encoding parameters do not continue the previous
+    /// segment's: the first of a pipeline (media time starts again) or one
+    /// with new parameters (a resolution change). Playlists put a
+    /// discontinuity before it.
+    #[serde(default)]
+    pub discontinuity: bool,
     /// RFC 6381 codec string of the video.
     pub codec_string: String,
     /// Container of the bytes.
@@ -465,7 +471,7 @@ impl Pipeline {
                 self.has_writer = true;
                 self.params = Some(params);
             }
-            self.open_segment(f)?;
+            self.open_segment(f, params_changed)?;
         }
         self.need_idr = false;
         self.mux_video(f, true, !jump)
@@ -498,13 +504,16 @@ impl Pipeline {
         Ok(())
     }
 
-    fn open_segment(&mut self, f: &Frame<'_>) -> Result<()> {
+    /// Opens a segment at IDR `f`; `new_params`: its parameters differ from
+    /// the previous segment's.
+    fn open_segment(&mut self, f: &Frame<'_>, new_params: bool) -> Result<()> {
         let (Some(params), Some(tl)) = (&self.params, &self.timeline) else {
             bail!(InvalidArgument, "segment opened without parameters");
         };
         let media = tl.media_ms(f.pts_ms).unwrap_or(0);
         let info = SegmentInfo {
             index: self.next_index,
+            discontinuity: new_params || self.next_index == 0,
             codec_string: params.codec_string.clone(),
             container: self.cfg.container,
             utc_start_ms: self.cfg.start_utc_ms.saturating_add(media),

@@ -137,3 +137,21 @@ fn audio_duration_matches_input_within_one_frame() {
         );
     }
 }
+
+/// Only the first segment of a pipeline is marked a discontinuity: later
+/// cuts, and a PTS reset inside the run (media time goes on), continue the
+/// timestamps and parameters.
+#[test]
+fn only_the_first_segment_of_a_run_is_a_discontinuity() {
+    let v = fixture("small-h264-160x120-gop1s.h264");
+    let mut frames = h264_frames(&v);
+    frames.extend(h264_frames(&v).into_iter().map(|f| Frame {
+        seq: f.seq + 1000,
+        ..f
+    }));
+    let segs = run(config(VideoCodec::H264, None, Container::Ts), &frames);
+    assert!(segs.len() > 3, "{}", segs.len());
+    let marked: Vec<bool> = segs.iter().map(|s| s.info.discontinuity).collect();
+    assert!(marked[0], "{marked:?}");
+    assert!(marked[1..].iter().all(|d| !d), "{marked:?}");
+}

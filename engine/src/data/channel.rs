@@ -935,7 +935,7 @@ impl<H: Host> Chan<H> {
                             container: self.params.container,
                             codec: info.codec_string.clone(),
                             event: s.event,
-                            discontinuity: info.index == 0,
+                            discontinuity: info.discontinuity,
                             utc_start_ms: info.utc_start_ms,
                             utc_end_ms: info.utc_end_ms,
                             pts_start_ms: info.pts_start_ms,
@@ -977,7 +977,7 @@ impl<H: Host> Chan<H> {
         if s.event {
             q.push_str("&event=1");
         }
-        if s.start.index == 0 {
+        if s.start.discontinuity {
             q.push_str("&discontinuity=1");
         }
         q

@@ -33,8 +33,8 @@ pub struct DumpRecord {
     pub codec: String,
     /// Event segment (`event=1`).
     pub event: bool,
-    /// The first segment of a recording run: its media timestamps do not
-    /// continue the previous segment's (`discontinuity=1`).
+    /// Its timestamps or parameters do not continue the previous segment's
+    /// (`discontinuity=1`; `SegmentInfo::discontinuity`).
     #[serde(default)]
     pub discontinuity: bool,
     /// UTC start, ms.
