@@ -169,6 +169,9 @@ struct Component {
 fn from_wit_segment(s: wmux::SegmentInfo) -> SegmentInfo {
     SegmentInfo {
         index: s.index,
+        // The mux interface does not carry it; `index.json` has no use for
+        // it (uploads set it from the engine's own pipeline).
+        discontinuity: s.index == 0,
         codec_string: s.codec_string,
         container: match s.container {
             w::Container::Ts => Container::Ts,
