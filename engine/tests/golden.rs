@@ -1,7 +1,8 @@
-//! Golden digests pin the muxers' exact bytes for committed inputs. If a
-//! change alters the output on purpose, bump `FORMAT_VERSION` in
-//! engine/src/lib.rs and update both together: stored segments and caches
-//! (HTTP etags, dedup) key on that version.
+//! Golden digests pin the muxers' exact bytes for committed inputs, and the
+//! segments' index fields. If a change alters the bytes on purpose, bump
+//! `FORMAT_VERSION` in engine/src/lib.rs and update both together: stored
+//! segments and caches (HTTP etags, dedup) key on that version. A new index
+//! field (the bytes unchanged) only needs new digests.
 
 mod common;
 
@@ -15,19 +16,19 @@ use sha2::{Digest, Sha256};
 const GOLDEN: [(&str, &str); 4] = [
     (
         "h264_aac_ts",
-        "8c10b6bb89fb1253a9045436bc2e7a32a2fffb852c72154056c9b01928a9d4fe",
+        "90900f11f540fa3fca1b7c790dc6e8834a8e6571ca956eb4b05b3b554cc7d9c5",
     ),
     (
         "h264_aac_fmp4",
-        "a8063b72ba432c761717ea93bc84fa8709ea9f7f4aaa576f0d09916df80047b1",
+        "715a7b7554fe909ccb158bad6c568b1d05e816c4a1d9277d8605bf58fd2d453f",
     ),
     (
         "h265_g711a_ts",
-        "14648e4bc1c1d9ff8ebd10137d1e0d42d29ddf8eefe09576926ab7672ce138f1",
+        "436fc4a4723bd0161cc6bbc048586ba955ac836422416c74fe8312ad33c8e623",
     ),
     (
         "h265_pcm16_fmp4",
-        "b6fbe57991fa847ca818184075ee2ed9cb91bcc67be05ec11b670a4108622045",
+        "85688d0ae38a3562efc93b27b0b469cda0e51bac42541f9f71b409947216ac3b",
     ),
 ];
 
@@ -77,6 +78,6 @@ fn muxer_output_matches_golden_digests() {
     let want: Vec<(&str, String)> = GOLDEN.iter().map(|(n, d)| (*n, d.to_string())).collect();
     assert_eq!(
         got, want,
-        "muxer bytes changed; if intended, bump FORMAT_VERSION and update GOLDEN"
+        "muxer bytes or index fields changed; if intended, update GOLDEN (and bump FORMAT_VERSION if the bytes changed)"
     );
 }
