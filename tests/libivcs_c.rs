@@ -636,6 +636,37 @@ fn full_time_flow_from_c_stores_segments_that_decode_frame_exact() {
     recording_is_continuous_and_frame_exact(&s, &lines, &ok);
 }
 
+/// The engine traps twice mid-segment (the test hook makes the calls that
+/// take the 450th and 1200th frames overrun their deadline, as a bug
+/// would): each restart comes back from the last hand-over and checkpoint
+/// (the buffered media, the open segment) and the frames taken since are
+/// fed again, so the recording loses nothing: every frame, frame-exact, in
+/// contiguous acknowledged segments (docs/design/trap-restart.md).
+#[test]
+fn engine_traps_mid_segment_lose_no_frame() {
+    let mut s = setup("libivcs_trap");
+    s.plan("full-time", "7");
+    let m = media();
+    let dump_dir = s.dir.join("dumps");
+    std::fs::create_dir_all(&dump_dir).expect("dump dir");
+    let args = ["flow".into(), p(&m.file), p(&dump_dir)];
+    let (lines, status, stderr) = run_flow_status(
+        &mut s,
+        &args,
+        &[("IVCS_TEST_TRAP_AT_FRAMES", "450,1200")],
+        |what, _| panic!("unexpected NEED {what}"),
+    );
+    assert!(
+        status.success() && lines.iter().any(|l| l == "flow ok"),
+        "{status}\n{}\n--- stderr ---\n{stderr}",
+        lines.join("\n")
+    );
+    assert_eq!(stderr.matches("engine trapped").count(), 2, "{stderr}");
+    let ok = acknowledged_segments_are_stored(&s, &lines, &dump_dir);
+    assert!(ok.len() >= 2, "{ok:?}");
+    recording_is_continuous_and_frame_exact(&s, &lines, &ok);
+}
+
 /// The acknowledged segments start at the first frame and follow each
 /// other without a gap; the HLS playlist of the recorded range lists
 /// exactly them, and fetched through it they decode to the pushed

@@ -16,6 +16,7 @@ wit_bindgen::generate!({
 });
 
 use crate::cs::params as p;
+use crate::data::Export;
 use crate::events as e;
 use crate::host::{self, Host};
 use crate::pipeline::{Output, Pipeline, PipelineConfig, SegmentInfo};
@@ -469,11 +470,11 @@ impl exports::ivcs::engine::runtime::Guest for Component {
         )
     }
     fn export_state() -> Result<Vec<u8>, w::EngineError> {
-        call(|e| e.export_state(true))
+        call(|e| e.export_state(Export::HandOver))
     }
 
     fn export_checkpoint() -> Result<Vec<u8>, w::EngineError> {
-        call(|e| e.export_state(false))
+        call(|e| e.export_state(Export::Checkpoint))
     }
     fn import_state(blob: Vec<u8>) -> Result<(), w::EngineError> {
         call(|e| e.import_state(&blob))

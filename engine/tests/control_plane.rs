@@ -734,7 +734,10 @@ fn state_export_import_round_trip_mid_operation() {
     // Operations in flight when the state is taken.
     let q = w.engine.query_balance(0).unwrap();
     let r = w.engine.event_report(1, 9, b"moved", 0, None).unwrap();
-    let blob = w.engine.export_state(false).unwrap();
+    let blob = w
+        .engine
+        .export_state(ivcs_engine::data::Export::Checkpoint)
+        .unwrap();
 
     // A fresh instance: configure, then import.
     let mut e2 = Engine::new(TestHost::new(w.cloud.addr, w.now_ms()));

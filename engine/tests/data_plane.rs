@@ -14,6 +14,7 @@ use cloud_harness::host::TestHost;
 use cloud_harness::{World, channel, http, init_params, jpeg};
 use ivcs_engine::Engine;
 use ivcs_engine::cs::params::{ChannelParams, Congestion, DeviceConfig, InitParams};
+use ivcs_engine::data::Export;
 use ivcs_engine::events::{DumpState, HostEvent, NotifyKind, UploadSlice, UploadState};
 use ivcs_engine::host::Method;
 use ivcs_engine::types::{Frame, FrameType, PushGate, StreamKind};
@@ -754,7 +755,12 @@ fn backup_of_unknown_path_like_or_expired_files_is_refused() {
 /// exported state: a checkpoint (a trap restart) or, with `media`, a
 /// hand-over (a swap).
 fn take_over(w: &mut World, media: bool) {
-    let blob = w.engine.export_state(media).unwrap();
+    let mode = if media {
+        Export::HandOver
+    } else {
+        Export::Checkpoint
+    };
+    let blob = w.engine.export_state(mode).unwrap();
     let mut next = Engine::new(TestHost::successor(w.engine.host()));
     next.configure(DeviceConfig {
         device_id: w.device.clone(),
@@ -765,6 +771,52 @@ fn take_over(w: &mut World, media: bool) {
     // The leaving engine goes only now, as in libivcs: the exchanges it
     // handed over are held by the next one.
     drop(std::mem::replace(&mut w.engine, next));
+}
+
+/// A trap restart as libivcs does it: the trapped instance goes first (its
+/// exchanges with it), then a fresh one imports the restart point.
+fn trap_restart(w: &mut World, restart_point: &[u8]) {
+    let host = TestHost::successor(w.engine.host());
+    drop(std::mem::replace(&mut w.engine, Engine::new(host)));
+    w.engine
+        .configure(DeviceConfig {
+            device_id: w.device.clone(),
+            device_secret: w.secret.as_bytes().to_vec(),
+        })
+        .unwrap();
+    w.engine.import_state(restart_point).unwrap();
+}
+
+/// The host's restart point is its last hand-over and the checkpoint
+/// after it (docs/design/trap-restart.md): a trap restart from them keeps
+/// the open segment (mid-GOP, its upload streaming), every buffered byte
+/// and the dumps, so the recording is the one without the trap, byte for
+/// byte.
+#[test]
+fn a_trap_restart_from_a_hand_over_and_a_checkpoint_continues_byte_for_byte() {
+    let steps = [4_360, 600, 10_400, 9_640];
+    let (_, _, want, ..) = film_in_steps("trap-ref", &steps, |_, _| {});
+    let mut base = Vec::new();
+    let (refused, sl, got, w, cam) = film_in_steps("trap", &steps, |w, i| match i {
+        0 => base = w.engine.export_state(Export::HandOver).unwrap(),
+        1 => {
+            let cp = w.engine.export_state(Export::Checkpoint).unwrap();
+            assert!(cp.len() < base.len() / 2, "{} vs {}", cp.len(), base.len());
+            trap_restart(w, &[base.as_slice(), &cp].concat());
+            w.tick();
+        }
+        _ => {}
+    });
+    assert_eq!(refused, Vec::<i32>::new(), "no frame refused");
+    assert_eq!(sl.len(), 3, "{sl:#?}");
+    assert!(sl.iter().all(|s| s.state == UploadState::Ok), "{sl:#?}");
+    assert_eq!(sl[2].seq_end as usize, cam.accepted_frames - 1);
+    same_segments(&got, &want);
+    let dumped = dumps(&w, 0);
+    for id in acked(&w, 0) {
+        let (_, _, d) = &dumped[&format!("{id}.ts")];
+        assert!(got.contains(d), "dump of {id} = a stored segment");
+    }
 }
 
 #[test]

@@ -38,6 +38,9 @@ const VIDEO_START_MS: u64 = 200;
 /// Export the engine state at most this often while only frames change it
 /// (libivcs's `EXPORT_EVERY`).
 const EXPORT_EVERY_MS: u64 = 1_000;
+/// The restart point's hand-over is taken again this often (libivcs's
+/// `BASE_EVERY`).
+const BASE_EVERY_MS: u64 = 1_000;
 /// Frames wait at most this long for a tick (libivcs's `TICK_EVERY`).
 const TICK_EVERY_MS: u64 = 100;
 /// After a swap, this long with no refused push and no failed slice (the
@@ -183,6 +186,14 @@ struct Host {
     /// Frames were pushed since the last tick.
     fed: bool,
     last_tick: u64,
+    /// The engine's last hand-over before the checkpoint in the flash: a
+    /// trap restart restores both (the buffered media). Not in the flash:
+    /// libivcs keeps it in memory, so a reboot loses it.
+    base: Option<Vec<u8>>,
+    last_base: u64,
+    /// Frames the engine took since the last export, fed again after a
+    /// trap restart (as libivcs does).
+    replay: Vec<wt::Frame>,
 }
 
 /// Runs one boot of the camera until the simulation ends or the host is
@@ -289,7 +300,7 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
                 let key = (vk + 5).is_multiple_of(gop);
                 let seq = take_seq(&cam, 0);
                 let frame = enc.video(key, seq, pts);
-                let r = host.call(|s, w| w.ivcs_engine_cs().call_push(s, CH, &frame))?;
+                let r = host.push(&frame)?;
                 trace_push(&cam, &frame, &r);
                 let mut st = cam.stats.borrow_mut();
                 st.video_pushed += 1;
@@ -314,7 +325,7 @@ pub async fn run(cam: Rc<CamShared>, rt: Rc<EngineRuntime>, end_ms: u64) -> turm
         while spec.audio && audio_ms(ak) <= up {
             if recording {
                 let frame = enc.audio(take_seq(&cam, 1), boot_pts(audio_ms(ak)));
-                let r = host.call(|s, w| w.ivcs_engine_cs().call_push(s, CH, &frame))?;
+                let r = host.push(&frame)?;
                 trace_push(&cam, &frame, &r);
                 let mut st = cam.stats.borrow_mut();
                 st.audio_pushed += 1;
@@ -526,7 +537,24 @@ impl Host {
             dirty: true,
             fed: false,
             last_tick: elapsed_ms(),
+            base: None,
+            last_base: 0,
+            replay: Vec::new(),
         })
+    }
+
+    /// Pushes a frame as libivcs's frame job does: a push the engine
+    /// trapped in goes once more to the restarted engine; a taken frame is
+    /// kept for a replay until the next export.
+    fn push(&mut self, frame: &wt::Frame) -> anyhow::Result<Option<Result<(), wt::EngineError>>> {
+        let mut r = self.call(|s, w| w.ivcs_engine_cs().call_push(s, CH, frame))?;
+        if r.is_none() {
+            r = self.call(|s, w| w.ivcs_engine_cs().call_push(s, CH, frame))?;
+        }
+        if matches!(r, Some(Ok(()))) {
+            self.replay.push(frame.clone());
+        }
+        Ok(r)
     }
 
     /// Calls into the engine; a trap restarts it from the flash and gives
@@ -553,9 +581,20 @@ impl Host {
                 cam.trace
                     .event(&cam.who(), "trap", why.lines().next().unwrap_or(""));
                 cam.stats.borrow_mut().restarts += 1;
-                self.inst = self.boot.instance(&self.params, None)?;
+                // The trapped instance goes first, its exchanges with it
+                // (as libivcs drops it before restoring).
+                self.inst = self.boot.rt.instantiate(memory_cap(&self.params))?;
+                self.inst = self.boot.restart(&self.params, self.base.take())?;
+                // The frames taken since the restart point, fed again.
+                for f in std::mem::take(&mut self.replay) {
+                    let (store, world) = self.inst.parts();
+                    if world.ivcs_engine_cs().call_push(store, CH, &f).is_err() {
+                        break;
+                    }
+                }
                 self.wake_at = None;
-                self.last_export = elapsed_ms();
+                // The replayed frames are in no export yet.
+                self.last_export = 0;
                 self.dirty = true;
                 self.fed = false;
                 self.last_tick = elapsed_ms();
@@ -620,12 +659,27 @@ impl Host {
         }
     }
 
+    /// The restart point, as libivcs takes it: at most every
+    /// [`BASE_EVERY_MS`] a hand-over with the buffered media, and a
+    /// checkpoint (the media since) into the flash.
     fn export(&mut self) -> anyhow::Result<()> {
+        let now = elapsed_ms();
+        if self.base.is_none() || now >= self.last_base + BASE_EVERY_MS {
+            match self.call(|s, w| w.ivcs_engine_runtime().call_export_state(s))? {
+                Some(Ok(blob)) => {
+                    self.base = Some(blob);
+                    self.last_base = now;
+                }
+                Some(Err(_)) => {}
+                None => return Ok(()),
+            }
+        }
         let r = self.call(|s, w| w.ivcs_engine_runtime().call_export_checkpoint(s))?;
         if let Some(Ok(blob)) = r {
             *self.boot.cam.flash.borrow_mut() = Some(blob);
             self.dirty = false;
             self.last_export = elapsed_ms();
+            self.replay.clear();
         }
         Ok(())
     }
@@ -644,6 +698,10 @@ impl Host {
         };
         let inst = self.boot.instance(&self.params, Some(&state))?;
         self.inst = inst;
+        // The hand-over holds every frame taken; the restart point is the
+        // new engine's own.
+        self.base = None;
+        self.replay.clear();
         // The new engine decides its own timers at its first tick.
         self.wake_at = Some(elapsed_ms());
         cam.stats.borrow_mut().swaps.push(SwapSeen {
@@ -658,6 +716,34 @@ impl Host {
 }
 
 impl Boot {
+    /// After a trap: an instance restored from `base` (the last hand-over)
+    /// and the flash's checkpoint after it, or from the checkpoint alone if
+    /// the pair does not load.
+    fn restart(
+        &self,
+        params: &wt::InitParams,
+        base: Option<Vec<u8>>,
+    ) -> anyhow::Result<EngineInstance> {
+        let flash = self.cam.flash.borrow().clone();
+        if let (Some(base), Some(cp)) = (base, flash) {
+            let point = [base.as_slice(), &cp].concat();
+            match self.instance(params, Some(&point)) {
+                Ok(inst) => {
+                    self.cam
+                        .trace
+                        .event(&self.cam.who(), "import_state", "ok, with media");
+                    return Ok(inst);
+                }
+                Err(e) => self.cam.trace.event(
+                    &self.cam.who(),
+                    "import_state",
+                    &format!("with media: {e:#}; the checkpoint alone"),
+                ),
+            }
+        }
+        self.instance(params, None)
+    }
+
     /// A configured instance, restored from `state` (a hand-over) or else
     /// the flash, or initialised.
     fn instance(

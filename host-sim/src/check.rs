@@ -25,7 +25,11 @@
 //!    unless another fault hits the camera then.
 //! 10. An exit (privacy mode) loses nothing taken before it: only the dark
 //!     time itself, when nothing is pushed, is explained.
-//! 11. A step of the device clock loses nothing: cloud time (signing, plan
+//! 11. A trap loses nothing taken more than a restart point's age before it
+//!     (the restart point holds the buffered media; the frames since are fed
+//!     again); a nearly full budget may overflow in the seconds after it
+//!     ([`TRAP_RECOVERY_MS`]).
+//! 12. A step of the device clock loses nothing: cloud time (signing, plan
 //!     validity) runs on unchanged through it. Nor does a plan change: video
 //!     recorded under a plan is stored even when it arrives after the end.
 
@@ -44,6 +48,14 @@ pub const RECOVERY_MS: u64 = 120_000;
 /// in flight when it hit (10 s of video, cut at an IDR) and what the
 /// buffer held.
 pub const LEAD_MS: u64 = 30_000;
+/// Around a trap, losses are explained from [`TRAP_LEAD_MS`] before it to
+/// this long after: the restart keeps the buffered media and feeds the
+/// frames taken since the restart point again, but sends the upload the
+/// trap cut again from its first byte, so with a nearly full budget the
+/// frames fed again and those pushed meanwhile may overflow it.
+pub const TRAP_RECOVERY_MS: u64 = 5_000;
+/// See [`TRAP_RECOVERY_MS`]: the restart point is at most this old.
+pub const TRAP_LEAD_MS: u64 = 1_000;
 
 /// What the checks found for one run.
 #[derive(Debug, Default)]
@@ -357,6 +369,10 @@ fn explained(scn: &Scenario, idx: u32, dark: &[(u64, u64)]) -> Vec<(u64, u64)> {
             continue;
         }
         let a = fault.at_s() * 1000;
+        if matches!(fault, Fault::Trap { .. }) {
+            w.push((a.saturating_sub(TRAP_LEAD_MS), a + TRAP_RECOVERY_MS));
+            continue;
+        }
         w.push((
             a.saturating_sub(LEAD_MS),
             a + fault.duration_s() * 1000 + RECOVERY_MS,

@@ -369,16 +369,25 @@ pub unsafe extern "C" fn iv_cs_push_stream(
             data: svc.frames.copy(data),
         };
         svc.post_frame(ticket.starts_run(), move |ctx| {
-            let r = ctx.engine(|s, w| w.ivcs_engine_cs().call_push(s, channel, &frame));
+            trap_hook(ctx.svc());
+            let push = |ctx: &mut EngineCtx| {
+                ctx.engine(|s, w| w.ivcs_engine_cs().call_push(s, channel, &frame))
+            };
+            let mut r = push(ctx);
+            if matches!(r, Err(CallError::Trapped { .. })) {
+                // Restored, with the frames taken before it fed again: this
+                // one once more (a frame that traps again is dropped).
+                r = push(ctx);
+            }
             ctx.svc().admission.pushed(ticket);
-            ctx.svc().frames.recycle(frame.data);
-            ctx.fed_frame();
-            if let Ok(Err(e)) = r {
+            if let Ok(Err(e)) = &r {
                 log::debug(&format!(
                     "channel {channel}: frame seq {} refused after it was taken ({}): {}",
                     frame.seq, e.code, e.message
                 ));
             }
+            ctx.took_frame(channel, frame, matches!(r, Ok(Ok(()))));
+            ctx.fed_frame();
         });
         Ok(())
     })
@@ -436,6 +445,28 @@ pub unsafe extern "C" fn iv_cs_upload_backup_video(
         let up = service::lock(&svc.trans_ms).0;
         wait_op(&svc, id, Duration::from_millis(u64::from(up))).map(|_| ())
     })
+}
+
+/// Test hook: `IVCS_TEST_TRAP_AT_FRAMES=N[,M...]` makes the engine call
+/// that takes the N-th pushed frame (from 1) overrun its deadline: a real
+/// trap, as an engine bug causes, and the restart that follows.
+fn trap_hook(svc: &Service) {
+    static AT: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+    static PUSHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let at = AT.get_or_init(|| {
+        std::env::var("IVCS_TEST_TRAP_AT_FRAMES")
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect()
+    });
+    if at.is_empty() {
+        return;
+    }
+    let n = PUSHED.fetch_add(1, Ordering::Relaxed) + 1;
+    if at.contains(&n) {
+        svc.expire_next_call.store(true, Ordering::SeqCst);
+    }
 }
 
 /// A file name: at most 255 bytes of UTF-8 before the NUL.

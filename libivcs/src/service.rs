@@ -47,6 +47,14 @@ pub const DEFAULT_CALL_DEADLINE_MS: u64 = 2_000;
 /// How often the engine state is exported at most while only frames and
 /// ticks change it.
 const EXPORT_EVERY: Duration = Duration::from_secs(1);
+/// How often the restart point's hand-over (the buffered media) is taken
+/// again; the checkpoints between carry the media since
+/// (docs/design/trap-restart.md).
+const BASE_EVERY: Duration = Duration::from_secs(1);
+/// Most bytes of frames kept for a replay: exports come every second, so
+/// only a stalled engine reaches it; the replay is then given up (a replay
+/// with a hole would feed P frames without their reference).
+const REPLAY_MAX_BYTES: usize = 4 << 20;
 
 /// Locks a mutex, taking over a poisoned one (our data stays consistent:
 /// every critical section is a few assignments).
@@ -303,8 +311,18 @@ pub struct EngineCtx {
     /// Why the engine cannot run (load failure), reported once.
     load_error: Option<String>,
     net: Option<NetClient>,
-    /// The last successful `export-state`.
+    /// The last successful `export-checkpoint` (or the state an update or
+    /// rollback started the engine from).
     last_state: Option<Vec<u8>>,
+    /// The running engine's last hand-over (`export-state`) before
+    /// `last_state`: with it, a restart keeps the buffered media.
+    restart_base: Option<Vec<u8>>,
+    last_base: Instant,
+    /// Frames the engine took since `last_state`: a restart feeds them
+    /// again (the frame a trap interrupted is not among them). None: given
+    /// up until the next export ([`REPLAY_MAX_BYTES`]).
+    replay: Option<Vec<(u8, wt::Frame)>>,
+    replay_bytes: usize,
     last_export: Instant,
     /// Something changed since the last export.
     dirty: bool,
@@ -432,6 +450,10 @@ impl EngineCtx {
             load_error: None,
             net: None,
             last_state: None,
+            restart_base: None,
+            last_base: Instant::now(),
+            replay: Some(Vec::new()),
+            replay_bytes: 0,
             last_export: Instant::now(),
             dirty: false,
             mem_cap: MEMORY_FIXED,
@@ -691,11 +713,26 @@ impl EngineCtx {
         match self.fresh_instance() {
             Ok(mut inst) => {
                 if let Some(state) = self.last_state.clone() {
+                    // The hand-over and the checkpoint after it; an engine
+                    // that does not read the pair gets the checkpoint alone.
+                    let point = match self.restart_base.take() {
+                        Some(base) => [base.as_slice(), &state].concat(),
+                        None => state,
+                    };
                     let r = self.bounded(&mut inst, |s, w| {
-                        w.ivcs_engine_runtime().call_import_state(s, &state)
+                        w.ivcs_engine_runtime().call_import_state(s, &point)
                     });
                     match r {
                         Ok(Ok(())) => {}
+                        Ok(Err(e))
+                            if point.len() > self.last_state.as_ref().map_or(0, Vec::len) =>
+                        {
+                            log::warn(&format!(
+                                "the engine's restart point with its buffered media does not load ({} ({})); restoring the checkpoint alone",
+                                e.message, e.code
+                            ));
+                            return self.ensure_instance();
+                        }
                         other => {
                             let why = match other {
                                 Ok(Err(e)) => format!("{} ({})", e.message, e.code),
@@ -706,6 +743,7 @@ impl EngineCtx {
                                 "the engine's saved state does not load ({why}); starting clean"
                             ));
                             self.last_state = None;
+                            self.forget_replay();
                             inst = match self.fresh_instance() {
                                 Ok(i) => i,
                                 Err(e) => return self.fail_load(e),
@@ -717,10 +755,69 @@ impl EngineCtx {
                     }
                 }
                 self.inst = Some(inst);
+                self.replay_frames();
                 Ok(())
             }
             Err(e) => self.fail_load(e),
         }
+    }
+
+    /// Feeds a restored engine the frames its predecessor took since the
+    /// restart point, so a trap loses none of them.
+    fn replay_frames(&mut self) {
+        let frames = self.replay.replace(Vec::new()).unwrap_or_default();
+        self.replay_bytes = 0;
+        if frames.is_empty() {
+            return;
+        }
+        let n = frames.len();
+        for (channel, frame) in &frames {
+            if self
+                .engine(|s, w| w.ivcs_engine_cs().call_push(s, *channel, frame))
+                .is_err()
+            {
+                break;
+            }
+        }
+        log::info(&format!(
+            "restart: {n} frame(s) taken since the restart point fed again"
+        ));
+        for (_, f) in frames {
+            self.svc.frames.recycle(f.data);
+        }
+        // They are in no export yet.
+        self.dirty = true;
+        self.export();
+    }
+
+    /// Keeps a frame the engine took for [`EngineCtx::replay_frames`], or
+    /// returns its buffer to the pool.
+    pub fn took_frame(&mut self, channel: u8, frame: wt::Frame, taken: bool) {
+        if self.replay_bytes.saturating_add(frame.data.len()) > REPLAY_MAX_BYTES {
+            log::warn("restart point: frames since the last export no longer kept for a replay");
+            self.drop_replay();
+            self.replay = None;
+        }
+        match &mut self.replay {
+            Some(r) if taken && self.inst.is_some() => {
+                self.replay_bytes += frame.data.len();
+                r.push((channel, frame));
+            }
+            _ => self.svc.frames.recycle(frame.data),
+        }
+    }
+
+    /// The frames kept for a replay are in the state just exported.
+    fn forget_replay(&mut self) {
+        self.drop_replay();
+        self.replay = Some(Vec::new());
+    }
+
+    fn drop_replay(&mut self) {
+        for (_, f) in self.replay.take().unwrap_or_default() {
+            self.svc.frames.recycle(f.data);
+        }
+        self.replay_bytes = 0;
     }
 
     fn fail_load(&mut self, e: String) -> Result<(), CallError> {
@@ -927,9 +1024,11 @@ impl EngineCtx {
         let previous = self.runtime.replace(next);
         self.inst = Some(inst);
         self.load_error = None;
-        // The restart point is the new engine's own checkpoint, not the
+        // The restart point is the new engine's own export, not the
         // hand-over: a restart must not replay media whose uploads were
         // acknowledged since (they would be reported twice).
+        self.restart_base = None;
+        self.forget_replay();
         self.changed();
         self.wake_at = Some(Instant::now());
         let window = lock(&self.svc.probation_window).unwrap_or(PROBATION);
@@ -1130,7 +1229,10 @@ impl EngineCtx {
         ));
         let mut restored = RestoredFrom::LastSaved;
         if let Some(blob) = state {
+            // A hand-over: all the media and every frame taken are in it.
             self.last_state = Some(blob);
+            self.restart_base = None;
+            self.forget_replay();
             restored = RestoredFrom::Exported;
         }
         self.svc
@@ -1185,14 +1287,28 @@ impl EngineCtx {
         self.probation.is_some()
     }
 
-    /// Exports the engine state without media (the restart point).
+    /// Exports the restart point: at most every [`BASE_EVERY`] a hand-over
+    /// with the buffered media, and a checkpoint (the media since).
     fn export(&mut self) {
+        if self.restart_base.is_none() || self.last_base.elapsed() >= BASE_EVERY {
+            match self.engine(|s, w| w.ivcs_engine_runtime().call_export_state(s)) {
+                Ok(Ok(blob)) => {
+                    self.restart_base = Some(blob);
+                    self.last_base = Instant::now();
+                }
+                // Kept: the checkpoints still complete the older base for
+                // the segments it holds.
+                Ok(Err(e)) => log::debug(&format!("restart point: export-state: {}", e.message)),
+                Err(_) => return,
+            }
+        }
         let r = self.engine(|s, w| w.ivcs_engine_runtime().call_export_checkpoint(s));
         match r {
             Ok(Ok(blob)) => {
                 self.last_state = Some(blob);
                 self.dirty = false;
                 self.last_export = Instant::now();
+                self.forget_replay();
             }
             Ok(Err(e)) => log::warn(&format!("export-state: {}", e.message)),
             Err(_) => {}
@@ -1509,6 +1625,7 @@ impl EngineCtx {
             return r.map(|r| r.map(|()| None));
         };
         self.svc.admission.close();
+        self.forget_replay();
         self.svc.frames.clear();
         self.svc.initialised.store(false, Ordering::SeqCst);
         self.tick();

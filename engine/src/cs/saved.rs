@@ -23,6 +23,7 @@ use crate::cs::feed::Feed;
 use crate::cs::ops::{Kind, Op};
 use crate::cs::params::{self, InitParams, MAX_CHANNELS};
 use crate::cs::plans::Plans;
+use crate::data::{Export, Journal};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Balance, LogLevel, OpId, OpResult, Outbox};
 use crate::host::Host;
@@ -61,9 +62,9 @@ struct SavedSession {
 }
 
 impl<H: Host> Engine<H> {
-    /// `export-checkpoint` (no media) or, with `media`, `export-state`:
-    /// everything above as a state blob (see `state.rs`).
-    pub fn export_state(&self, media: bool) -> Result<Vec<u8>> {
+    /// `export-checkpoint` or `export-state` (`mode`): everything above as
+    /// a state blob (see `state.rs`).
+    pub fn export_state(&self, mode: Export) -> Result<Vec<u8>> {
         let saved = Saved {
             device_id: self.client.device_id().map(str::to_string),
             client: self.client.save(),
@@ -92,23 +93,35 @@ impl<H: Host> Engine<H> {
             )
         })?;
         let Some(session) = &self.session else {
-            return state::write(&[(state::CTRL, &ctrl)], 0, |_| {});
+            return state::write(&[(state::CTRL, &ctrl)], state::MDIA, 0, |_| {});
         };
-        let (data, media_len, fill) = session.data.export(media, &self.host);
+        let (data, media_len, fill) = session.data.export(mode, &self.host);
+        let media_tag = match mode {
+            Export::HandOver => state::MDIA,
+            Export::Checkpoint => state::MJNL,
+        };
         let Ok(media_len) = usize::try_from(media_len) else {
             bail!(OutOfMemory, "export-state: {media_len} bytes of media");
         };
         state::write(
             &[(state::CTRL, &ctrl), (state::DATA, &data)],
+            media_tag,
             media_len,
             fill,
         )
     }
 
     /// `import-state`: restores a blob from this or an older engine into a
-    /// fresh instance that `configure` gave the same device.
+    /// fresh instance that `configure` gave the same device; or a hand-over
+    /// followed by a later checkpoint of the same engine (a restart point
+    /// with the media of both, docs/design/trap-restart.md).
     pub fn import_state(&mut self, blob: &[u8]) -> Result<()> {
-        let sections = state::read(blob)?;
+        let chain = state::read_chain(blob)?;
+        let (base, sections) = match chain.as_slice() {
+            [one] => (None, one),
+            [base, last] => (Some(base), last),
+            _ => bail!(InvalidArgument, "import-state: no state"),
+        };
         if self.session.is_some() || !self.ops.is_empty() {
             bail!(
                 AlreadyInitialised,
@@ -170,7 +183,13 @@ impl<H: Host> Engine<H> {
                     client: &mut self.client,
                     out: &mut self.out,
                 };
-                data.import(&mut io, d, sections.media.unwrap_or_default())?;
+                // A checkpoint (no `MDIA`): its segments may continue the
+                // hand-over before it, even with no new bytes (no `MJNL`).
+                let journal = sections.media.is_none().then(|| Journal {
+                    bytes: sections.journal.unwrap_or_default(),
+                    base: base.and_then(|b| Some((b.data?, b.media.unwrap_or_default()))),
+                });
+                data.import(&mut io, d, sections.media.unwrap_or_default(), journal)?;
             }
             self.session = Some(Session {
                 balance_poll_at: s.params.callbacks.get_balance.then_some(now),

@@ -2,13 +2,13 @@
 //! uploads, the budget, overflow, watermarks, idle pause, pre-record,
 //! events with video, dumps and backups. See `docs/design/engine-data.md`.
 
-use super::EventCall;
 use super::dumps::{DumpRecord, Dumps};
 use super::event::{Event, EventMeta};
 use super::names;
 use super::prerecord::{Held, PreRecord};
 use super::segbuf::{SavedTail, SegBuf};
 use super::watermark::{Band, Watermarks};
+use super::{EventCall, Export};
 use crate::bail;
 use crate::cloud::Io;
 use crate::cloud::api;
@@ -27,6 +27,7 @@ use crate::pts_clock::PtsClock;
 use crate::types::{Frame, PushGate, StreamKind};
 use ivcs_media::video::is_key;
 use serde_json::json;
+use std::cell::Cell;
 use std::collections::VecDeque;
 
 /// A channel without frames for this long closes its segment and pauses.
@@ -98,6 +99,9 @@ struct Seg<X> {
     acked: bool,
     /// Answers that did not match what was sent (the body broke off).
     mismatches: u8,
+    /// Bytes of it the last hand-over carried: a checkpoint's journal
+    /// carries the rest (docs/design/trap-restart.md).
+    based: Cell<Option<u64>>,
 }
 
 impl<X> Seg<X> {
@@ -123,7 +127,7 @@ impl<X> Seg<X> {
         }
     }
 
-    fn saved(&self, len: u64, up: SavedUp) -> SavedSeg {
+    fn saved(&self, len: u64, from: u64, up: SavedUp) -> SavedSeg {
         SavedSeg {
             n: self.n,
             id: self.id.clone(),
@@ -132,6 +136,7 @@ impl<X> Seg<X> {
             event: self.event,
             last_video_pts: self.last_video_pts,
             len,
+            from,
             up,
         }
     }
@@ -251,8 +256,9 @@ pub struct SavedChannel {
     /// decided again).
     #[serde(default)]
     pub pts: PtsClock,
-    /// Hand-over only: the open recording and the buffered media, whose
-    /// bytes follow in the `MDIA` section (`state.rs`).
+    /// A hand-over's open recording and buffered media, whose bytes follow
+    /// in the `MDIA` section; or a checkpoint's, with the bytes since the
+    /// last hand-over in `MJNL` (`state.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     media: Option<SavedMedia>,
 }
@@ -288,9 +294,17 @@ struct SavedSeg {
     event: bool,
     last_video_pts: u64,
     len: u64,
+    /// In a checkpoint's journal: the bytes before this offset are in the
+    /// last hand-over, the rest (`len - from`) in `MJNL`. 0 in a hand-over.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(super) from: u64,
     /// Where its upload stands (absent in older state: start again).
     #[serde(default)]
     up: SavedUp,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// A segment whose first bytes were released; its `seg.len` kept bytes are
@@ -325,10 +339,83 @@ struct SavedHeld {
 }
 
 impl SavedChannel {
-    /// Bytes this channel puts in `MDIA`.
+    /// This hand-over channel's segments and their bytes, taken from the
+    /// front of `media` (its part of `MDIA`, which it consumes whole).
+    pub fn base_segments<'a>(&self, media: &mut &'a [u8]) -> Vec<(u64, &'a [u8])> {
+        let mut out = Vec::new();
+        let Some(m) = &self.media else {
+            return out;
+        };
+        let mut take = |len: u64| {
+            let n = usize::try_from(len).unwrap_or(usize::MAX).min(media.len());
+            let (a, b) = media.split_at(n);
+            *media = b;
+            a
+        };
+        for ss in &m.segs {
+            out.push((ss.n, take(ss.len.saturating_sub(ss.from))));
+        }
+        for p in &m.partial {
+            take(p.seg.len);
+        }
+        for h in &m.ring {
+            take(h.len);
+        }
+        out
+    }
+
+    /// Makes this checkpoint channel's journal whole: each segment's bytes
+    /// before `from` come from `base` (the last hand-over's, by number),
+    /// the rest from the front of `journal` (consumed); they are appended
+    /// to `out` as a hand-over's `MDIA` would hold them. A segment whose
+    /// first bytes the base lacks is dropped (reported failed, as after a
+    /// checkpoint without media), and the open recording with it if it was
+    /// the open one.
+    pub fn join_journal(&mut self, base: &[(u64, &[u8])], journal: &mut &[u8], out: &mut Vec<u8>) {
+        let Some(m) = &mut self.media else {
+            return;
+        };
+        let mut open_lost = false;
+        m.segs.retain_mut(|ss| {
+            let n = usize::try_from(ss.len.saturating_sub(ss.from))
+                .unwrap_or(usize::MAX)
+                .min(journal.len());
+            let (piece, rest) = journal.split_at(n);
+            *journal = rest;
+            let from = usize::try_from(ss.from).unwrap_or(usize::MAX);
+            let head = match base.iter().find(|(bn, _)| *bn == ss.n) {
+                _ if from == 0 => Some(&[][..]),
+                Some((_, b)) => b.get(..from),
+                None => None,
+            };
+            let whole = ss.from <= ss.len && piece.len() as u64 == ss.len - ss.from;
+            let Some(head) = head.filter(|_| whole) else {
+                open_lost |= ss.end.is_none();
+                return false;
+            };
+            out.extend_from_slice(head);
+            out.extend_from_slice(piece);
+            ss.from = 0;
+            // A restart point is no live hand-over: an exchange the trapped
+            // engine had in flight may have sent more than it says, so its
+            // upload starts again (a commit due is only sent again).
+            if matches!(ss.up, SavedUp::Put(_)) {
+                ss.up = SavedUp::Queued;
+            }
+            true
+        });
+        if open_lost {
+            m.run = None;
+        }
+    }
+
+    /// Bytes this channel puts in `MDIA` (or a checkpoint's `MJNL`).
     pub fn media_len(&self) -> u64 {
         self.media.as_ref().map_or(0, |m| {
-            m.segs.iter().map(|s| s.len).sum::<u64>()
+            m.segs
+                .iter()
+                .map(|s| s.len.saturating_sub(s.from))
+                .sum::<u64>()
                 + m.partial.iter().map(|p| p.seg.len).sum::<u64>()
                 + m.ring.iter().map(|h| h.len).sum::<u64>()
         })
@@ -372,6 +459,9 @@ pub struct Chan<H: Host> {
     gate: Option<Gate>,
     /// Firmware PTS to milliseconds (µs by mistake, 32-bit wraps).
     pts: PtsClock,
+    /// A hand-over was exported: checkpoints carry the media since
+    /// (docs/design/trap-restart.md).
+    journaling: Cell<bool>,
     /// Highest fill seen, bytes (tests and logs).
     pub peak: u64,
 }
@@ -416,6 +506,7 @@ impl<H: Host> Chan<H> {
             gate: None,
             pts: PtsClock::default(),
             peak: 0,
+            journaling: Cell::new(false),
         }
     }
 
@@ -894,6 +985,7 @@ impl<H: Host> Chan<H> {
                         failed: None,
                         acked: false,
                         mismatches: 0,
+                        based: Cell::new(None),
                     });
                 }
                 Output::Data(d) => {
@@ -1593,10 +1685,19 @@ impl<H: Host> Chan<H> {
 
     // ---- state --------------------------------------------------------------
 
-    /// The channel's state; with `media`, a hand-over's: the open
-    /// recording and the buffered media too (whose bytes
-    /// [`Chan::write_media`] appends).
-    pub(super) fn save(&self, media: bool, host: &H) -> SavedChannel {
+    /// The channel's state; a hand-over's has the open recording and the
+    /// buffered media too, a checkpoint's (once a hand-over was taken) the
+    /// open recording and the media since (whose bytes [`Chan::write_media`]
+    /// appends).
+    pub(super) fn save(&self, mode: Export, host: &H) -> SavedChannel {
+        let media = match mode {
+            Export::HandOver => {
+                self.journaling.set(true);
+                Some(self.save_media(host, true))
+            }
+            Export::Checkpoint if self.journaling.get() => Some(self.save_media(host, false)),
+            Export::Checkpoint => None,
+        };
         SavedChannel {
             channel: self.ch(),
             next_seg: self.next_seg,
@@ -1610,23 +1711,35 @@ impl<H: Host> Chan<H> {
             events: self.events.iter().map(|e| e.meta.clone()).collect(),
             watermark: self.wm.band(),
             pts: self.pts.clone(),
-            media: media.then(|| self.save_media(host)),
+            media,
         }
     }
 
-    fn save_media(&self, host: &H) -> SavedMedia {
+    /// A hand-over's media (`hand_over`), or a checkpoint's journal: each
+    /// segment from what the last hand-over carried of it on, as long as
+    /// those bytes are still kept (else a restart loses it, as before).
+    /// Pre-record frames travel only in a hand-over.
+    fn save_media(&self, host: &H, hand_over: bool) -> SavedMedia {
         let (mut segs, mut partial) = (Vec::new(), Vec::new());
         for s in self.segs.iter().filter(|s| !s.acked && s.failed.is_none()) {
             let up = s.saved_up(host);
-            if s.buf.rewindable() {
-                segs.push(s.saved(s.buf.produced(), up));
+            let produced = s.buf.produced();
+            if !hand_over {
+                let from = s.based.get().unwrap_or(0);
+                if s.buf.kept_from(from).is_some() {
+                    segs.push(s.saved(produced, from, up));
+                }
+            } else if s.buf.rewindable() {
+                s.based.set(Some(produced));
+                segs.push(s.saved(produced, 0, up));
             } else if !matches!(up, SavedUp::Queued)
                 && let Some(tail) = s.buf.tail()
             {
                 // Its first bytes are gone: it goes on only over the
                 // exchange in flight (or just needs its commit).
+                s.based.set(None);
                 partial.push(SavedPartial {
-                    seg: s.saved(s.buf.retained(), up),
+                    seg: s.saved(s.buf.retained(), 0, up),
                     tail,
                 });
             }
@@ -1642,13 +1755,17 @@ impl<H: Host> Chan<H> {
             .as_ref()
             .filter(|_| !open_left)
             .and_then(|r| serde_json::to_value(r).ok());
+        let ring = if hand_over {
+            self.ring.frames().collect()
+        } else {
+            Vec::new()
+        };
         SavedMedia {
             run,
             segs,
             partial,
-            ring: self
-                .ring
-                .frames()
+            ring: ring
+                .into_iter()
                 .map(|h| SavedHeld {
                     kind: h.kind,
                     key: h.key,
@@ -1670,14 +1787,25 @@ impl<H: Host> Chan<H> {
         };
         // Whole segments, then those whose first bytes were released, as
         // `save_media` listed them (it ran on this same state).
-        let carried = m.segs.iter().chain(m.partial.iter().map(|p| &p.seg));
-        for ss in carried {
+        for ss in &m.segs {
+            if let Some(it) = self
+                .segs
+                .iter()
+                .find(|s| s.n == ss.n)
+                .and_then(|s| s.buf.kept_from(ss.from))
+            {
+                it.for_each(|c| out.extend_from_slice(c));
+            }
+        }
+        for ss in m.partial.iter().map(|p| &p.seg) {
             if let Some(s) = self.segs.iter().find(|s| s.n == ss.n) {
                 s.buf.kept().for_each(|c| out.extend_from_slice(c));
             }
         }
-        for h in self.ring.frames() {
-            out.extend_from_slice(&h.data);
+        if !m.ring.is_empty() {
+            for h in self.ring.frames() {
+                out.extend_from_slice(&h.data);
+            }
         }
     }
 
@@ -1727,6 +1855,14 @@ impl<H: Host> Chan<H> {
         // of those could go on no other way.
         let (mut adopted, mut released) = (0, 0);
         for (ss, tail) in carried {
+            if ss.from != 0 {
+                bail!(
+                    InvalidArgument,
+                    "import-state: channel {}: segment {} is a journal without its hand-over",
+                    self.ch(),
+                    ss.id
+                );
+            }
             let Some((bytes, rest)) = usize::try_from(ss.len)
                 .ok()
                 .and_then(|n| media.split_at_checked(n))
@@ -1755,6 +1891,7 @@ impl<H: Host> Chan<H> {
                 failed: None,
                 acked: false,
                 mismatches: 0,
+                based: Cell::new(None),
             };
             match self.resume_upload(io, &seg, ss.up, now) {
                 Some(up) => {

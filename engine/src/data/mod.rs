@@ -51,6 +51,30 @@ pub struct EventCall {
     pub stream_utc_ms: u64,
 }
 
+/// What an export carries of the media (`state.rs`;
+/// docs/design/trap-restart.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Export {
+    /// `export-checkpoint`: the open recording and the media produced since
+    /// the last hand-over (none before the first).
+    Checkpoint,
+    /// `export-state`: all the buffered media and the open recording.
+    HandOver,
+}
+
+/// A checkpoint's media to make whole on import: its `MJNL` section and
+/// the `DATA` and `MDIA` sections of the hand-over before it, if the host
+/// kept one.
+pub struct Journal<'a> {
+    /// `MJNL`.
+    pub bytes: &'a [u8],
+    /// The hand-over's `DATA` and `MDIA`.
+    pub base: Option<(&'a [u8], &'a [u8])>,
+}
+
+/// A hand-over channel's segments by number, with their bytes.
+type BaseSegments<'a> = Vec<(u64, &'a [u8])>;
+
 /// Version of the `DATA` section this engine writes.
 pub const DATA_VERSION: u32 = 1;
 
@@ -239,12 +263,12 @@ impl<H: Host> DataPlane<H> {
             .collect()
     }
 
-    /// Data-plane state (JSON; see the design doc): a checkpoint's, or with
-    /// `media` a hand-over's. Returns the `DATA` section and a writer of
-    /// the `MDIA` section with its length.
-    pub fn export(&self, media: bool, host: &H) -> (Vec<u8>, u64, impl FnOnce(&mut Vec<u8>) + '_) {
+    /// Data-plane state (JSON; see the design doc) for `mode`. Returns the
+    /// `DATA` section and a writer of the media section (`MDIA` for a
+    /// hand-over, `MJNL` for a checkpoint) with its length.
+    pub fn export(&self, mode: Export, host: &H) -> (Vec<u8>, u64, impl FnOnce(&mut Vec<u8>) + '_) {
         let channels: Vec<SavedChannel> =
-            self.channels.iter().map(|c| c.save(media, host)).collect();
+            self.channels.iter().map(|c| c.save(mode, host)).collect();
         let media_len = channels.iter().map(SavedChannel::media_len).sum();
         let s = Saved {
             version: DATA_VERSION,
@@ -259,16 +283,40 @@ impl<H: Host> DataPlane<H> {
         (json, media_len, fill)
     }
 
-    /// Restores [`DataPlane::export`]'s output (`media`: the `MDIA`
-    /// section). Segments not acknowledged whose bytes did not travel are
-    /// reported as failed at the next tick.
-    pub fn import(&mut self, io: &mut Io<'_, H>, blob: &[u8], mut media: &[u8]) -> Result<()> {
-        let s: Saved = serde_json::from_slice(blob).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidArgument,
-                format!("import-state: the data-plane section is malformed: {e}"),
-            )
-        })?;
+    /// Restores [`DataPlane::export`]'s output: `media` is a hand-over's
+    /// `MDIA`; or `journal` a checkpoint's `MJNL`, made whole with `base`,
+    /// the `DATA` and `MDIA` of the hand-over before it. Segments not
+    /// acknowledged whose bytes did not travel are reported as failed at
+    /// the next tick.
+    pub fn import(
+        &mut self,
+        io: &mut Io<'_, H>,
+        blob: &[u8],
+        media: &[u8],
+        journal: Option<Journal<'_>>,
+    ) -> Result<()> {
+        let mut s = parse_saved(blob)?;
+        let joined;
+        let mut media = media;
+        if let Some(j) = journal {
+            let mut journal = j.bytes;
+            let mut segs: Vec<(Channel, BaseSegments<'_>)> = Vec::new();
+            if let Some((base_data, mut base_media)) = j.base {
+                for c in parse_saved(base_data)?.channels {
+                    segs.push((c.channel, c.base_segments(&mut base_media)));
+                }
+            }
+            let mut out = Vec::new();
+            for c in &mut s.channels {
+                let base = segs
+                    .iter()
+                    .find(|(ch, _)| *ch == c.channel)
+                    .map_or(&[][..], |(_, b)| b.as_slice());
+                c.join_journal(base, &mut journal, &mut out);
+            }
+            joined = out;
+            media = &joined;
+        }
         for sc in s.channels {
             let ch = sc.channel;
             let Ok(c) = self.channel(ch) else {
@@ -290,4 +338,13 @@ impl<H: Host> DataPlane<H> {
         }
         Ok(())
     }
+}
+
+fn parse_saved(blob: &[u8]) -> Result<Saved> {
+    serde_json::from_slice(blob).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("import-state: the data-plane section is malformed: {e}"),
+        )
+    })
 }

@@ -212,6 +212,24 @@ impl SegBuf {
         self.chunks.iter().map(Vec::as_slice)
     }
 
+    /// The kept bytes from offset `off` on; none if bytes before `off` are
+    /// no longer kept or `off` is past the end.
+    pub fn kept_from(&self, off: u64) -> Option<impl Iterator<Item = &[u8]>> {
+        if off > self.produced {
+            return None;
+        }
+        let mut skip = usize::try_from(off.checked_sub(self.base)?).ok()?;
+        Some(self.chunks.iter().filter_map(move |c| {
+            if skip >= c.len() {
+                skip -= c.len();
+                return None;
+            }
+            let rest = c.get(skip..);
+            skip = 0;
+            rest
+        }))
+    }
+
     /// A buffer holding `bytes`, closed if `closed`: the digest is
     /// computed again, so it matches what the bytes are.
     pub fn restored(bytes: &[u8], closed: bool) -> SegBuf {
