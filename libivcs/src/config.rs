@@ -3,7 +3,8 @@
 //!
 //! Each value comes from the first of: an `ivcs_host_set_*` call, the
 //! environment (`IVCS_CLOUD_URL`, `IVCS_DEVICE_ID`, `IVCS_DEVICE_SECRET`,
-//! `IVCS_ENGINE`, `IVCS_CA_FILE`, `IVCS_LOG_LEVEL`), the config file named
+//! `IVCS_ENGINE`, `IVCS_CA_FILE`, `IVCS_LOG_LEVEL`, `IVCS_CALL_DEADLINE_MS`,
+//! `IVCS_RESTART_MEDIA`), the config file named
 //! by `IVCS_CONFIG`. So firmware that never calls `ivcs_host_*` works
 //! unchanged. The file is `key = value` lines (a TOML subset: `#` comments,
 //! optional double quotes, `[sections]` ignored); keys are the variable
@@ -13,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 /// The keys, as in the environment.
-pub const KEYS: [&str; 7] = [
+pub const KEYS: [&str; 8] = [
     "IVCS_CLOUD_URL",
     "IVCS_DEVICE_ID",
     "IVCS_DEVICE_SECRET",
@@ -21,6 +22,7 @@ pub const KEYS: [&str; 7] = [
     "IVCS_CA_FILE",
     "IVCS_LOG_LEVEL",
     "IVCS_CALL_DEADLINE_MS",
+    "IVCS_RESTART_MEDIA",
 ];
 
 /// The resolved configuration.
@@ -41,6 +43,11 @@ pub struct HostConfig {
     pub log_level: Option<u8>,
     /// Longest a single engine call may run before it is interrupted.
     pub call_deadline_ms: Option<u64>,
+    /// Whether the restart point keeps a copy of the buffered media (and
+    /// the frames since), so a trap loses none (default on;
+    /// docs/design/trap-restart.md). Off saves up to a budget per channel
+    /// and a second of frames of memory.
+    pub restart_media: Option<bool>,
 }
 
 /// Values given through `ivcs_host_set_*` (they win over env and file).
@@ -52,6 +59,7 @@ static SET: Mutex<HostConfig> = Mutex::new(HostConfig {
     ca_file: None,
     log_level: None,
     call_deadline_ms: None,
+    restart_media: None,
 });
 
 /// Runs `f` on the values set through `ivcs_host_set_*`.
@@ -144,6 +152,15 @@ pub fn resolve_from(
     let call_deadline_ms = set
         .call_deadline_ms
         .or_else(|| number("IVCS_CALL_DEADLINE_MS", 3_600_000));
+    let restart_media =
+        get("IVCS_RESTART_MEDIA").and_then(|v| match v.to_ascii_lowercase().as_str() {
+            "1" | "on" | "true" | "yes" => Some(true),
+            "0" | "off" | "false" | "no" => Some(false),
+            _ => {
+                problems.push(format!("IVCS_RESTART_MEDIA={v}: expected on or off"));
+                None
+            }
+        });
     let cfg = HostConfig {
         cloud_url: set.cloud_url.clone().or_else(|| get("IVCS_CLOUD_URL")),
         device_id: set.device_id.clone().or_else(|| get("IVCS_DEVICE_ID")),
@@ -155,6 +172,7 @@ pub fn resolve_from(
         ca_file: set.ca_file.clone().or_else(|| get("IVCS_CA_FILE")),
         log_level,
         call_deadline_ms,
+        restart_media: set.restart_media.or(restart_media),
     };
     (cfg, problems)
 }
@@ -195,7 +213,7 @@ mod tests {
         let f = dir.join("ivcs.conf");
         std::fs::write(
             &f,
-            "cloud_url=http://file\ndevice_id=file-id\nbogus=1\nlog_level=debug\n",
+            "cloud_url=http://file\ndevice_id=file-id\nbogus=1\nlog_level=debug\nrestart_media=off\n",
         )
         .unwrap();
         let fp = f.to_string_lossy().into_owned();
@@ -212,6 +230,7 @@ mod tests {
         assert_eq!(c.cloud_url.as_deref(), Some("http://set"));
         assert_eq!(c.device_id.as_deref(), Some("env-id"));
         assert_eq!(c.log_level, Some(3));
+        assert_eq!(c.restart_media, Some(false));
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("IVCS_BOGUS"));
     }

@@ -793,6 +793,10 @@ impl EngineCtx {
     /// Keeps a frame the engine took for [`EngineCtx::replay_frames`], or
     /// returns its buffer to the pool.
     pub fn took_frame(&mut self, channel: u8, frame: wt::Frame, taken: bool) {
+        if !self.restart_media() {
+            self.svc.frames.recycle(frame.data);
+            return;
+        }
         if self.replay_bytes.saturating_add(frame.data.len()) > REPLAY_MAX_BYTES {
             log::warn("restart point: frames since the last export no longer kept for a replay");
             self.drop_replay();
@@ -805,6 +809,12 @@ impl EngineCtx {
             }
             _ => self.svc.frames.recycle(frame.data),
         }
+    }
+
+    /// Whether the restart point keeps the buffered media
+    /// ([`crate::config::HostConfig::restart_media`], default on).
+    fn restart_media(&self) -> bool {
+        self.cfg.restart_media.unwrap_or(true)
     }
 
     /// The frames kept for a replay are in the state just exported.
@@ -1290,14 +1300,18 @@ impl EngineCtx {
     /// Exports the restart point: at most every [`BASE_EVERY`] a hand-over
     /// with the buffered media, and a checkpoint (the media since).
     fn export(&mut self) {
-        if self.restart_base.is_none() || self.last_base.elapsed() >= BASE_EVERY {
+        if self.restart_media()
+            && (self.restart_base.is_none() || self.last_base.elapsed() >= BASE_EVERY)
+        {
+            // The old copy goes first: one copy of the buffered media at a
+            // time besides the engine's own (without one, a restart loses
+            // the media, as a checkpoint alone does).
+            self.restart_base = None;
             match self.engine(|s, w| w.ivcs_engine_runtime().call_export_state(s)) {
                 Ok(Ok(blob)) => {
                     self.restart_base = Some(blob);
                     self.last_base = Instant::now();
                 }
-                // Kept: the checkpoints still complete the older base for
-                // the segments it holds.
                 Ok(Err(e)) => log::debug(&format!("restart point: export-state: {}", e.message)),
                 Err(_) => return,
             }
