@@ -374,13 +374,20 @@ fn plan_change_to_none_stops_recording_and_push_is_607() {
 
 // ---- buffer budget -----------------------------------------------------------
 
-#[test]
-fn stalled_network_raises_watermarks_then_drops_to_the_next_idr_within_the_budget() {
-    const BUDGET: u32 = 128 << 10;
-    let mut w = start_full_time("overflow", params(&[video_channel(0, BUDGET)], false));
+/// A full-time recording on one video channel with `budget`: a second of
+/// it uploaded, then the cloud stopped.
+fn offline_after_a_second(name: &str, budget: u32) -> (World, Camera) {
+    let mut w = start_full_time(name, params(&[video_channel(0, budget)], false));
     let mut cam = Camera::new();
     film(&mut w, &mut cam, 0, 1_000);
     w.cloud.stop();
+    (w, cam)
+}
+
+#[test]
+fn stalled_network_raises_watermarks_then_drops_to_the_next_idr_within_the_budget() {
+    const BUDGET: u32 = 128 << 10;
+    let (mut w, mut cam) = offline_after_a_second("overflow", BUDGET);
     // NTP steps the device clock an hour forward meanwhile: recording and
     // the lost span stay on the stream's timeline (checked at the end).
     w.step_device_clock(3_600_000);
@@ -822,10 +829,7 @@ fn a_trap_restart_from_a_hand_over_and_a_checkpoint_continues_byte_for_byte() {
 #[test]
 fn a_restored_engine_tells_firmware_its_buffer_drained_after_watermark_high() {
     const BUDGET: u32 = 128 << 10;
-    let mut w = start_full_time("wm-restore", params(&[video_channel(0, BUDGET)], false));
-    let mut cam = Camera::new();
-    film(&mut w, &mut cam, 0, 1_000);
-    w.cloud.stop();
+    let (mut w, mut cam) = offline_after_a_second("wm-restore", BUDGET);
     // Until firmware was last told HIGH (a segment given up can make the
     // fill fall and climb again).
     for _ in 0..60 {
@@ -850,10 +854,7 @@ fn a_restored_engine_tells_firmware_its_buffer_drained_after_watermark_high() {
 #[test]
 fn more_than_ten_slices_at_once_are_split_into_notifies_of_ten() {
     const BUDGET: u32 = 8 << 20;
-    let mut w = start_full_time("many-slices", params(&[video_channel(0, BUDGET)], false));
-    let mut cam = Camera::new();
-    film(&mut w, &mut cam, 0, 1_000);
-    w.cloud.stop();
+    let (mut w, mut cam) = offline_after_a_second("many-slices", BUDGET);
     let refused = film(&mut w, &mut cam, 0, 200_000);
     assert!(refused.is_empty(), "{refused:?}");
     let before = w.events.len();
