@@ -497,11 +497,13 @@ fn results(w: &World) -> Vec<ivcs_engine::events::EventResult> {
         .collect()
 }
 
-fn app_events(w: &World) -> Vec<serde_json::Value> {
+/// The app API's listing `what` (`events`, `timeline`) of channel 0 from
+/// an hour before the test's start to an hour after now: its array `key`.
+fn channel0_listing(w: &World, what: &str, key: &str) -> Vec<serde_json::Value> {
     let (s, v) = w.app_api(
         "GET",
         &format!(
-            "/v1/devices/{}/channels/0/events?start_ms={}&end_ms={}",
+            "/v1/devices/{}/channels/0/{what}?start_ms={}&end_ms={}",
             w.device,
             cloud_harness::T0_MS - 3_600_000,
             w.now_ms() + 3_600_000
@@ -509,7 +511,11 @@ fn app_events(w: &World) -> Vec<serde_json::Value> {
         "",
     );
     assert_eq!(s, 200, "{v}");
-    v["events"].as_array().cloned().unwrap_or_default()
+    v[key].as_array().cloned().unwrap_or_default()
+}
+
+fn app_events(w: &World) -> Vec<serde_json::Value> {
+    channel0_listing(w, "events", "events")
 }
 
 #[test]
@@ -1086,18 +1092,7 @@ fn a_hand_over_goes_on_with_uploads_whose_first_bytes_were_released() {
 
 /// The cloud's recorded spans of channel 0 around the test's time.
 fn spans(w: &World) -> Vec<serde_json::Value> {
-    let (s, v) = w.app_api(
-        "GET",
-        &format!(
-            "/v1/devices/{}/channels/0/timeline?start_ms={}&end_ms={}",
-            w.device,
-            cloud_harness::T0_MS - 3_600_000,
-            w.now_ms() + 3_600_000
-        ),
-        "",
-    );
-    assert_eq!(s, 200, "{v}");
-    v["spans"].as_array().cloned().unwrap_or_default()
+    channel0_listing(w, "timeline", "spans")
 }
 
 /// The cloud's MP4 export of `[a, b)` ms, decoded: video frame hashes.

@@ -715,7 +715,9 @@ impl EngineCtx {
                 if let Some(state) = self.last_state.clone() {
                     // The hand-over and the checkpoint after it; an engine
                     // that does not read the pair gets the checkpoint alone.
-                    let point = match self.restart_base.take() {
+                    let base = self.restart_base.take();
+                    let paired = base.is_some();
+                    let point = match base {
                         Some(base) => [base.as_slice(), &state].concat(),
                         None => state,
                     };
@@ -724,9 +726,7 @@ impl EngineCtx {
                     });
                     match r {
                         Ok(Ok(())) => {}
-                        Ok(Err(e))
-                            if point.len() > self.last_state.as_ref().map_or(0, Vec::len) =>
-                        {
+                        Ok(Err(e)) if paired => {
                             log::warn(&format!(
                                 "the engine's restart point with its buffered media does not load ({} ({})); restoring the checkpoint alone",
                                 e.message, e.code

@@ -306,6 +306,15 @@ static void scenario_exit(size_t n) {
     printf("exit ok\n");
 }
 
+/* Exit as firmware does, then let the test see the background drain end
+   before the library shuts down. */
+static void exit_and_drain(void) {
+    EXPECT(iv_cs_exit(), IV_ERR_NONE);
+    wait_delivered();
+    need("drained");
+    EXPECT(ivcs_host_shutdown(), IV_ERR_NONE);
+}
+
 static void scenario_replay(size_t n) {
     iv_cs_init_parm_s p = params(2u << 20);
     iv_cs_balance_info_s b;
@@ -344,10 +353,7 @@ static void scenario_replay(size_t n) {
     }
     CHECK(stop != 0 && i < n);
     printf("PUSHED %zu\n", i);
-    EXPECT(iv_cs_exit(), IV_ERR_NONE);
-    wait_delivered();
-    need("drained");
-    EXPECT(ivcs_host_shutdown(), IV_ERR_NONE);
+    exit_and_drain();
     printf("replay ok\n");
 }
 
@@ -416,10 +422,7 @@ static void scenario_stream(size_t n, char **argv) {
     EXPECT(iv_cs_init(&p), IV_ERR_NONE);
     CHECK(wait_count(&started, 1, 60));
     push_all(n, atof(argv[10]));
-    EXPECT(iv_cs_exit(), IV_ERR_NONE);
-    wait_delivered();
-    need("drained");
-    EXPECT(ivcs_host_shutdown(), IV_ERR_NONE);
+    exit_and_drain();
     printf("stream ok\n");
 }
 
@@ -472,10 +475,7 @@ static void scenario_early(size_t n) {
         if (stop == 0) EXPECT(rc, IV_ERR_NONE);
     }
     CHECK(stop != 0 && i < n);
-    EXPECT(iv_cs_exit(), IV_ERR_NONE);
-    wait_delivered();
-    need("drained");
-    EXPECT(ivcs_host_shutdown(), IV_ERR_NONE);
+    exit_and_drain();
     printf("early ok\n");
 }
 

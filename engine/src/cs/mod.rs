@@ -307,8 +307,9 @@ impl<H: Host> Engine<H> {
         Ok(())
     }
 
-    /// `exit` (`iv_cs_exit`): returns at once; exchanges in flight are
-    /// cancelled (dropped), operations that need init complete with -605.
+    /// `exit` (`iv_cs_exit`): returns at once; the open segments close and
+    /// what is pending goes on uploading as a [`Drain`]; operations that
+    /// need init complete with -605.
     pub fn exit(&mut self) -> Result<()> {
         let Some(mut s) = self.session.take() else {
             return Err(not_initialised("exit"));

@@ -848,30 +848,32 @@ impl<H: Host> Chan<H> {
         Ok(())
     }
 
+    /// UTC of PTS `pts_ms` on the last video frame's timeline, when it is
+    /// within [`MAX_FRAME_GAP_MS`] of that frame's, either way.
+    fn utc_near_last_video(&self, pts_ms: u64) -> Option<u64> {
+        let (pts, _, u) = self.last_video?;
+        let d = i128::from(pts_ms) - i128::from(pts);
+        if d.unsigned_abs() > u128::from(MAX_FRAME_GAP_MS) {
+            return None;
+        }
+        u64::try_from(i128::from(u) + d).ok()
+    }
+
     /// UTC of a video frame whose PTS continue the last one's (forward, by
     /// at most [`MAX_FRAME_GAP_MS`]) on that frame's timeline.
     fn continued_utc(&self, f: &Frame<'_>) -> Option<u64> {
-        let (pts, _, u) = self.last_video?;
-        let d = f
-            .pts_ms
-            .checked_sub(pts)
-            .filter(|&d| d > 0 && d <= MAX_FRAME_GAP_MS)?;
-        Some(u.saturating_add(d))
+        let (pts, ..) = self.last_video?;
+        (f.pts_ms > pts)
+            .then(|| self.utc_near_last_video(f.pts_ms))
+            .flatten()
     }
 
-    /// UTC of a frame on the last video frame's timeline (PTS within
-    /// [`MAX_FRAME_GAP_MS`] of it either way), else the clock's: dropped
-    /// frames are dated like recorded ones, so a lost span's slice lines up
-    /// with the segments around it (firmware finds dumps by these seconds).
+    /// UTC of a frame on the last video frame's timeline, else the clock's:
+    /// dropped frames are dated like recorded ones, so a lost span's slice
+    /// lines up with the segments around it (firmware finds dumps by these
+    /// seconds).
     fn timeline_utc(&self, f: &Frame<'_>, clock_utc: u64) -> u64 {
-        let Some((pts, _, u)) = self.last_video else {
-            return clock_utc;
-        };
-        let d = i128::from(f.pts_ms) - i128::from(pts);
-        if d.unsigned_abs() > u128::from(MAX_FRAME_GAP_MS) {
-            return clock_utc;
-        }
-        u64::try_from(i128::from(u) + d).unwrap_or(clock_utc)
+        self.utc_near_last_video(f.pts_ms).unwrap_or(clock_utc)
     }
 
     /// UTC of the frame that starts a run: the stream start an event stated
@@ -1755,17 +1757,14 @@ impl<H: Host> Chan<H> {
             .as_ref()
             .filter(|_| !open_left)
             .and_then(|r| serde_json::to_value(r).ok());
-        let ring = if hand_over {
-            self.ring.frames().collect()
-        } else {
-            Vec::new()
-        };
         SavedMedia {
             run,
             segs,
             partial,
-            ring: ring
-                .into_iter()
+            ring: self
+                .ring
+                .frames()
+                .filter(|_| hand_over)
                 .map(|h| SavedHeld {
                     kind: h.kind,
                     key: h.key,
